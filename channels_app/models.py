@@ -1,0 +1,72 @@
+"""Deliveries: one row per message to one recipient by one method, written before the provider is called."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Delivery(models.Model):
+    """One message to one person (or address) by one notification method.
+
+    `dedup_key` makes "the same (incident, escalation run, level, round, recipient, method) is never sent twice"
+    a database guarantee: whoever writes a delivery second gets a conflict, not a second page.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")  # waiting for its (next) attempt at next_attempt_at
+        SENDING = "sending", _("Sending")  # a worker holds it until lease_until
+        SENT = "sent", _("Sent")  # the provider accepted it
+        DELIVERED = "delivered", _("Delivered")  # the provider confirmed it reached the recipient
+        FAILED = "failed", _("Failed")  # permanent error or attempts exhausted
+        CANCELLED = "cancelled", _("Cancelled")  # no longer needed (the incident closed before it went out)
+
+    incident = models.ForeignKey("oncall.Incident", on_delete=models.CASCADE, related_name="deliveries")
+    escalation_run = models.PositiveIntegerField(
+        _("escalation run"), default=0, help_text=_("Which (re)start of the incident's escalation sent this.")
+    )
+    level = models.PositiveSmallIntegerField(_("level"), default=0)
+    round = models.PositiveSmallIntegerField(_("round"), default=0, help_text=_("0 for the first notification."))
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        verbose_name=_("recipient"),
+    )
+    recipient_key = models.CharField(max_length=300, help_text=_("person:<id> or email:<address>"))
+    address = models.CharField(_("address"), max_length=300, help_text=_("Where it was sent."))
+    method = models.CharField(_("method"), max_length=30)
+    event = models.CharField(_("event"), max_length=20, default="triggered")
+    dedup_key = models.CharField(max_length=500, unique=True, editable=False)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    provider_id = models.CharField(_("provider id"), max_length=200, blank=True)
+    error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created at"))
+    last_attempt_at = models.DateTimeField(_("last attempt at"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], condition=models.Q(status="pending"), name="channels_delivery_due"
+            ),
+            models.Index(fields=["lease_until"], condition=models.Q(status="sending"), name="channels_delivery_lease"),
+            models.Index(fields=["incident", "created_at"], name="channels_delivery_incident"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} to {self.address} ({self.get_status_display()})"
+
+    @staticmethod
+    def make_dedup_key(*, incident_id: int, run: int, level: int, round: int, recipient_key: str, method: str) -> str:
+        return f"{incident_id}/{run}/{level}/{round}/{recipient_key}/{method}"

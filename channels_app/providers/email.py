@@ -1,0 +1,56 @@
+"""Email through Django's email API, so any django-anymail ESP (or SMTP) works by setting EMAIL_BACKEND."""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Mapping
+from email.utils import make_msgid
+from typing import Any
+
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.utils.translation import gettext_lazy as _
+
+from channels_app.base import NotificationMethod, SendResult
+
+
+class EmailMethod(NotificationMethod):
+    key = "email"
+    label = _("Email")
+
+    def address_for(self, person: Any) -> str | None:
+        return person.email or None
+
+    def render(self, context: Mapping[str, Any]) -> tuple[str, str, str]:
+        subject = " ".join(render_to_string("notifications/email/subject.txt", context).split())
+        text = render_to_string("notifications/email/body.txt", context)
+        html = render_to_string("notifications/email/body.html", context)
+        return subject, text, html
+
+    def send(self, *, context: Mapping[str, Any], address: str, delivery_id: int) -> SendResult:
+        subject, text, html = self.render(context)
+        message_id = make_msgid(idstring=f"delivery-{delivery_id}", domain="oncall")
+        message = EmailMultiAlternatives(
+            subject=subject,
+            body=text,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[address],
+            headers={"Message-ID": message_id},
+        )
+        message.attach_alternative(html, "text/html")
+        try:
+            message.send(fail_silently=False)
+        except (AnymailRecipientsRefused, smtplib.SMTPRecipientsRefused) as exc:
+            return SendResult.permanent(f"recipient refused: {exc}")
+        except AnymailAPIError as exc:
+            status = getattr(exc, "status_code", None)
+            if status and 400 <= status < 500 and status != 429:
+                return SendResult.permanent(f"email provider refused the message ({status}): {exc}")
+            return SendResult.retryable(f"email provider error: {exc}")
+        except (smtplib.SMTPException, OSError) as exc:
+            return SendResult.retryable(f"mail server error: {type(exc).__name__}: {exc}")
+        anymail_status = getattr(message, "anymail_status", None)
+        provider_id = getattr(anymail_status, "message_id", None) if anymail_status else None
+        return SendResult.sent(str(provider_id or message_id))

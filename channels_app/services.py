@@ -1,0 +1,191 @@
+"""Deliveries: written before sending, claimed by one worker at a time, retried with backoff, never doubled."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils.translation import gettext as _
+
+from channels_app import registry
+from channels_app.base import Outcome, SendResult
+from channels_app.messages import incident_context
+from channels_app.models import Delivery
+from oncall.lib import claims, queue
+from oncall.models import Incident, Progress, TimelineEntry, User
+from oncall.services.incidents import timeline_add
+
+logger = logging.getLogger(__name__)
+
+SEND_TASK = "channels_app.tasks.delivery_send"
+# Waits before attempts 2, 3, 4...; the last value repeats.
+RETRY_BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=5))
+TRIGGER_EVENTS = ("triggered", "refired", "escalated")
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    recipient_key: str
+    address: str
+    method: str
+    recipient_id: int | None = None
+
+
+def method_address(*, person: User, method: str) -> str | None:
+    """Where `person` is reached by `method`, or None when they cannot be."""
+    return registry.method(method).address_for(person)
+
+
+def deliveries_create(
+    *,
+    incident: Incident,
+    run: int,
+    level: int,
+    round: int,
+    event: str,
+    planned: Sequence[PlannedDelivery],
+    now: datetime,
+) -> list[int]:
+    """Write one pending delivery per planned message and hand them to the worker once the transaction commits.
+
+    A delivery that already exists (same incident, run, level, round, recipient and method) is left alone: the
+    unique key turns a second writer into a no-op, never into a second page.
+    """
+    rows = [
+        Delivery(
+            incident=incident,
+            escalation_run=run,
+            level=level,
+            round=round,
+            recipient_id=item.recipient_id,
+            recipient_key=item.recipient_key,
+            address=item.address,
+            method=item.method,
+            event=event,
+            dedup_key=Delivery.make_dedup_key(
+                incident_id=incident.pk,
+                run=run,
+                level=level,
+                round=round,
+                recipient_key=item.recipient_key,
+                method=item.method,
+            ),
+            status=Delivery.Status.PENDING,
+            next_attempt_at=now,
+            # Leased to the enqueue below; if that never happens, the ticker hands it out when the lease ends.
+            lease_until=now + timedelta(seconds=settings.TIMER_LEASE_SECONDS),
+            created_at=now,
+        )
+        for item in planned
+    ]
+    Delivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+    ids = list(
+        Delivery.objects.filter(
+            dedup_key__in=[row.dedup_key for row in rows], status=Delivery.Status.PENDING
+        ).values_list("pk", flat=True)
+    )
+    for delivery_id in ids:
+        queue.enqueue(SEND_TASK, delivery_id, group="delivery")
+    return ids
+
+
+def _backoff(attempts: int) -> timedelta:
+    return RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
+
+
+def delivery_send(*, delivery_id: int, now: datetime) -> Delivery | None:
+    """Make one attempt at a delivery, if it is due and no other worker holds it; record the outcome."""
+    lease = timedelta(seconds=settings.DELIVERY_SEND_LEASE_SECONDS)
+    claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING, next_attempt_at__lte=now).update(
+        status=Delivery.Status.SENDING,
+        lease_until=now + lease,
+        attempts=F("attempts") + 1,
+        last_attempt_at=now,
+    )
+    if not claimed:
+        return None
+    delivery = Delivery.objects.select_related("incident__channel", "recipient").get(pk=delivery_id)
+    incident = delivery.incident
+    if incident.progress == Progress.CLOSED and delivery.event in TRIGGER_EVENTS:
+        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
+            status=Delivery.Status.CANCELLED,
+            lease_until=None,
+            error=_("The incident closed before it was sent."),
+        )
+        return delivery
+    context = incident_context(
+        incident,
+        event=delivery.event,
+        level=delivery.level,
+        round=delivery.round,
+        recipient_name=delivery.recipient.display_name if delivery.recipient else delivery.address,
+    )
+    try:
+        result = registry.method(delivery.method).send(
+            context=context, address=delivery.address, delivery_id=delivery.pk
+        )
+    except Exception as exc:
+        # A bug in a provider must not lose the page: record it and retry like any transient failure.
+        logger.exception("Delivery %s: provider %s raised", delivery.pk, delivery.method)
+        result = SendResult.retryable(f"unexpected error: {type(exc).__name__}: {exc}")
+    return delivery_record_outcome(delivery=delivery, result=result, now=now)
+
+
+def delivery_record_outcome(*, delivery: Delivery, result: SendResult, now: datetime) -> Delivery:
+    """Store what the provider answered; schedule a retry or give up, and tell the timeline about failures."""
+    fields: dict = {"lease_until": None, "error": result.error[:2000]}
+    gave_up = False
+    if result.outcome == Outcome.SENT:
+        fields.update(status=Delivery.Status.SENT, sent_at=now, provider_id=result.provider_id[:200], error="")
+    elif result.outcome == Outcome.RETRYABLE and delivery.attempts < settings.DELIVERY_MAX_ATTEMPTS:
+        wait = _backoff(delivery.attempts)
+        if result.retry_after:
+            wait = max(wait, timedelta(seconds=result.retry_after))
+        fields.update(status=Delivery.Status.PENDING, next_attempt_at=now + wait)
+    else:
+        gave_up = True
+        fields.update(status=Delivery.Status.FAILED)
+    with transaction.atomic():
+        updated = Delivery.objects.filter(
+            pk=delivery.pk, status=Delivery.Status.SENDING, attempts=delivery.attempts
+        ).update(**fields)
+        if updated and gave_up:
+            timeline_add(
+                incident=delivery.incident,
+                kind=TimelineEntry.Kind.NOTIFY_FAILED,
+                message=_("%(method)s to %(address)s failed after %(n)d attempt(s): %(error)s")
+                % {
+                    "method": registry.method(delivery.method).label,
+                    "address": delivery.address,
+                    "n": delivery.attempts,
+                    "error": result.error[:300],
+                },
+                now=now,
+                detail={"delivery_id": delivery.pk, "method": delivery.method, "error": result.error[:500]},
+            )
+    delivery.refresh_from_db()
+    return delivery
+
+
+def deliveries_enqueue_due(*, now: datetime, limit: int = 500) -> int:
+    """Hand due deliveries to the worker: retries whose time has come, and any whose worker died mid-attempt."""
+    # An attempt whose worker vanished (lease over, still "sending"): we cannot know whether the provider got it,
+    # and a lost page is worse than a doubled one, so it is attempted again.
+    Delivery.objects.filter(status=Delivery.Status.SENDING, lease_until__lt=now).update(
+        status=Delivery.Status.PENDING,
+        next_attempt_at=now,
+        lease_until=None,
+        error=_("The previous attempt was interrupted."),
+    )
+    due = Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now).filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    )
+    ids = claims.claim_due(due, now=now, lease=timedelta(seconds=settings.TIMER_LEASE_SECONDS), limit=limit)
+    for delivery_id in ids:
+        queue.enqueue(SEND_TASK, delivery_id, group="delivery")
+    return len(ids)

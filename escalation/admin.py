@@ -1,0 +1,122 @@
+from django import forms
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from channels_app.registry import method_choices
+from escalation.models import EscalationLevel, EscalationRule, EscalationState, Timer
+
+
+class MethodsField(forms.MultipleChoiceField):
+    widget = forms.CheckboxSelectMultiple
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.pop("encoder", None)
+        kwargs.pop("decoder", None)
+        kwargs.pop("max_length", None)
+        super().__init__(choices=method_choices, required=False, **kwargs)
+
+
+class EscalationLevelForm(forms.ModelForm):
+    critical_methods = MethodsField(label=_("Methods for Critical"))
+    warning_methods = MethodsField(label=_("Methods for Warning"))
+    info_methods = MethodsField(label=_("Methods for Info"))
+
+    class Meta:
+        model = EscalationLevel
+        fields = (
+            "position",
+            "people",
+            "critical_methods",
+            "warning_methods",
+            "info_methods",
+            "escalate_after_minutes",
+        )
+
+
+class EscalationLevelInline(admin.StackedInline):
+    model = EscalationLevel
+    form = EscalationLevelForm
+    extra = 0
+    min_num = 1
+    autocomplete_fields = ("people",)
+    ordering = ("position", "id")
+
+
+@admin.register(EscalationRule)
+class EscalationRuleAdmin(admin.ModelAdmin):
+    list_display = ("name", "channel", "priority", "enabled", "level_count", "updated_at")
+    list_filter = ("enabled", "channel")
+    search_fields = ("name", "description", "channel__name")
+    autocomplete_fields = ("channel",)
+    list_editable = ("priority", "enabled")
+    readonly_fields = ("created_at", "updated_at")
+    inlines = [EscalationLevelInline]
+
+    @admin.display(description=_("levels"))
+    def level_count(self, obj: EscalationRule) -> int:
+        return obj.levels.count()
+
+
+class TimerInline(admin.TabularInline):
+    model = Timer
+    extra = 0
+    can_delete = False
+    fields = ("kind", "level", "round", "due_at", "done_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(EscalationState)
+class EscalationStateAdmin(admin.ModelAdmin):
+    list_display = ("incident", "rule", "status", "run", "level_display", "round", "started_at", "updated_at")
+    list_filter = ("status",)
+    search_fields = ("=incident__id", "rule__name")
+    list_select_related = ("incident", "rule")
+    readonly_fields = (
+        "incident",
+        "rule",
+        "snapshot",
+        "status",
+        "run",
+        "token",
+        "level",
+        "round",
+        "started_at",
+    )
+    inlines = [TimerInline]
+
+    @admin.display(description=_("level"), ordering="level")
+    def level_display(self, obj: EscalationState) -> int:
+        return obj.level + 1
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Timer)
+class TimerAdmin(admin.ModelAdmin):
+    list_display = ("id", "state", "kind", "level", "round", "due_at", "lease_until", "done_at")
+    list_filter = ("kind",)
+    search_fields = ("=state__incident__id",)
+    readonly_fields = (
+        "state",
+        "kind",
+        "token",
+        "level",
+        "round",
+        "due_at",
+        "lease_until",
+        "done_at",
+        "created_at",
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

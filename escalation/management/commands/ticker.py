@@ -1,0 +1,54 @@
+"""`manage.py ticker`: wake every second, claim due timers and deliveries, and hand them to the worker."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+
+from escalation.ticker import tick
+from oncall.lib import clock
+
+logger = logging.getLogger("oncall.ticker")
+
+
+class Command(BaseCommand):
+    help = "Run the ticker: every second, hand due escalation timers and delivery retries to the worker."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--once", action="store_true", help="Run one tick and exit.")
+        parser.add_argument("--interval", type=float, default=None, help="Seconds between ticks (default 1).")
+
+    def handle(self, *args, once: bool = False, interval: float | None = None, **options) -> None:
+        interval = interval or settings.TICKER_INTERVAL
+        self.running = True
+
+        def stop(signum, frame) -> None:
+            self.running = False
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        logger.info("Ticker started (every %.1f s)", interval)
+        while self.running:
+            started = time.monotonic()
+            close_old_connections()
+            try:
+                report = tick(now=clock.now())
+                if report.events or report.timers or report.deliveries:
+                    logger.info(
+                        "Handed out %d timer(s), %d delivery(ies), %d late event(s)",
+                        report.timers,
+                        report.deliveries,
+                        report.events,
+                    )
+            except Exception:
+                # The database may be restarting; the next tick tries again and nothing due is lost.
+                logger.exception("Tick failed")
+            if once:
+                break
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+        logger.info("Ticker stopped")

@@ -1,0 +1,148 @@
+"""Escalation rules and levels (configuration), and each incident's running escalation and timers (state)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from channels_app import registry
+
+
+def default_methods() -> list[str]:
+    return ["email"]
+
+
+def validate_methods(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError(_("Must be a list of notification method names."))
+    unknown = [item for item in value if item not in registry.METHODS]
+    if unknown:
+        raise ValidationError(
+            _("Unknown notification method(s): %(names)s. Known: %(known)s."),
+            params={"names": ", ".join(unknown), "known": ", ".join(registry.METHODS)},
+        )
+
+
+class EscalationRule(models.Model):
+    """Who is told about a channel's incidents, how, and when to escalate. First enabled rule by priority wins."""
+
+    channel = models.ForeignKey(
+        "oncall.Channel", on_delete=models.CASCADE, related_name="escalation_rules", verbose_name=_("channel")
+    )
+    name = models.CharField(_("name"), max_length=39)
+    description = models.CharField(_("description"), max_length=500, blank=True)
+    priority = models.PositiveSmallIntegerField(
+        _("priority"),
+        default=100,
+        validators=[MaxValueValidator(200)],
+        help_text=_("Lower is evaluated first (0 to 200)."),
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["channel", "priority", "id"]
+        verbose_name = _("escalation rule")
+        verbose_name_plural = _("escalation rules")
+        constraints = [models.UniqueConstraint(fields=["channel", "name"], name="escalation_rule_name_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} / {self.name}"
+
+
+class EscalationLevel(models.Model):
+    """One stage of a rule: the people to notify and by which methods, and when to move to the next stage."""
+
+    rule = models.ForeignKey(EscalationRule, on_delete=models.CASCADE, related_name="levels")
+    position = models.PositiveSmallIntegerField(_("position"), default=0, help_text=_("Levels run in this order."))
+    people = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+", verbose_name=_("people"))
+    critical_methods = models.JSONField(
+        _("methods for Critical"), default=default_methods, blank=True, validators=[validate_methods]
+    )
+    warning_methods = models.JSONField(
+        _("methods for Warning"), default=default_methods, blank=True, validators=[validate_methods]
+    )
+    info_methods = models.JSONField(
+        _("methods for Info"), default=default_methods, blank=True, validators=[validate_methods]
+    )
+    escalate_after_minutes = models.PositiveSmallIntegerField(
+        _("escalate after (minutes)"),
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(720)],
+        help_text=_("If nobody acknowledges within this time, the next level is notified."),
+    )
+
+    class Meta:
+        ordering = ["rule", "position", "id"]
+        verbose_name = _("escalation level")
+        verbose_name_plural = _("escalation levels")
+
+    def __str__(self) -> str:
+        return _("Level %(n)d") % {"n": self.position + 1}
+
+
+class EscalationState(models.Model):
+    """The running escalation of one incident: the frozen rule, where it stands, and its step token.
+
+    `token` changes whenever the escalation is (re)started or stopped; a timer carrying an older token is
+    stale and does nothing, so a late or duplicate step can never notify anyone.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        FINISHED = "finished", _("Finished (last level done)")
+        STOPPED = "stopped", _("Stopped")
+        UNASSIGNED = "unassigned", _("Unassigned (no rule matched)")
+
+    incident = models.OneToOneField("oncall.Incident", on_delete=models.CASCADE, related_name="escalation")
+    rule = models.ForeignKey(EscalationRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    snapshot = models.JSONField(_("frozen rule"), default=dict, blank=True)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.RUNNING)
+    run = models.PositiveIntegerField(_("run"), default=0, help_text=_("How many times escalation (re)started."))
+    token = models.UUIDField(default=uuid.uuid4)
+    level = models.PositiveSmallIntegerField(_("level"), default=0)
+    round = models.PositiveSmallIntegerField(_("round"), default=0)
+    started_at = models.DateTimeField(_("started at"))
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("escalation state")
+        verbose_name_plural = _("escalation states")
+
+    def __str__(self) -> str:
+        return f"#{self.incident_id} {self.get_status_display()}"
+
+
+class Timer(models.Model):
+    """A step due at a time: run a level (or a repeat of it), or end the escalation. Claimed by the ticker."""
+
+    class Kind(models.TextChoices):
+        LEVEL = "level", _("Notify a level")
+        END = "end", _("End of escalation")
+
+    state = models.ForeignKey(EscalationState, on_delete=models.CASCADE, related_name="timers")
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    token = models.UUIDField()
+    level = models.PositiveSmallIntegerField(_("level"), default=0)
+    round = models.PositiveSmallIntegerField(_("round"), default=0)
+    due_at = models.DateTimeField(_("due at"))
+    lease_until = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"))
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        verbose_name = _("timer")
+        verbose_name_plural = _("timers")
+        indexes = [
+            models.Index(fields=["due_at"], condition=models.Q(done_at__isnull=True), name="escalation_timer_due")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} L{self.level + 1} R{self.round} at {self.due_at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,286 @@
+"""Admin of the core app: people, teams, channels, integrations, incidents and their history."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from oncall.models import (
+    Alert,
+    Channel,
+    Incident,
+    IncidentEvent,
+    Integration,
+    Responder,
+    Team,
+    TimelineEntry,
+    User,
+)
+from oncall.selectors import integration_key_cache_clear
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ("username", "email", "first_name", "last_name", "time_zone", "is_staff", "is_active")
+    list_filter = ("is_staff", "is_superuser", "is_active", "teams")
+    search_fields = ("username", "first_name", "last_name", "email")
+    fieldsets = (*DjangoUserAdmin.fieldsets, (_("On-call"), {"fields": ("time_zone",)}))
+    readonly_fields = ("last_login", "date_joined")
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ("name", "description", "member_count", "created_at")
+    search_fields = ("name", "description")
+    autocomplete_fields = ("members",)
+    readonly_fields = ("created_at",)
+
+    @admin.display(description=_("members"))
+    def member_count(self, obj: Team) -> int:
+        return obj.members.count()
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):
+    list_display = ("name", "team", "time_zone", "created_at")
+    list_filter = ("team",)
+    search_fields = ("name", "description")
+    autocomplete_fields = ("team",)
+    readonly_fields = ("created_at", "updated_at")
+
+
+def _push_urls(request, integration: Integration, key: str) -> dict[str, str]:
+    base = request.build_absolute_uri("/").rstrip("/")
+    return {
+        "standard": f"{base}{reverse('alert-push', args=['standard'])}?integration_key={key}",
+    }
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "channel", "enabled", "masked_key", "last_event_at", "created_at")
+    list_filter = ("kind", "enabled", "channel")
+    search_fields = ("name",)
+    autocomplete_fields = ("channel",)
+    readonly_fields = ("masked_key", "last_event_at", "created_at", "updated_at")
+    fields = ("name", "kind", "channel", "enabled", "masked_key", "last_event_at", "created_at", "updated_at")
+    actions = ["regenerate_keys"]
+
+    @admin.display(description=_("integration key"))
+    def masked_key(self, obj: Integration) -> str:
+        return obj.masked_key or "—"
+
+    def save_model(self, request, obj: Integration, form, change: bool) -> None:
+        if not change:
+            request._new_integration_key = obj.set_new_key()
+        super().save_model(request, obj, form, change)
+        integration_key_cache_clear(obj.key_hash)
+
+    def response_add(self, request, obj: Integration, post_url_continue=None):
+        # The key is shown on this page once and stored nowhere else: not in the session, not in a message cookie.
+        key = getattr(request, "_new_integration_key", None)
+        if key is None:
+            return super().response_add(request, obj, post_url_continue)
+        return self._show_keys(request, [(obj, key)], _("Integration created"))
+
+    def _show_keys(self, request, pairs, title):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "keys": [
+                {"integration": integration, "key": key, "urls": _push_urls(request, integration, key)}
+                for integration, key in pairs
+            ],
+        }
+        return TemplateResponse(request, "admin/oncall/integration/keys.html", context)
+
+    @admin.action(description=_("Regenerate the integration key (the old one stops working)"))
+    def regenerate_keys(self, request, queryset):
+        pairs = []
+        for integration in queryset:
+            old_hash = integration.key_hash
+            key = integration.set_new_key()
+            integration.save(update_fields=["key_hash", "key_hint", "updated_at"])
+            integration_key_cache_clear(old_hash, integration.key_hash)
+            pairs.append((integration, key))
+        if not pairs:
+            self.message_user(request, _("No integration selected."), messages.WARNING)
+            return None
+        return self._show_keys(request, pairs, _("New integration keys"))
+
+    def delete_model(self, request, obj: Integration) -> None:
+        integration_key_cache_clear(obj.key_hash)
+        super().delete_model(request, obj)
+
+
+class AlertInline(admin.TabularInline):
+    model = Alert
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = (
+        "title",
+        "severity",
+        "status",
+        "progress",
+        "event_count",
+        "start_time",
+        "last_time",
+        "integration",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ResponderInline(admin.TabularInline):
+    model = Responder
+    extra = 0
+    autocomplete_fields = ("person",)
+    readonly_fields = ("assigned_at", "acknowledged_at")
+    fields = ("person", "assigned_at", "acknowledged_at")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class TimelineInline(admin.TabularInline):
+    model = TimelineEntry
+    extra = 0
+    can_delete = False
+    fields = ("at", "kind", "message", "actor", "source")
+    readonly_fields = fields
+    ordering = ("at", "id")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+_SEVERITY_COLOURS = {"Critical": "#C80000", "Warning": "#FA7D00", "Info": "#2B6CB0"}
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    list_display = (
+        "number_display",
+        "title",
+        "severity_badge",
+        "progress",
+        "status",
+        "channel",
+        "start_time",
+    )
+    list_display_links = ("number_display", "title")
+    list_filter = ("progress", "severity", "status", "channel")
+    search_fields = ("title", "description", "=id")
+    date_hierarchy = "start_time"
+    list_select_related = ("channel",)
+    readonly_fields = (
+        "number_display",
+        "severity",
+        "status",
+        "progress",
+        "channel",
+        "labels",
+        "start_time",
+        "last_time",
+        "ack_time",
+        "close_time",
+        "end_time",
+        "created_by",
+        "closed_by",
+    )
+    fields = ("number_display", "title", "description", *readonly_fields[1:])
+    readonly_fields = ("title", "description", *readonly_fields)
+    inlines = [AlertInline, ResponderInline, TimelineInline]
+
+    @admin.display(description=_("number"), ordering="id")
+    def number_display(self, obj: Incident) -> str:
+        return f"#{obj.number}" if obj.pk else "—"
+
+    @admin.display(description=_("severity"), ordering="severity")
+    def severity_badge(self, obj: Incident) -> str:
+        return format_html(
+            '<strong style="color:{}">{}</strong>',
+            _SEVERITY_COLOURS.get(obj.severity, "inherit"),
+            obj.severity,
+        )
+
+    def has_add_permission(self, request) -> bool:
+        # Incidents come from alerts; manual creation goes through the incident service (API and pages).
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = (
+        "title",
+        "severity",
+        "status",
+        "progress",
+        "event_count",
+        "integration",
+        "incident",
+        "last_time",
+    )
+    list_filter = ("progress", "severity", "status", "integration", "channel")
+    search_fields = ("title", "alert_key", "description")
+    list_select_related = ("integration", "incident")
+    readonly_fields = (
+        "integration",
+        "channel",
+        "incident",
+        "alert_key",
+        "title",
+        "title_rule",
+        "description",
+        "severity",
+        "status",
+        "progress",
+        "labels",
+        "images",
+        "event_count",
+        "start_time",
+        "last_time",
+        "end_time",
+        "close_time",
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(TimelineEntry)
+class TimelineEntryAdmin(admin.ModelAdmin):
+    list_display = ("at", "incident", "kind", "message", "actor", "source")
+    list_filter = ("kind", "source")
+    search_fields = ("message", "=incident__id")
+    list_select_related = ("incident", "actor")
+    readonly_fields = ("incident", "at", "kind", "actor", "source", "message", "detail")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(IncidentEvent)
+class IncidentEventAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "incident", "kind", "source", "actor", "dispatched_at")
+    list_filter = ("kind", "source")
+    search_fields = ("=incident__id",)
+    list_select_related = ("incident", "actor")
+    readonly_fields = ("incident", "kind", "actor", "source", "detail", "created_at", "dispatched_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,71 @@
+"""The one exception handler: every API error is the JSON envelope with a stable code and a message."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
+from django.http import Http404
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from oncall.api import envelope
+from oncall.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+_DRF_CODES = {
+    exceptions.ParseError: envelope.INVALID_PARAMETER,
+    exceptions.UnsupportedMediaType: envelope.INVALID_CONTENT_TYPE,
+    exceptions.MethodNotAllowed: envelope.METHOD_NOT_ALLOWED,
+    exceptions.NotAuthenticated: envelope.UNAUTHORIZED,
+    exceptions.AuthenticationFailed: envelope.UNAUTHORIZED,
+    exceptions.PermissionDenied: envelope.ACCESS_DENIED,
+    exceptions.NotFound: envelope.RESOURCE_NOT_FOUND,
+    exceptions.Throttled: envelope.REQUEST_TOO_FREQUENTLY,
+    exceptions.ValidationError: envelope.INVALID_PARAMETER,
+}
+
+
+def _first_field_error(detail, prefix: str = "") -> tuple[str | None, str]:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = key if not prefix else f"{prefix}.{key}"
+            field, message = _first_field_error(value, name)
+            return (field or name), message
+    if isinstance(detail, list) and detail:
+        return _first_field_error(detail[0], prefix)
+    return (prefix or None), str(detail)
+
+
+def exception_handler(exc, context) -> Response | None:
+    request = context.get("request")
+    if isinstance(exc, ApplicationError):
+        return envelope.error(request, exc.status, exc.code, exc.message, field=exc.field)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.APIException):
+        code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), envelope.INVALID_PARAMETER)
+        headers = {}
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(int(exc.wait) + 1)
+        if isinstance(exc, exceptions.ValidationError):
+            field, message = _first_field_error(exc.detail)
+            message = f"{field}: {message}" if field and field != "non_field_errors" else message
+            return envelope.error(request, exc.status_code, code, message, field=field, headers=headers)
+        return envelope.error(request, exc.status_code, code, str(exc.detail), headers=headers)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is unreachable or overloaded: a retryable failure, and monitors retry on 5xx.
+        logger.warning("Database unavailable: %s", exc)
+        return envelope.error(
+            request,
+            503,
+            envelope.SERVICE_UNAVAILABLE,
+            "The service is temporarily unavailable; retry later.",
+            headers={"Retry-After": "5"},
+        )
+    logger.exception("Unhandled error in %s", getattr(request, "path", "?"))
+    return envelope.error(request, 500, envelope.INTERNAL_ERROR, "Internal error; retry later.")

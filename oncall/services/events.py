@@ -1,0 +1,72 @@
+"""Recording incident events and dispatching them to the receivers of `oncall.signals.incident_event`."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import transaction
+
+from oncall.lib import clock
+from oncall.models import Incident, IncidentEvent, Source, User
+from oncall.signals import incident_event
+
+logger = logging.getLogger(__name__)
+
+# An event not dispatched this long after it was written is picked up by the ticker (its process died first).
+DISPATCH_GRACE = timedelta(seconds=5)
+
+
+def incident_event_record(
+    *,
+    incident: Incident,
+    kind: str,
+    now: datetime,
+    actor: User | None = None,
+    source: str = Source.SYSTEM,
+    detail: dict | None = None,
+) -> IncidentEvent:
+    """Write an incident event in the current transaction; it is dispatched once that transaction commits."""
+    event = IncidentEvent.objects.create(
+        incident=incident, kind=kind, actor=actor, source=source, detail=detail or {}, created_at=now
+    )
+    incident_id = incident.pk
+    transaction.on_commit(lambda: incident_events_dispatch(incident_id=incident_id), robust=True)
+    return event
+
+
+def incident_events_dispatch(*, incident_id: int, now: datetime | None = None) -> int:
+    """Send every undispatched event of one incident to the receivers, oldest first; return how many.
+
+    The incident row is locked, so two dispatchers (the committing process and the ticker) never hand the same
+    event out twice, and an incident's events are always received in the order they happened.
+    """
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().filter(pk=incident_id).first()
+        if incident is None:
+            return 0
+        events = list(IncidentEvent.objects.filter(incident=incident, dispatched_at__isnull=True).order_by("id"))
+        for event in events:
+            at = now or clock.now()
+            incident_event.send(sender=IncidentEvent, event=event, incident=incident, now=at)
+            event.dispatched_at = at
+            event.save(update_fields=["dispatched_at"])
+        return len(events)
+
+
+def incident_events_dispatch_overdue(*, now: datetime, limit: int = 200) -> int:
+    """Dispatch events whose writer died before dispatching them (the ticker calls this every tick)."""
+    incident_ids = (
+        IncidentEvent.objects.filter(dispatched_at__isnull=True, created_at__lte=now - DISPATCH_GRACE)
+        .order_by("incident_id")
+        .values_list("incident_id", flat=True)
+        .distinct()[:limit]
+    )
+    count = 0
+    for incident_id in list(incident_ids):
+        try:
+            count += incident_events_dispatch(incident_id=incident_id, now=now)
+        except Exception:
+            # One incident's failure must not hold up the others; it is retried on the next tick.
+            logger.exception("Dispatching events of incident %s failed", incident_id)
+    return count

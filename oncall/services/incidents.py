@@ -1,0 +1,135 @@
+"""Incident state changes. Each writes a timeline entry and, when others must react, an incident event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+from oncall.errors import IllegalTransition
+from oncall.models import (
+    Alert,
+    AlertProgress,
+    Channel,
+    EventStatus,
+    Incident,
+    IncidentEvent,
+    Progress,
+    Severity,
+    Source,
+    TimelineEntry,
+    User,
+)
+from oncall.services.events import incident_event_record
+
+
+def timeline_add(
+    *,
+    incident: Incident,
+    kind: str,
+    message: str,
+    now: datetime,
+    actor: User | None = None,
+    source: str = Source.SYSTEM,
+    detail: Mapping | None = None,
+) -> TimelineEntry:
+    """Append one line to an incident's timeline."""
+    return TimelineEntry.objects.create(
+        incident=incident,
+        kind=kind,
+        message=message[:1000],
+        at=now,
+        actor=actor,
+        source=source,
+        detail=dict(detail or {}),
+    )
+
+
+def incident_open(
+    *,
+    channel: Channel,
+    title: str,
+    description: str,
+    severity: str,
+    labels: Mapping[str, str],
+    now: datetime,
+    source: str = Source.MONITOR,
+    created_by: User | None = None,
+    origin: str = "",
+) -> Incident:
+    """Create a triggered incident in a channel and announce it (escalation starts once this commits)."""
+    incident = Incident.objects.create(
+        channel=channel,
+        title=title,
+        description=description,
+        severity=severity,
+        status=severity,
+        progress=Progress.TRIGGERED,
+        labels=dict(labels),
+        start_time=now,
+        last_time=now,
+        created_by=created_by,
+    )
+    timeline_add(
+        incident=incident,
+        kind=TimelineEntry.Kind.OPENED,
+        message=_("Incident opened in channel %(channel)s%(origin)s.")
+        % {"channel": channel.name, "origin": f" ({origin})" if origin else ""},
+        now=now,
+        actor=created_by,
+        source=source,
+    )
+    incident_event_record(incident=incident, kind=IncidentEvent.Kind.OPENED, now=now, actor=created_by, source=source)
+    return incident
+
+
+def incident_refresh_severity(*, incident: Incident, now: datetime) -> None:
+    """Set an open incident's severity to the highest of its open alerts, noting a change in the timeline.
+
+    The incident row must be locked by the caller.
+    """
+    severities = list(
+        Alert.objects.filter(incident=incident, progress=AlertProgress.TRIGGERED).values_list("severity", flat=True)
+    )
+    if not severities:
+        return
+    highest = max(severities, key=Severity.rank)
+    if highest != incident.severity:
+        timeline_add(
+            incident=incident,
+            kind=TimelineEntry.Kind.SEVERITY_CHANGED,
+            message=_("Severity changed from %(old)s to %(new)s.") % {"old": incident.severity, "new": highest},
+            now=now,
+            detail={"from": incident.severity, "to": highest},
+        )
+        incident.severity = highest
+    if incident.status != EventStatus.OK:
+        incident.status = highest
+
+
+def incident_close(
+    *,
+    incident: Incident,
+    now: datetime,
+    by: User | None = None,
+    source: str = Source.SYSTEM,
+    reason: str = "",
+) -> Incident:
+    """Close an incident and its open alerts (a still-firing source then opens a new alert). Row must be locked."""
+    if incident.progress == Progress.CLOSED:
+        raise IllegalTransition(_("Incident #%(number)s is already closed.") % {"number": incident.number})
+    incident.progress = Progress.CLOSED
+    incident.close_time = now
+    incident.closed_by = by
+    incident.save(update_fields=["progress", "close_time", "closed_by", "status", "end_time", "severity"])
+    Alert.objects.filter(Q(incident=incident) & Q(progress=AlertProgress.TRIGGERED)).update(
+        progress=AlertProgress.CLOSED, close_time=now
+    )
+    message = _("Closed by %(person)s.") % {"person": by.display_name} if by else _("Closed automatically.")
+    if reason:
+        message = f"{message} {reason}"
+    timeline_add(incident=incident, kind=TimelineEntry.Kind.CLOSED, message=message, now=now, actor=by, source=source)
+    incident_event_record(incident=incident, kind=IncidentEvent.Kind.CLOSED, now=now, actor=by, source=source)
+    return incident

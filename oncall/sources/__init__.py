@@ -1,0 +1,7 @@
+"""Inbound adapters: one pure module per monitor format, each `parse(payload, *, now) -> list[NormalizedEvent]`."""
+
+from oncall.sources import standard
+
+PARSERS = {
+    "standard": standard.parse,
+}

@@ -1,0 +1,169 @@
+"""What every inbound adapter produces: normalized events, or a SourceError naming the bad field."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from oncall.models.incidents import EventStatus
+
+TITLE_MAX = 512
+DESCRIPTION_MAX = 2048
+ALERT_KEY_MAX = 255
+LABELS_MAX = 50
+LABEL_KEY_MAX = 128
+LABEL_VALUE_MAX = 2048
+IMAGES_MAX = 20
+IMAGE_SRC_MAX = 256
+IMAGE_ALT_MAX = 128
+IMAGE_HREF_MAX = 256
+
+# Prometheus label names, plus "." "-" and "/" so keys such as app.kubernetes.io/name pass.
+LABEL_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]*$")
+_VARIABLE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.\-/]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+TEMPLATE_PREFIX = "[TPL]"
+
+
+class SourceError(Exception):
+    """The payload is not acceptable; `field` names what is wrong (dotted path), `message` says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Image:
+    src: str
+    alt: str = ""
+    href: str = ""
+
+
+@dataclass(frozen=True)
+class NormalizedEvent:
+    """One event in the platform's own terms, whatever format it arrived in."""
+
+    status: str  # EventStatus: Critical, Warning, Info or Ok
+    alert_key: str
+    title: str
+    title_rule: str = ""
+    description: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    images: tuple[Image, ...] = ()
+    event_time: datetime | None = None
+    alert_key_generated: bool = False
+
+    @property
+    def is_recovery(self) -> bool:
+        return self.status == EventStatus.OK
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut text to `limit` characters, marking the cut, as the documented limits of titles promise."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def generated_alert_key(title_rule: str, labels: Mapping[str, str]) -> str:
+    """A stable key for events that bring none: equal title rule and labels mean the same alert."""
+    material = json.dumps([title_rule, sorted(labels.items())], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
+
+
+def render_title(title_rule: str, labels: Mapping[str, str]) -> str:
+    """Fill `${label}` / `$label` references of a title rule with label values.
+
+    A rule starting with `[TPL]` is a template: every reference is replaced and a missing label reads
+    `<no value>`. Without the prefix only references to labels that exist are replaced, so a plain title such
+    as "Cost over $5" stays as written.
+    """
+    is_template = title_rule.startswith(TEMPLATE_PREFIX)
+    rule = title_rule[len(TEMPLATE_PREFIX) :].lstrip() if is_template else title_rule
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name in labels:
+            return labels[name]
+        return "<no value>" if is_template else match.group(0)
+
+    return _VARIABLE_RE.sub(replace, rule)
+
+
+def require_string(payload: Mapping, key: str, *, path: str | None = None, required: bool = True) -> str | None:
+    path = path or key
+    value = payload.get(key)
+    if value is None:
+        if required:
+            raise SourceError(path, "is required")
+        return None
+    if not isinstance(value, str):
+        raise SourceError(path, f"must be a string, not {type(value).__name__}")
+    return value
+
+
+def clean_labels(value: object, *, path: str = "labels") -> dict[str, str]:
+    """Validate a label map: at most 50 pairs, Prometheus-style keys up to 128, string values up to 2048."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SourceError(path, "must be an object of string keys and string values")
+    if len(value) > LABELS_MAX:
+        raise SourceError(path, f"has {len(value)} pairs; at most {LABELS_MAX} are allowed")
+    labels: dict[str, str] = {}
+    for key, item in value.items():
+        if len(key) > LABEL_KEY_MAX:
+            raise SourceError(f"{path}.{key[:40]}…", f"key is longer than {LABEL_KEY_MAX} characters")
+        if not LABEL_KEY_RE.match(key):
+            raise SourceError(
+                f"{path}.{key}", "key must start with a letter or _ and contain only letters, digits, _ . - /"
+            )
+        if not isinstance(item, str):
+            raise SourceError(f"{path}.{key}", f"value must be a string, not {type(item).__name__}")
+        if len(item) > LABEL_VALUE_MAX:
+            raise SourceError(f"{path}.{key}", f"value is longer than {LABEL_VALUE_MAX} characters")
+        labels[key] = item
+    return labels
+
+
+def _is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
+
+
+def clean_images(value: object, *, path: str = "images") -> tuple[Image, ...]:
+    """Validate images: each needs a src (an http(s) URL or an image key); images with the same alt are one."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise SourceError(path, "must be a list of {src, alt, href} objects")
+    if len(value) > IMAGES_MAX:
+        raise SourceError(path, f"has {len(value)} images; at most {IMAGES_MAX} are allowed")
+    images: list[Image] = []
+    seen_alts: set[str] = set()
+    for index, item in enumerate(value):
+        item_path = f"{path}[{index}]"
+        if not isinstance(item, dict):
+            raise SourceError(item_path, "must be an object with src, alt and href")
+        src = require_string(item, "src", path=f"{item_path}.src")
+        if not src.strip():
+            raise SourceError(f"{item_path}.src", "must not be empty")
+        if len(src) > IMAGE_SRC_MAX:
+            raise SourceError(f"{item_path}.src", f"is longer than {IMAGE_SRC_MAX} characters")
+        if "://" in src and not _is_url(src):
+            raise SourceError(f"{item_path}.src", "must be an http(s) URL or an uploaded image key")
+        alt = require_string(item, "alt", path=f"{item_path}.alt", required=False) or ""
+        if len(alt) > IMAGE_ALT_MAX:
+            raise SourceError(f"{item_path}.alt", f"is longer than {IMAGE_ALT_MAX} characters")
+        href = require_string(item, "href", path=f"{item_path}.href", required=False) or ""
+        if len(href) > IMAGE_HREF_MAX:
+            raise SourceError(f"{item_path}.href", f"is longer than {IMAGE_HREF_MAX} characters")
+        if href and not _is_url(href):
+            raise SourceError(f"{item_path}.href", "must be an http(s) URL")
+        if alt and alt in seen_alts:
+            continue
+        seen_alts.add(alt)
+        images.append(Image(src=src, alt=alt, href=href))
+    return tuple(images)

@@ -1,0 +1,69 @@
+"""Small builders for test data: explicit values, no randomness in anything a test asserts on."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+
+from escalation.models import EscalationLevel, EscalationRule
+from oncall.models import Channel, Integration, Team, User
+
+_seq = itertools.count(1)
+
+
+def make_user(username: str | None = None, *, email: str | None = None, **fields) -> User:
+    username = username or f"person{next(_seq)}"
+    email = f"{username}@example.com" if email is None else email
+    return User.objects.create_user(username=username, email=email, password="pw", **fields)
+
+
+def make_team(name: str | None = None, members: Sequence[User] = ()) -> Team:
+    team = Team.objects.create(name=name or f"Team {next(_seq)}")
+    team.members.set(members)
+    return team
+
+
+def make_channel(name: str | None = None, *, team: Team | None = None, **fields) -> Channel:
+    return Channel.objects.create(name=name or f"Channel {next(_seq)}", team=team or make_team(), **fields)
+
+
+def make_integration(
+    *, channel: Channel | None = None, key: str | None = None, name: str | None = None, **fields
+) -> tuple[Integration, str]:
+    integration = Integration(name=name or f"Monitor {next(_seq)}", channel=channel, **fields)
+    key = integration.set_new_key(key)
+    integration.save()
+    return integration, key
+
+
+def make_rule(
+    channel: Channel,
+    levels: Sequence[dict],
+    *,
+    name: str | None = None,
+    priority: int = 100,
+    enabled: bool = True,
+) -> EscalationRule:
+    """levels: [{"people": [user, ...], "methods": ["email"], "after": 30}, ...]"""
+    rule = EscalationRule.objects.create(
+        channel=channel, name=name or f"Rule {next(_seq)}", priority=priority, enabled=enabled
+    )
+    for position, spec in enumerate(levels):
+        methods = list(spec.get("methods", ["email"]))
+        level = EscalationLevel.objects.create(
+            rule=rule,
+            position=position,
+            critical_methods=methods,
+            warning_methods=methods,
+            info_methods=methods,
+            escalate_after_minutes=spec.get("after", 30),
+        )
+        level.people.set(spec.get("people", []))
+    return rule
+
+
+def push(client, key: str, body, *, source: str = "standard", content_type: str = "application/json"):
+    """POST an event the way a monitor does."""
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.post(f"/event/push/alert/{source}?integration_key={key}", data=data, content_type=content_type)

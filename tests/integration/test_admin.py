@@ -1,0 +1,132 @@
+"""The admin: every registered model opens, integrations show their key once, rules are edited with levels."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.test import Client
+from django.urls import reverse
+
+from escalation.models import EscalationRule
+from oncall.models import Integration
+from tests.factories import make_channel, make_integration, make_rule, make_user, push
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def staff_client(client):
+    user = make_user("root", is_staff=True, is_superuser=True)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def populated(clock):
+    """One of everything: people, a channel, a rule, an incident with alerts, timeline, deliveries and timers."""
+    alice = make_user("alice")
+    channel = make_channel("Production")
+    make_rule(channel, [{"people": [alice]}, {"people": [alice]}])
+    _, key = make_integration(channel=channel)
+    push(Client(), key, {"title_rule": "Disk full", "event_status": "Critical", "alert_key": "d", "labels": {"a": "b"}})
+
+
+def test_every_registered_model_opens_its_changelist_add_form_and_change_form(staff_client, populated):
+    for model, model_admin in admin.site._registry.items():
+        opts = model._meta
+        name = f"admin:{opts.app_label}_{opts.model_name}"
+        changelist = staff_client.get(reverse(f"{name}_changelist"))
+        assert changelist.status_code == 200, f"{name} changelist"
+        add = staff_client.get(reverse(f"{name}_add"))
+        expected = 200 if model_admin.has_add_permission(changelist.wsgi_request) else 403
+        assert add.status_code == expected, f"{name} add form"
+        obj = model._default_manager.first()
+        if obj is not None:
+            change = staff_client.get(reverse(f"{name}_change", args=[obj.pk]))
+            assert change.status_code == 200, f"{name} change form"
+
+
+def test_changelists_search_and_filter(staff_client, populated):
+    url = reverse("admin:oncall_incident_changelist")
+    assert "Disk full" in staff_client.get(url, {"q": "Disk"}).content.decode()
+    assert "Disk full" not in staff_client.get(url, {"progress__exact": "Closed"}).content.decode()
+
+
+def test_a_new_integration_shows_its_key_once_and_the_key_works(staff_client, client):
+    channel = make_channel("Production")
+    response = staff_client.post(
+        reverse("admin:oncall_integration_add"),
+        {"name": "Prometheus prod", "kind": "standard", "channel": channel.pk, "enabled": "on"},
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    key = re.search(r'<code class="integration-key">([0-9a-f]{32})</code>', page).group(1)
+    assert f"/event/push/alert/standard?integration_key={key}" in page
+
+    integration = Integration.objects.get(name="Prometheus prod")
+    assert key not in (integration.key_hash, integration.key_hint)
+    listing = staff_client.get(reverse("admin:oncall_integration_changelist")).content.decode()
+    assert key not in listing and f"••••••••{key[-4:]}" in listing
+    detail = staff_client.get(reverse("admin:oncall_integration_change", args=[integration.pk])).content.decode()
+    assert key not in detail
+
+    ok = push(client, key, {"title_rule": "x", "event_status": "Info", "alert_key": "k"})
+    assert ok.status_code == 200
+
+
+def test_regenerating_a_key_shows_the_new_one_and_the_old_one_stops_working(staff_client, client):
+    integration, old_key = make_integration(channel=make_channel())
+    event = {"title_rule": "x", "event_status": "Info", "alert_key": "k"}
+    assert push(client, old_key, event).status_code == 200
+    response = staff_client.post(
+        reverse("admin:oncall_integration_changelist"),
+        {"action": "regenerate_keys", "_selected_action": [integration.pk]},
+    )
+    new_key = re.search(r'<code class="integration-key">([0-9a-f]{32})</code>', response.content.decode()).group(1)
+    assert new_key != old_key
+    assert push(client, old_key, event).status_code == 401
+    assert push(client, new_key, event).status_code == 200
+
+
+def test_an_escalation_rule_is_edited_with_its_levels_and_methods(staff_client):
+    channel = make_channel("Production")
+    alice, bob = make_user("alice"), make_user("bob")
+    data = {
+        "channel": channel.pk,
+        "name": "Business hours",
+        "priority": 10,
+        "enabled": "on",
+        "description": "",
+        "levels-TOTAL_FORMS": 2,
+        "levels-INITIAL_FORMS": 0,
+        "levels-MIN_NUM_FORMS": 1,
+        "levels-MAX_NUM_FORMS": 1000,
+        "levels-0-position": 0,
+        "levels-0-people": [alice.pk],
+        "levels-0-critical_methods": ["email"],
+        "levels-0-warning_methods": ["email"],
+        "levels-0-escalate_after_minutes": 15,
+        "levels-1-position": 1,
+        "levels-1-people": [bob.pk],
+        "levels-1-critical_methods": ["email"],
+        "levels-1-escalate_after_minutes": 30,
+    }
+    response = staff_client.post(reverse("admin:escalation_escalationrule_add"), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    rule = EscalationRule.objects.get(name="Business hours")
+    levels = list(rule.levels.order_by("position"))
+    assert [list(level.people.all()) for level in levels] == [[alice], [bob]]
+    assert levels[0].warning_methods == ["email"] and levels[0].info_methods == []
+    assert levels[0].escalate_after_minutes == 15
+
+
+def test_an_unknown_notification_method_is_refused_with_the_reason(staff_client):
+    channel = make_channel()
+    rule = make_rule(channel, [{"people": []}])
+    level = rule.levels.get()
+    level.critical_methods = ["pigeon"]
+    with pytest.raises(ValidationError, match="Unknown notification method"):
+        level.full_clean()

@@ -1,0 +1,118 @@
+"""The README's run command, for real: start web + worker + ticker, paste the README's curl, see the incident
+and the email, then stop everything with Ctrl-C (SIGINT)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.fakes.smtp import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def readme_curl(port: int) -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```sh\n(.*?)```", readme, re.S) if "curl" in b and "integration_key" in b)
+    command = "\n".join(line.strip() for line in block.strip().splitlines())
+    return command.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+
+
+class Output:
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, needle: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.text:
+                return True
+            time.sleep(0.2)
+        return False
+
+
+def test_make_run_starts_the_platform_command():
+    if not shutil.which("make"):
+        pytest.skip("make is not installed on this machine")
+    dry = subprocess.run(["make", "-n", "run", "PORT=8123"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "manage.py runplatform --port 8123" in dry.stdout
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="the README's tour uses curl")
+def test_the_readme_curl_produces_an_incident_and_an_email(tmp_path):
+    port = free_port()
+    # A newcomer's environment: none of the settings the test suite itself runs with.
+    ours = ("DATABASE_URL", "SECRET_KEY", "Q_", "EMAIL", "PUBLIC_URL", "ALLOWED_HOSTS", "DEBUG")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+    env.update(DEBUG="true", VAR_DIR=str(tmp_path), PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="oncall.settings")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runplatform", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = Output(process.stdout)
+    try:
+        assert output.wait_for("integration_key=demo", 120), output.text
+        assert f"http://127.0.0.1:{port}/admin/" in output.text
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/admin/login/", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, output.text
+            time.sleep(0.3)
+        assert output.wait_for("ready for work", 60), output.text
+
+        pushed = subprocess.run(["bash", "-c", readme_curl(port)], capture_output=True, text=True, timeout=30)
+        assert pushed.returncode == 0, pushed.stderr
+        assert '"alert_key":"cpu-db-1"' in pushed.stdout.replace(" ", "")
+
+        assert output.wait_for("Subject: [Critical] #1 CPU above 90% on db-1", 60), output.text
+        assert "To: alice@example.com" in output.text
+        assert f"http://127.0.0.1:{port}/admin/oncall/incident/1/change/" in output.text, "links point at this server"
+        with sqlite3.connect(tmp_path / "oncall.sqlite3") as db:
+            assert db.execute("select title, progress from oncall_incident").fetchall() == [
+                ("CPU above 90% on db-1", "Triggered")
+            ]
+            assert db.execute("select address, status from channels_app_delivery").fetchall() == [
+                ("alice@example.com", "sent")
+            ]
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+    children = re.findall(r"started \(pid=(\d+)\)", output.text)
+    assert len(children) == 3, output.text
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()

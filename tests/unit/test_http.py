@@ -1,0 +1,85 @@
+"""oncall.lib.http against a local server: timeouts, no redirects, bounded bodies, secrets kept out of logs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from oncall.lib import http
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if self.path.startswith("/slow"):
+            time.sleep(1.5)
+        if self.path.startswith("/redirect"):
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:1/elsewhere")
+            self.end_headers()
+            return
+        if self.path.startswith("/huge"):
+            payload = b"x" * (http.MAX_RESPONSE_BYTES + 10)
+        else:
+            payload = b'{"echo": ' + (body or b"null") + b"}"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_a_json_request_gets_its_response(server, settings):
+    response = http.request("POST", f"{server}/hook", json={"a": 1})
+    assert response.status == 200
+    assert response.json() == {"echo": {"a": 1}}
+
+
+def test_a_slow_server_hits_the_total_timeout(server):
+    started = time.monotonic()
+    with pytest.raises(http.HttpError) as caught:
+        http.request("POST", f"{server}/slow", json={}, total_timeout=0.5)
+    assert caught.value.timeout
+    assert time.monotonic() - started < 1.4
+
+
+def test_redirects_are_not_followed(server):
+    response = http.request("POST", f"{server}/redirect", json={})
+    assert response.status == 302
+
+
+def test_oversized_responses_are_refused(server):
+    with pytest.raises(http.HttpError, match="exceeds"):
+        http.request("POST", f"{server}/huge", json={})
+
+
+def test_unreachable_and_non_http_urls_raise(server):
+    with pytest.raises(http.HttpError, match="could not reach"):
+        http.request("POST", "http://127.0.0.1:1/x", json={}, connect_timeout=0.5)
+    with pytest.raises(http.HttpError, match="not an http"):
+        http.request("POST", "file:///etc/passwd")
+
+
+def test_only_scheme_and_host_are_logged(server, caplog):
+    with caplog.at_level(logging.INFO, logger="oncall.lib.http"):
+        http.request("POST", f"{server}/bot123456:SECRET-TOKEN/sendMessage?access_token=abc", json={})
+    logged = caplog.text
+    assert "127.0.0.1" in logged
+    assert "SECRET-TOKEN" not in logged and "access_token" not in logged

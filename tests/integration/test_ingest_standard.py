@@ -179,7 +179,7 @@ def test_missing_unknown_and_disabled_keys_are_refused(client, integration):
     unknown = push(client, "0" * 32, payload)
     assert unknown.status_code == 401
     assert unknown.json()["error"]["message"] == "integration_key is not a valid one."
-    disabled, disabled_key = make_integration(channel=make_channel(), enabled=False)
+    _, disabled_key = make_integration(channel=make_channel(), enabled=False)
     refused = push(client, disabled_key, payload)
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "AccessDenied"

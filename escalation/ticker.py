@@ -8,6 +8,7 @@ from datetime import datetime
 from channels_app.services import deliveries_enqueue_due
 from escalation.services import timers_enqueue_due
 from oncall.services.events import incident_events_dispatch_overdue
+from oncall.services.lifecycle import incidents_auto_resolve_due, incidents_wake_due
 
 
 @dataclass(frozen=True)
@@ -15,11 +16,18 @@ class TickReport:
     events: int
     timers: int
     deliveries: int
+    woken: int = 0
+    auto_resolved: int = 0
 
 
 def tick(*, now: datetime) -> TickReport:
+    woken = incidents_wake_due(now=now)
+    auto_resolved = incidents_auto_resolve_due(now=now)
     return TickReport(
+        # Events recorded by this tick's own wakes and closes are dispatched on commit; this picks up the rest.
         events=incident_events_dispatch_overdue(now=now),
         timers=timers_enqueue_due(now=now),
         deliveries=deliveries_enqueue_due(now=now),
+        woken=woken,
+        auto_resolved=auto_resolved,
     )

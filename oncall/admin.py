@@ -46,11 +46,21 @@ class TeamAdmin(admin.ModelAdmin):
 
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
-    list_display = ("name", "team", "time_zone", "created_at")
-    list_filter = ("team",)
+    list_display = ("name", "team", "time_zone", "grouping", "close_with_alerts", "auto_resolve_minutes")
+    list_filter = ("team", "close_with_alerts")
     search_fields = ("name", "description")
     autocomplete_fields = ("team",)
     readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("name", "description", "team", "time_zone")}),
+        (_("Alert grouping"), {"fields": ("group_keys", "group_window_minutes")}),
+        (_("Closing"), {"fields": ("close_with_alerts", "auto_resolve_minutes")}),
+        (_("History"), {"fields": ("created_at", "updated_at")}),
+    )
+
+    @admin.display(description=_("grouping"))
+    def grouping(self, obj: Channel) -> str:
+        return ", ".join(obj.group_keys) if obj.group_keys else _("off")
 
 
 def _push_urls(request, integration: Integration, key: str) -> dict[str, str]:
@@ -67,7 +77,11 @@ class IntegrationAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     autocomplete_fields = ("channel",)
     readonly_fields = ("masked_key", "last_event_at", "created_at", "updated_at")
-    fields = ("name", "kind", "channel", "enabled", "masked_key", "last_event_at", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "channel", "enabled")}),
+        (_("Limits"), {"fields": ("rate_limit_per_second", "rate_limit_per_minute")}),
+        (_("Key and activity"), {"fields": ("masked_key", "last_event_at", "created_at", "updated_at")}),
+    )
     actions = ["regenerate_keys"]
 
     @admin.display(description=_("integration key"))

@@ -186,6 +186,9 @@ HTTP_TOTAL_TIMEOUT = env.float("HTTP_TOTAL_TIMEOUT", default=15.0)
 # Ingest limits (Flashduty's): bodies over 512 KB are refused.
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=512 * 1024)
 INTEGRATION_KEY_CACHE_SECONDS = env.int("INTEGRATION_KEY_CACHE_SECONDS", default=10)
+# Per-integration push limits (Flashduty's); an integration may set its own in the admin.
+INGEST_RATE_LIMIT_PER_SECOND = env.int("INGEST_RATE_LIMIT_PER_SECOND", default=100)
+INGEST_RATE_LIMIT_PER_MINUTE = env.int("INGEST_RATE_LIMIT_PER_MINUTE", default=1000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES * 2, 2_621_440)
 
 REST_FRAMEWORK = {

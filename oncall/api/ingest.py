@@ -2,11 +2,14 @@
 
 Monitors treat 2xx as stored, 4xx as "do not retry" and 5xx as "retry later", so every refusal is a 4xx with the
 Flashduty error envelope and nothing written, and only a transient failure (database unavailable) is a 5xx.
+The building blocks (key lookup, rate limit, body reading) are shared with the PagerDuty-compatible endpoints,
+which answer in PagerDuty's own shapes.
 """
 
 from __future__ import annotations
 
 import json
+import time
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -15,16 +18,66 @@ from rest_framework.views import APIView
 
 from oncall import sources
 from oncall.api import envelope
-from oncall.lib import clock
+from oncall.lib import clock, ratelimit
+from oncall.models import Integration
 from oncall.selectors import integration_get_by_key
 from oncall.services.ingest import alert_ingest
 from oncall.sources.base import SourceError
 
 
 class IngestError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        *,
+        extra: dict | None = None,
+        headers: dict | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+
+def resolve_integration(key: str) -> Integration:
+    """The enabled integration `key` names, or an IngestError (401 missing or unknown, 403 disabled)."""
+    if not key:
+        raise IngestError(401, envelope.UNAUTHORIZED, _("integration_key is required."), "integration_key")
+    integration = integration_get_by_key(key)
+    if integration is None:
+        raise IngestError(401, envelope.UNAUTHORIZED, _("integration_key is not a valid one."), "integration_key")
+    if not integration.enabled:
+        raise IngestError(403, envelope.ACCESS_DENIED, _("This integration is disabled."), "integration_key")
+    return integration
+
+
+def check_rate_limit(integration: Integration) -> None:
+    """Count one push against the integration's limits; an IngestError (429) names the limit it exceeds."""
+    limits = (
+        ratelimit.Limit(integration.rate_limit_per_second or settings.INGEST_RATE_LIMIT_PER_SECOND, 1),
+        ratelimit.Limit(integration.rate_limit_per_minute or settings.INGEST_RATE_LIMIT_PER_MINUTE, 60),
+    )
+    exceeded = ratelimit.hit(f"integration:{integration.pk}", limits, now=time.time())
+    if exceeded is None:
+        return
+    described = exceeded.limit.describe()
+    raise IngestError(
+        429,
+        envelope.REQUEST_TOO_FREQUENTLY,
+        _("Integration %(name)s exceeded its limit of %(limit)s; retry in %(s)d s.")
+        % {"name": integration.name, "limit": described, "s": exceeded.retry_after},
+        extra={
+            "limit": described,
+            "limit_max": exceeded.limit.max,
+            "limit_window_seconds": exceeded.limit.window_seconds,
+            "integration": {"id": integration.pk, "name": integration.name},
+            "retry_after": exceeded.retry_after,
+        },
+        headers={"Retry-After": str(exceeded.retry_after)},
+    )
 
 
 def read_json_body(request) -> object:
@@ -56,11 +109,15 @@ def read_json_body(request) -> object:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise IngestError(
-            400,
-            envelope.INVALID_PARAMETER,
-            _("The body is not valid JSON: %(error)s") % {"error": exc},
-            "body",
+            400, envelope.INVALID_PARAMETER, _("The body is not valid JSON: %(error)s") % {"error": exc}, "body"
         ) from None
+
+
+def error_response(request, exc: IngestError):
+    response = envelope.error(request, exc.status, exc.code, exc.message, field=exc.field, headers=exc.headers)
+    if exc.extra:
+        response.data["error"].update(exc.extra)
+    return response
 
 
 class AlertPushApi(APIView):
@@ -75,25 +132,17 @@ class AlertPushApi(APIView):
             parser = sources.PARSERS.get(source)
             if parser is None:
                 raise IngestError(404, envelope.ROUTE_NOT_FOUND, _("Unknown alert format %(f)r.") % {"f": source})
+            integration = resolve_integration(request.query_params.get("integration_key", ""))
+            check_rate_limit(integration)
             payload = read_json_body(request)
-            key = request.query_params.get("integration_key", "")
-            if not key:
-                raise IngestError(401, envelope.UNAUTHORIZED, _("integration_key is required."), "integration_key")
-            integration = integration_get_by_key(key)
-            if integration is None:
-                raise IngestError(
-                    401, envelope.UNAUTHORIZED, _("integration_key is not a valid one."), "integration_key"
-                )
-            if not integration.enabled:
-                raise IngestError(403, envelope.ACCESS_DENIED, _("This integration is disabled."), "integration_key")
             now = clock.now()
             try:
                 events = parser(payload, now=now)
             except SourceError as exc:
                 raise IngestError(400, envelope.INVALID_PARAMETER, f"{exc.field}: {exc.message}", exc.field) from None
         except IngestError as exc:
-            return envelope.error(request, exc.status, exc.code, exc.message, field=exc.field)
+            return error_response(request, exc)
         results = alert_ingest(integration=integration, events=events, now=now)
-        if len(results) == 1:
+        if source == "standard" and len(results) == 1:
             return envelope.ok(request, {"alert_key": results[0].alert_key})
         return envelope.ok(request, {"alert_keys": [result.alert_key for result in results]})

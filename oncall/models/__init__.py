@@ -11,11 +11,12 @@ from oncall.models.incidents import (
     TimelineEntry,
 )
 from oncall.models.intake import Channel, Integration
-from oncall.models.people import Team, User
+from oncall.models.people import ApiToken, Team, User
 
 __all__ = [
     "Alert",
     "AlertProgress",
+    "ApiToken",
     "Channel",
     "EventStatus",
     "Incident",

@@ -93,6 +93,25 @@ class Incident(models.Model):
         related_name="responding_to",
         verbose_name=_("responders"),
     )
+    group_key = models.CharField(
+        _("group key"), max_length=64, blank=True, help_text=_("Alerts with the same grouping values share it.")
+    )
+    manual_overrides = models.JSONField(
+        _("edited by hand"),
+        default=list,
+        blank=True,
+        help_text=_("Fields people changed; alerts no longer change them."),
+    )
+    snoozed_until = models.DateTimeField(_("snoozed until"), null=True, blank=True)
+    auto_resolve_at = models.DateTimeField(_("auto-resolves at"), null=True, blank=True)
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="merged_from",
+        verbose_name=_("merged into"),
+    )
 
     class Meta:
         ordering = ["-start_time", "-id"]
@@ -101,6 +120,21 @@ class Incident(models.Model):
         indexes = [
             models.Index(fields=["channel", "progress"], name="oncall_incident_channel_prog"),
             models.Index(fields=["progress", "-start_time"], name="oncall_incident_prog_start"),
+            models.Index(
+                fields=["channel", "group_key", "start_time"],
+                condition=~models.Q(progress="Closed"),
+                name="oncall_incident_open_group",
+            ),
+            models.Index(
+                fields=["snoozed_until"],
+                condition=models.Q(snoozed_until__isnull=False),
+                name="oncall_incident_snoozed",
+            ),
+            models.Index(
+                fields=["auto_resolve_at"],
+                condition=models.Q(auto_resolve_at__isnull=False),
+                name="oncall_incident_auto_resolve",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -114,6 +148,10 @@ class Incident(models.Model):
     @property
     def is_open(self) -> bool:
         return self.progress != Progress.CLOSED
+
+    @property
+    def is_snoozed(self) -> bool:
+        return self.snoozed_until is not None
 
 
 class Responder(models.Model):
@@ -207,6 +245,8 @@ class TimelineEntry(models.Model):
         SNOOZED = "snoozed", _("Snoozed")
         WOKEN = "woken", _("Woken")
         REASSIGNED = "reassigned", _("Reassigned")
+        RESPONDERS_ADDED = "responders_added", _("Responders added")
+        EDITED = "edited", _("Edited")
         COMMENT = "comment", _("Comment")
         CLOSED = "closed", _("Closed")
         REOPENED = "reopened", _("Reopened")
@@ -254,6 +294,8 @@ class IncidentEvent(models.Model):
         REOPENED = "reopened", _("Reopened")
         ESCALATED = "escalated", _("Escalated")
         REASSIGNED = "reassigned", _("Reassigned")
+        RESPONDERS_ADDED = "responders_added", _("Responders added")
+        MERGED = "merged", _("Merged")
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)

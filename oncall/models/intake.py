@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from oncall.lib import secrets
 from oncall.models.people import Team, validate_time_zone
+
+GROUP_KEYS_MAX = 5
+
+
+def validate_group_keys(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(key, str) and key.strip() for key in value):
+        raise ValidationError(_("Must be a list of label names."))
+    if len(value) > GROUP_KEYS_MAX:
+        raise ValidationError(_("At most %(n)d label names."), params={"n": GROUP_KEYS_MAX})
+    if len(set(value)) != len(value):
+        raise ValidationError(_("Each label name may appear once."))
 
 
 class Channel(models.Model):
@@ -21,6 +34,32 @@ class Channel(models.Model):
         default="UTC",
         validators=[validate_time_zone],
         help_text=_("Time windows of this channel's escalation rules are read in this time zone."),
+    )
+    group_keys = models.JSONField(
+        _("group alerts by labels"),
+        default=list,
+        blank=True,
+        validators=[validate_group_keys],
+        help_text=_(
+            "Up to 5 label names. An alert joins an open incident of this channel whose alerts had the same values "
+            "for these labels and that started within the grouping window. Empty: one incident per alert."
+        ),
+    )
+    group_window_minutes = models.PositiveIntegerField(
+        _("grouping window (minutes)"),
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(1440)],
+    )
+    close_with_alerts = models.BooleanField(
+        _("close with alerts"),
+        default=True,
+        help_text=_("Close an incident by itself once every one of its alerts has recovered."),
+    )
+    auto_resolve_minutes = models.PositiveIntegerField(
+        _("auto-resolve after (minutes)"),
+        default=0,
+        validators=[MaxValueValidator(30 * 24 * 60)],
+        help_text=_("Close an open incident that received no alert event for this long. 0: never."),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -71,6 +110,20 @@ class Integration(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     last_event_at = models.DateTimeField(_("last event at"), null=True, blank=True, editable=False)
+    rate_limit_per_second = models.PositiveIntegerField(
+        _("requests per second"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Pushes accepted per second; empty means the platform default (100)."),
+    )
+    rate_limit_per_minute = models.PositiveIntegerField(
+        _("requests per minute"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Pushes accepted per minute; empty means the platform default (1000)."),
+    )
 
     objects = IntegrationQuerySet.as_manager()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Q
 from django.utils.translation import gettext as _
@@ -58,8 +58,13 @@ def incident_open(
     source: str = Source.MONITOR,
     created_by: User | None = None,
     origin: str = "",
+    group_key: str = "",
+    assigned_ids: list[int] | None = None,
 ) -> Incident:
-    """Create a triggered incident in a channel and announce it (escalation starts once this commits)."""
+    """Create a triggered incident in a channel and announce it (escalation starts once this commits).
+
+    `assigned_ids` names people it is assigned to directly, instead of by the channel's escalation rules.
+    """
     incident = Incident.objects.create(
         channel=channel,
         title=title,
@@ -71,6 +76,8 @@ def incident_open(
         start_time=now,
         last_time=now,
         created_by=created_by,
+        group_key=group_key,
+        auto_resolve_at=auto_resolve_at(channel, now),
     )
     timeline_add(
         incident=incident,
@@ -81,15 +88,31 @@ def incident_open(
         actor=created_by,
         source=source,
     )
-    incident_event_record(incident=incident, kind=IncidentEvent.Kind.OPENED, now=now, actor=created_by, source=source)
+    incident_event_record(
+        incident=incident,
+        kind=IncidentEvent.Kind.OPENED,
+        now=now,
+        actor=created_by,
+        source=source,
+        detail={"assigned_ids": assigned_ids} if assigned_ids else None,
+    )
     return incident
+
+
+def auto_resolve_at(channel: Channel, last_event: datetime) -> datetime | None:
+    """When an incident of `channel` closes by itself if no alert event arrives after `last_event`."""
+    if not channel.auto_resolve_minutes:
+        return None
+    return last_event + timedelta(minutes=channel.auto_resolve_minutes)
 
 
 def incident_refresh_severity(*, incident: Incident, now: datetime) -> None:
     """Set an open incident's severity to the highest of its open alerts, noting a change in the timeline.
 
-    The incident row must be locked by the caller.
+    A severity set by hand sticks. The incident row must be locked by the caller.
     """
+    if "severity" in incident.manual_overrides:
+        return
     severities = list(
         Alert.objects.filter(incident=incident, progress=AlertProgress.TRIGGERED).values_list("severity", flat=True)
     )
@@ -123,7 +146,20 @@ def incident_close(
     incident.progress = Progress.CLOSED
     incident.close_time = now
     incident.closed_by = by
-    incident.save(update_fields=["progress", "close_time", "closed_by", "status", "end_time", "severity"])
+    incident.snoozed_until = None
+    incident.auto_resolve_at = None
+    incident.save(
+        update_fields=[
+            "progress",
+            "close_time",
+            "closed_by",
+            "status",
+            "end_time",
+            "severity",
+            "snoozed_until",
+            "auto_resolve_at",
+        ]
+    )
     Alert.objects.filter(Q(incident=incident) & Q(progress=AlertProgress.TRIGGERED)).update(
         progress=AlertProgress.CLOSED, close_time=now
     )

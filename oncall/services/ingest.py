@@ -1,4 +1,4 @@
-"""Ingest: normalized events in, alerts deduplicated, incidents opened, recovered and closed.
+"""Ingest: normalized events in, alerts deduplicated and grouped, incidents opened, recovered and closed.
 
 Every event of one request is stored in one transaction, so a monitor that gets a 2xx knows all of it is kept
 and one that gets an error knows none of it is. Rows are locked incident first, then alert, everywhere in the
@@ -16,6 +16,8 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from oncall.errors import NotRouted
+from oncall.lib.grouping import group_key
+from oncall.lib.locks import transaction_lock
 from oncall.models import (
     Alert,
     AlertProgress,
@@ -28,16 +30,24 @@ from oncall.models import (
     Source,
     TimelineEntry,
 )
-from oncall.services.incidents import incident_close, incident_open, incident_refresh_severity, timeline_add
-from oncall.sources.base import NormalizedEvent
+from oncall.services.incidents import (
+    auto_resolve_at,
+    incident_close,
+    incident_open,
+    incident_refresh_severity,
+    timeline_add,
+)
+from oncall.services.lifecycle import incident_acknowledge
+from oncall.sources.base import EventAction, NormalizedEvent
 
 LAST_EVENT_AT_RESOLUTION = timedelta(seconds=60)
+MAX_ALERTS_PER_INCIDENT = 5000
 
 
 @dataclass(frozen=True)
 class IngestResult:
     alert_key: str
-    action: str  # "created", "merged", "recovered" or "ignored" (a recovery for no open alert)
+    action: str  # "created", "grouped", "merged", "recovered", "acknowledged" or "ignored"
     alert_id: int | None = None
     incident_id: int | None = None
 
@@ -56,35 +66,39 @@ def alert_ingest(*, integration: Integration, events: Sequence[NormalizedEvent],
     return results
 
 
-def _open_alert_id(integration: Integration, alert_key: str) -> tuple[int, int] | None:
-    row = (
+def _open_alert_ids(integration: Integration, alert_key: str) -> tuple[int, int] | None:
+    return (
         Alert.objects.filter(integration=integration, alert_key=alert_key, progress=AlertProgress.TRIGGERED)
         .values_list("pk", "incident_id")
         .first()
     )
-    return row
 
 
 def _lock(alert_id: int, incident_id: int) -> tuple[Alert, Incident] | None:
     """Lock an open alert and its incident in the platform's order (incident, then alert)."""
-    incident = Incident.objects.select_for_update().get(pk=incident_id)
+    incident = Incident.objects.select_for_update().select_related("channel").get(pk=incident_id)
     alert = Alert.objects.select_for_update().filter(pk=alert_id, progress=AlertProgress.TRIGGERED).first()
-    if alert is None:
-        return None
+    if alert is None or alert.incident_id != incident.pk:
+        return None  # recovered, closed or merged meanwhile: look again
     alert.incident = incident
     return alert, incident
 
 
 def _ingest_one(*, integration: Integration, channel: Channel, event: NormalizedEvent, now: datetime) -> IngestResult:
-    for _attempt in range(3):
-        found = _open_alert_id(integration, event.alert_key)
+    for _attempt in range(5):
+        found = _open_alert_ids(integration, event.alert_key)
         locked = _lock(*found) if found else None
+        if found and locked is None:
+            continue
         if locked:
             alert, incident = locked
-            if event.is_recovery:
+            if event.action == EventAction.RECOVER:
                 return _recover(alert=alert, incident=incident, event=event, now=now)
+            if event.action == EventAction.ACKNOWLEDGE:
+                return _acknowledge(alert=alert, incident=incident, now=now)
             return _merge(alert=alert, incident=incident, event=event, now=now)
-        if event.is_recovery:
+        if event.action != EventAction.TRIGGER:
+            # A recovery or acknowledgement of an alert that is not open changes nothing.
             return IngestResult(alert_key=event.alert_key, action="ignored")
         try:
             with transaction.atomic():
@@ -95,16 +109,39 @@ def _ingest_one(*, integration: Integration, channel: Channel, event: Normalized
     raise RuntimeError(f"could not settle alert {event.alert_key!r} after concurrent updates")
 
 
-def _create(*, integration: Integration, channel: Channel, event: NormalizedEvent, now: datetime) -> IngestResult:
-    incident = incident_open(
-        channel=channel,
-        title=event.title,
-        description=event.description,
-        severity=event.status,
-        labels=event.labels,
-        now=now,
-        origin=_("alert from %(integration)s") % {"integration": integration.name},
+def _group_target(channel: Channel, key: str, now: datetime) -> Incident | None:
+    """The open incident of `channel` an alert with grouping value `key` joins, if any."""
+    if not key:
+        return None
+    # Two alerts of a new group arriving together must not open two incidents.
+    transaction_lock(f"group:{channel.pk}:{key}")
+    candidate = (
+        Incident.objects.select_for_update()
+        .filter(channel=channel, group_key=key, start_time__gte=now - timedelta(minutes=channel.group_window_minutes))
+        .exclude(progress=Progress.CLOSED)
+        .order_by("-start_time", "-pk")
+        .first()
     )
+    if candidate is None or candidate.alerts.count() >= MAX_ALERTS_PER_INCIDENT:
+        return None
+    return candidate
+
+
+def _create(*, integration: Integration, channel: Channel, event: NormalizedEvent, now: datetime) -> IngestResult:
+    key = group_key(channel.group_keys, event.labels)
+    incident = _group_target(channel, key, now)
+    action = "grouped" if incident else "created"
+    if incident is None:
+        incident = incident_open(
+            channel=channel,
+            title=event.title,
+            description=event.description,
+            severity=event.status,
+            labels=event.labels,
+            now=now,
+            origin=_("alert from %(integration)s") % {"integration": integration.name},
+            group_key=key,
+        )
     alert = Alert.objects.create(
         integration=integration,
         channel=channel,
@@ -120,7 +157,24 @@ def _create(*, integration: Integration, channel: Channel, event: NormalizedEven
         start_time=now,
         last_time=now,
     )
-    return IngestResult(alert_key=event.alert_key, action="created", alert_id=alert.pk, incident_id=incident.pk)
+    if action == "grouped":
+        timeline_add(
+            incident=incident,
+            kind=TimelineEntry.Kind.ALERT_ADDED,
+            message=_("Alert %(title)s joined this incident.") % {"title": alert.title},
+            now=now,
+            source=Source.MONITOR,
+            detail={"alert_id": alert.pk, "alert_key": alert.alert_key},
+        )
+        _touch(incident, now)
+        incident_refresh_severity(incident=incident, now=now)
+        incident.save(update_fields=["last_time", "auto_resolve_at", "severity", "status"])
+    return IngestResult(alert_key=event.alert_key, action=action, alert_id=alert.pk, incident_id=incident.pk)
+
+
+def _touch(incident: Incident, now: datetime) -> None:
+    incident.last_time = now
+    incident.auto_resolve_at = auto_resolve_at(incident.channel, now)
 
 
 def _merge(*, alert: Alert, incident: Incident, event: NormalizedEvent, now: datetime) -> IngestResult:
@@ -137,10 +191,16 @@ def _merge(*, alert: Alert, incident: Incident, event: NormalizedEvent, now: dat
     alert.event_count += 1
     alert.last_time = now
     alert.save()
-    incident.last_time = now
+    _touch(incident, now)
     incident_refresh_severity(incident=incident, now=now)
-    incident.save(update_fields=["last_time", "severity", "status"])
+    incident.save(update_fields=["last_time", "auto_resolve_at", "severity", "status"])
     return IngestResult(alert_key=event.alert_key, action="merged", alert_id=alert.pk, incident_id=incident.pk)
+
+
+def _acknowledge(*, alert: Alert, incident: Incident, now: datetime) -> IngestResult:
+    if incident.progress == Progress.TRIGGERED:
+        incident_acknowledge(incident=incident, by=None, source=Source.MONITOR, now=now)
+    return IngestResult(alert_key=alert.alert_key, action="acknowledged", alert_id=alert.pk, incident_id=incident.pk)
 
 
 def _recover(*, alert: Alert, incident: Incident, event: NormalizedEvent, now: datetime) -> IngestResult:
@@ -161,20 +221,14 @@ def _recover(*, alert: Alert, incident: Incident, event: NormalizedEvent, now: d
         source=Source.MONITOR,
         detail={"alert_id": alert.pk, "alert_key": alert.alert_key},
     )
-    incident.last_time = now
-    still_open = Alert.objects.filter(incident=incident, progress=AlertProgress.TRIGGERED).exists()
-    if still_open:
+    _touch(incident, now)
+    if Alert.objects.filter(incident=incident, progress=AlertProgress.TRIGGERED).exists():
         incident_refresh_severity(incident=incident, now=now)
-        incident.save(update_fields=["last_time", "severity", "status"])
-    else:
-        incident.status = EventStatus.OK
-        incident.end_time = now
-        incident.save(update_fields=["last_time", "status", "end_time"])
-        if incident.progress != Progress.CLOSED:
-            incident_close(
-                incident=incident,
-                now=now,
-                source=Source.MONITOR,
-                reason=_("All of its alerts have recovered."),
-            )
+        incident.save(update_fields=["last_time", "auto_resolve_at", "severity", "status"])
+        return IngestResult(alert_key=event.alert_key, action="recovered", alert_id=alert.pk, incident_id=incident.pk)
+    incident.status = EventStatus.OK
+    incident.end_time = now
+    incident.save(update_fields=["last_time", "auto_resolve_at", "status", "end_time"])
+    if incident.channel.close_with_alerts and incident.progress != Progress.CLOSED:
+        incident_close(incident=incident, now=now, source=Source.MONITOR, reason=_("All of its alerts have recovered."))
     return IngestResult(alert_key=event.alert_key, action="recovered", alert_id=alert.pk, incident_id=incident.pk)

@@ -44,6 +44,12 @@ class Image:
     href: str = ""
 
 
+class EventAction:
+    TRIGGER = "trigger"  # open or update the alert
+    RECOVER = "recover"  # the alert recovered (status Ok)
+    ACKNOWLEDGE = "acknowledge"  # the monitor acknowledged it (PagerDuty's event_action=acknowledge)
+
+
 @dataclass(frozen=True)
 class NormalizedEvent:
     """One event in the platform's own terms, whatever format it arrived in."""
@@ -55,12 +61,19 @@ class NormalizedEvent:
     description: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
     images: tuple[Image, ...] = ()
-    event_time: datetime | None = None
+    event_time: datetime | None = None  # when the monitor says it happened, if it says
     alert_key_generated: bool = False
+    acknowledge: bool = False  # an acknowledgement of the open alert, not a state of it
+
+    @property
+    def action(self) -> str:
+        if self.acknowledge:
+            return EventAction.ACKNOWLEDGE
+        return EventAction.RECOVER if self.status == EventStatus.OK else EventAction.TRIGGER
 
     @property
     def is_recovery(self) -> bool:
-        return self.status == EventStatus.OK
+        return self.action == EventAction.RECOVER
 
 
 def truncate(text: str, limit: int) -> str:
@@ -127,6 +140,34 @@ def clean_labels(value: object, *, path: str = "labels") -> dict[str, str]:
             raise SourceError(f"{path}.{key}", f"value is longer than {LABEL_VALUE_MAX} characters")
         labels[key] = item
     return labels
+
+
+_INVALID_KEY_CHARS = re.compile(r"[^A-Za-z0-9_.\-/]")
+
+
+def sanitize_labels(pairs: Mapping[str, object], *, first: Mapping[str, object] | None = None) -> dict[str, str]:
+    """Labels from a foreign monitor, made acceptable instead of refused.
+
+    Monitors such as Alertmanager cannot fix their payloads and drop an alert on any 4xx, so foreign adapters
+    keep what they can: keys are made Prometheus-like (other characters become "_"), values become strings cut
+    to the limit, and when there are more than 50 pairs those of `first` (the labels proper) win over `pairs`
+    (annotations and the like), each in the order given.
+    """
+    result: dict[str, str] = {}
+    for source in (first or {}, pairs):
+        for raw_key, raw_value in source.items():
+            if len(result) >= LABELS_MAX:
+                return result
+            key = _INVALID_KEY_CHARS.sub("_", str(raw_key))[:LABEL_KEY_MAX]
+            if not key:
+                continue
+            if not (key[0].isalpha() or key[0] == "_"):
+                key = f"_{key}"[:LABEL_KEY_MAX]
+            if key in result or raw_value is None:
+                continue
+            value = raw_value if isinstance(raw_value, str) else json.dumps(raw_value, ensure_ascii=False)
+            result[key] = truncate(value, LABEL_VALUE_MAX)
+    return result
 
 
 def _is_url(text: str) -> bool:

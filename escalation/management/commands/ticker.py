@@ -38,12 +38,14 @@ class Command(BaseCommand):
             close_old_connections()
             try:
                 report = tick(now=clock.now())
-                if report.events or report.timers or report.deliveries:
+                if any((report.events, report.timers, report.deliveries, report.woken, report.auto_resolved)):
                     logger.info(
-                        "Handed out %d timer(s), %d delivery(ies), %d late event(s)",
+                        "Handed out %d timer(s), %d delivery(ies), %d late event(s); woke %d, auto-resolved %d",
                         report.timers,
                         report.deliveries,
                         report.events,
+                        report.woken,
+                        report.auto_resolved,
                     )
             except Exception:
                 # The database may be restarting; the next tick tries again and nothing due is lost.

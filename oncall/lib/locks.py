@@ -1,0 +1,20 @@
+"""Named locks held until the end of the current transaction."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import connection
+
+
+def transaction_lock(name: str) -> None:
+    """Serialise transactions that use the same `name` until each commits or rolls back.
+
+    PostgreSQL: a transaction-level advisory lock. SQLite needs none: a write transaction there already holds
+    the only write lock (the connection is opened in IMMEDIATE mode).
+    """
+    if connection.vendor != "postgresql":
+        return
+    number = int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [number])

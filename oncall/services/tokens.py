@@ -1,0 +1,60 @@
+"""Personal API tokens: created with a CSPRNG, shown once, stored as a hash, revocable."""
+
+from __future__ import annotations
+
+import secrets as pysecrets
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from oncall.errors import ApplicationError
+from oncall.lib import secrets
+from oncall.models import ApiToken, User
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@transaction.atomic
+def api_token_create(*, user: User, name: str, now: datetime) -> tuple[ApiToken, str]:
+    """Create a token for `user`; return it and its secret value, which is not stored and not shown again."""
+    name = (name or "").strip()
+    if not name:
+        raise ApplicationError(_("Give the token a name, so you recognise it later."), field="name")
+    if len(name) > 100:
+        raise ApplicationError(_("A token name is at most 100 characters."), field="name")
+    # Lock the person's row so two concurrent requests cannot both pass the count.
+    User.objects.select_for_update().filter(pk=user.pk).first()
+    if ApiToken.objects.active().filter(user=user).count() >= ApiToken.MAX_PER_PERSON:
+        raise ApplicationError(
+            _("You already have %(n)d active tokens; revoke one first.") % {"n": ApiToken.MAX_PER_PERSON},
+            field="name",
+        )
+    value = ApiToken.PREFIX + pysecrets.token_urlsafe(30)
+    token = ApiToken.objects.create(
+        user=user, name=name, token_hash=secrets.key_hash(value), token_hint=value[: len(ApiToken.PREFIX) + 4]
+    )
+    return token, value
+
+
+def api_token_revoke(*, token: ApiToken, now: datetime) -> ApiToken:
+    """Revoke a token: it stops working at once. Revoking twice is harmless."""
+    if token.revoked_at is None:
+        token.revoked_at = now
+        token.save(update_fields=["revoked_at"])
+    return token
+
+
+def api_token_authenticate(value: str, *, now: datetime) -> ApiToken | None:
+    """The active token with this secret value, with its active owner; None otherwise."""
+    if not value or not value.startswith(ApiToken.PREFIX) or len(value) > 200:
+        return None
+    token = (
+        ApiToken.objects.active()
+        .select_related("user")
+        .filter(token_hash=secrets.key_hash(value), user__is_active=True)
+        .first()
+    )
+    if token is not None and (token.last_used_at is None or token.last_used_at < now - LAST_USED_RESOLUTION):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token

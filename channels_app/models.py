@@ -68,5 +68,7 @@ class Delivery(models.Model):
         return f"{self.method} to {self.address} ({self.get_status_display()})"
 
     @staticmethod
-    def make_dedup_key(*, incident_id: int, run: int, level: int, round: int, recipient_key: str, method: str) -> str:
-        return f"{incident_id}/{run}/{level}/{round}/{recipient_key}/{method}"
+    def make_dedup_key(*, incident_id: int, scope: str, recipient_key: str, method: str) -> str:
+        """`scope` is "<run>/<level>/<round>" for an escalation step, "event/<id>" for a notification caused by
+        one incident event (a reassignment, for example)."""
+        return f"{incident_id}/{scope}/{recipient_key}/{method}"

@@ -36,6 +36,14 @@ class PlannedDelivery:
     recipient_id: int | None = None
 
 
+def person_methods(*, person: User, severity: str) -> list[str]:
+    """How `person` wants to be reached about an incident of `severity` when notified directly.
+
+    Until people can set their own preferences, everyone is reached by email.
+    """
+    return ["email"]
+
+
 def method_address(*, person: User, method: str) -> str | None:
     """Where `person` is reached by `method`, or None when they cannot be."""
     return registry.method(method).address_for(person)
@@ -50,12 +58,15 @@ def deliveries_create(
     event: str,
     planned: Sequence[PlannedDelivery],
     now: datetime,
+    event_id: int | None = None,
 ) -> list[int]:
     """Write one pending delivery per planned message and hand them to the worker once the transaction commits.
 
-    A delivery that already exists (same incident, run, level, round, recipient and method) is left alone: the
-    unique key turns a second writer into a no-op, never into a second page.
+    A delivery that already exists (same incident, run, level, round, recipient and method; or, for a
+    notification caused by one incident event, same event, recipient and method) is left alone: the unique key
+    turns a second writer into a no-op, never into a second page.
     """
+    scope = f"event/{event_id}" if event_id is not None else f"{run}/{level}/{round}"
     rows = [
         Delivery(
             incident=incident,
@@ -68,12 +79,7 @@ def deliveries_create(
             method=item.method,
             event=event,
             dedup_key=Delivery.make_dedup_key(
-                incident_id=incident.pk,
-                run=run,
-                level=level,
-                round=round,
-                recipient_key=item.recipient_key,
-                method=item.method,
+                incident_id=incident.pk, scope=scope, recipient_key=item.recipient_key, method=item.method
             ),
             status=Delivery.Status.PENDING,
             next_attempt_at=now,

@@ -1,4 +1,4 @@
-"""The one place that reacts to incident events: start, stop or advance escalations."""
+"""The one place that reacts to incident events: start, stop, restart escalations and notify people."""
 
 from __future__ import annotations
 
@@ -9,10 +9,28 @@ from escalation.models import EscalationState
 from oncall.models import IncidentEvent
 from oncall.signals import incident_event
 
+Kind = IncidentEvent.Kind
+
 
 @receiver(incident_event, dispatch_uid="escalation.on_incident_event")
 def on_incident_event(sender, *, event: IncidentEvent, incident, now, **kwargs) -> None:
-    if event.kind == IncidentEvent.Kind.OPENED:
-        services.escalation_start(incident=incident, now=now)
-    elif event.kind == IncidentEvent.Kind.CLOSED:
+    kind = event.kind
+    if kind == Kind.OPENED:
+        assigned = event.detail.get("assigned_ids")
+        if assigned:
+            # Assigned to people directly when created: they are notified, no rule escalates it.
+            services.notify_people(incident=incident, person_ids=assigned, event_id=event.pk, now=now)
+        else:
+            services.escalation_start(incident=incident, now=now)
+    elif kind in (Kind.ACKNOWLEDGED, Kind.SNOOZED):
+        services.escalation_stop(incident=incident, now=now)
+    elif kind in (Kind.UNACKNOWLEDGED, Kind.WOKEN, Kind.REOPENED):
+        services.escalation_restart(incident=incident, now=now)
+    elif kind == Kind.CLOSED:
         services.escalation_stop(incident=incident, now=now, status=EscalationState.Status.FINISHED)
+    elif kind == Kind.REASSIGNED:
+        # A reassigned incident is in the named people's hands: the rule no longer escalates it.
+        services.escalation_stop(incident=incident, now=now)
+        services.notify_people(incident=incident, person_ids=event.detail["person_ids"], event_id=event.pk, now=now)
+    elif kind == Kind.RESPONDERS_ADDED:
+        services.notify_people(incident=incident, person_ids=event.detail["person_ids"], event_id=event.pk, now=now)

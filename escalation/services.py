@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from channels_app.services import PlannedDelivery, deliveries_create, method_address
+from channels_app.services import PlannedDelivery, deliveries_create, method_address, person_methods
 from escalation import engine
 from escalation.models import EscalationLevel, EscalationRule, EscalationState, Timer
 from oncall.lib import claims, queue
@@ -65,7 +65,7 @@ def escalation_start(*, incident: Incident, now: datetime) -> EscalationState:
     """
     state = EscalationState.objects.select_for_update().filter(incident=incident).first()
     if state is not None and state.run > 0:
-        return state  # already started; the opened event was delivered twice
+        return state  # already started
     rules = list(EscalationRule.objects.filter(channel_id=incident.channel_id).order_by("priority", "id"))
     level_counts = _level_counts(rules)
     candidates = [engine.RuleCandidate(r.pk, r.name, r.priority, r.enabled, level_counts.get(r.pk, 0)) for r in rules]
@@ -87,15 +87,8 @@ def escalation_start(*, incident: Incident, now: datetime) -> EscalationState:
         )
         return state
     rule = next(r for r in rules if r.pk == chosen.id)
-    snapshot = rule_snapshot(rule)
     state.rule = rule
-    state.snapshot = snapshot.to_json()
-    state.status = EscalationState.Status.RUNNING
-    state.run += 1
-    state.token = uuid.uuid4()
-    state.level = 0
-    state.round = 0
-    state.started_at = now
+    state.snapshot = rule_snapshot(rule).to_json()
     state.save()
     timeline_add(
         incident=incident,
@@ -104,8 +97,70 @@ def escalation_start(*, incident: Incident, now: datetime) -> EscalationState:
         now=now,
         detail={"rule_id": rule.pk, "rule_name": rule.name},
     )
+    return _begin_run(state=state, now=now)
+
+
+def _begin_run(*, state: EscalationState, now: datetime) -> EscalationState:
+    """Start a new run of the frozen rule from its first level; older timers become stale."""
+    Timer.objects.filter(state=state, done_at__isnull=True).update(done_at=now)
+    state.status = EscalationState.Status.RUNNING
+    state.run += 1
+    state.token = uuid.uuid4()
+    state.level = 0
+    state.round = 0
+    state.started_at = now
+    state.save()
     _timer_schedule(state=state, step=engine.Step("level", 0, 0, now), now=now)
     return state
+
+
+def escalation_restart(*, incident: Incident, now: datetime) -> EscalationState | None:
+    """Notify again from the first level (after an unacknowledge, a wake or a reopen), with the rule frozen when
+    the incident opened. An incident that never had a rule gets one chosen now."""
+    state = EscalationState.objects.select_for_update().filter(incident=incident).first()
+    if state is None or not state.snapshot:
+        if state is not None:
+            state.run = 0
+            state.save(update_fields=["run"])
+        return escalation_start(incident=incident, now=now)
+    timeline_add(
+        incident=incident,
+        kind=TimelineEntry.Kind.ASSIGNED,
+        message=_("Escalation rule %(rule)s starts again from level 1.") % {"rule": state.snapshot.get("rule_name")},
+        now=now,
+        detail={"rule_id": state.snapshot.get("rule_id"), "restart": True},
+    )
+    return _begin_run(state=state, now=now)
+
+
+def notify_people(*, incident: Incident, person_ids: list[int], event_id: int, now: datetime) -> None:
+    """Notify people an incident was handed to directly (reassigned, added as responders, assigned at creation),
+    once per incident event, by their own notification methods."""
+    users = list(User.objects.filter(pk__in=person_ids, is_active=True).order_by("pk"))
+    planned, reached, skipped = [], [], []
+    for user in users:
+        for method in person_methods(person=user, severity=incident.severity):
+            address = method_address(person=user, method=method)
+            if address:
+                planned.append(
+                    PlannedDelivery(
+                        recipient_key=f"person:{user.pk}", address=address, method=method, recipient_id=user.pk
+                    )
+                )
+                reached.append(f"{user.display_name} ({method})")
+            else:
+                skipped.append(f"{user.display_name} ({method})")
+    deliveries_create(
+        incident=incident, run=0, level=0, round=0, event="assigned", planned=planned, now=now, event_id=event_id
+    )
+    timeline_add(
+        incident=incident,
+        kind=TimelineEntry.Kind.NOTIFIED,
+        message=_("Notified %(who)s directly.") % {"who": ", ".join(reached) or _("nobody")}
+        + (" " + _("Skipped (no contact): %(who)s.") % {"who": ", ".join(skipped)} if skipped else ""),
+        now=now,
+        detail={"person_ids": person_ids, "event_id": event_id},
+    )
 
 
 def _level_counts(rules: list[EscalationRule]) -> dict[int, int]:

@@ -1,0 +1,106 @@
+"""Alert grouping per channel, close-with-alerts, auto-resolve and manual severity that sticks."""
+
+from __future__ import annotations
+
+import pytest
+
+from escalation.ticker import tick
+from oncall.lib import clock as clock_module
+from oncall.models import Alert, Incident, Source
+from oncall.services.lifecycle import incident_edit
+from tests.factories import make_channel, make_integration, make_user, push
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def event(key: str, status: str = "Warning", **labels) -> dict:
+    return {"title_rule": f"{key} failing", "event_status": status, "alert_key": key, "labels": labels}
+
+
+def test_without_grouping_each_alert_is_its_own_incident(client, clock):
+    _, key = make_integration(channel=make_channel())
+    push(client, key, event("a", service="api"))
+    push(client, key, event("b", service="api"))
+    assert Incident.objects.count() == 2
+
+
+def test_alerts_with_equal_grouping_labels_share_an_incident_within_the_window(client, clock):
+    _, key = make_integration(channel=make_channel(group_keys=["service", "env"], group_window_minutes=30))
+    push(client, key, event("a", service="api", env="prod", host="h1"))
+    clock.advance(minutes=10)
+    push(client, key, event("b", "Critical", service="api", env="prod", host="h2"))
+    push(client, key, event("c", service="api", env="staging"))
+    assert Incident.objects.count() == 2
+    grouped = Incident.objects.get(alerts__alert_key="a")
+    assert sorted(grouped.alerts.values_list("alert_key", flat=True)) == ["a", "b"]
+    assert grouped.severity == "Critical", "the highest severity of its open alerts"
+    assert grouped.title == "a failing", "the title stays the first alert's"
+    assert grouped.timeline.filter(kind="alert_added").count() == 1
+
+    clock.advance(minutes=21)
+    push(client, key, event("d", service="api", env="prod"))
+    assert Incident.objects.count() == 3, "after the window a new incident opens"
+
+
+def test_alerts_lacking_a_grouping_label_group_together(client, clock):
+    _, key = make_integration(channel=make_channel(group_keys=["service"]))
+    push(client, key, event("a", host="x"))
+    push(client, key, event("b", host="y"))
+    assert Incident.objects.count() == 1
+
+
+def test_a_grouped_incident_closes_when_its_last_alert_recovers(client, clock):
+    _, key = make_integration(channel=make_channel(group_keys=["service"]))
+    push(client, key, event("a", "Critical", service="api"))
+    push(client, key, event("b", "Warning", service="api"))
+    push(client, key, event("a", "Ok"))
+    incident = Incident.objects.get()
+    assert (incident.progress, incident.severity, incident.status) == ("Triggered", "Warning", "Warning")
+    push(client, key, event("b", "Ok"))
+    incident.refresh_from_db()
+    assert (incident.progress, incident.status) == ("Closed", "Ok")
+
+
+def test_with_close_with_alerts_off_a_recovered_incident_stays_open(client, clock):
+    _, key = make_integration(channel=make_channel(close_with_alerts=False))
+    push(client, key, event("a"))
+    push(client, key, event("a", "Ok"))
+    incident = Incident.objects.get()
+    assert (incident.progress, incident.status) == ("Triggered", "Ok")
+    assert incident.end_time == clock.current
+
+
+def test_auto_resolve_closes_an_incident_without_events_for_the_timeout(client, clock):
+    _, key = make_integration(channel=make_channel(auto_resolve_minutes=60))
+    push(client, key, event("a"))
+    clock.advance(minutes=45)
+    push(client, key, event("a"))
+    clock.advance(minutes=59)
+    tick(now=clock_module.now())
+    assert Incident.objects.get().progress == "Triggered", "the second event restarted the clock"
+    clock.advance(minutes=1)
+    assert tick(now=clock_module.now()).auto_resolved == 1
+    incident = Incident.objects.get()
+    assert incident.progress == "Closed"
+    assert "auto-resolve" in incident.timeline.get(kind="closed").message
+    assert Alert.objects.get().progress == "Closed"
+
+
+def test_auto_resolve_is_off_by_default(client, clock):
+    _, key = make_integration(channel=make_channel())
+    push(client, key, event("a"))
+    clock.advance(days=30)
+    tick(now=clock_module.now())
+    assert Incident.objects.get().progress == "Triggered"
+
+
+def test_a_severity_set_by_hand_sticks_when_alerts_change(client, clock):
+    _, key = make_integration(channel=make_channel())
+    push(client, key, event("a", "Warning"))
+    incident = Incident.objects.get()
+    incident_edit(incident=incident, by=make_user(), severity="Info", source=Source.WEB, now=clock.current)
+    push(client, key, event("a", "Critical"))
+    incident.refresh_from_db()
+    assert incident.severity == "Info"
+    assert incident.manual_overrides == ["severity"]
+    assert Alert.objects.get().severity == "Critical"

@@ -1,0 +1,232 @@
+"""The incident lifecycle through its services, with the escalation reacting as people expect."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from escalation.models import EscalationState
+from escalation.ticker import tick
+from oncall.errors import ApplicationError, IllegalTransition
+from oncall.lib import clock as clock_module
+from oncall.models import Alert, Incident, Source
+from oncall.services import lifecycle
+from tests.factories import make_channel, make_integration, make_rule, make_user, push
+
+pytestmark = pytest.mark.django_db(transaction=True)
+WEB = Source.WEB
+
+
+@pytest.fixture
+def world(client, clock):
+    people = {name: make_user(name) for name in ("alice", "bob", "carol", "dave")}
+    channel = make_channel("Production")
+    make_rule(channel, [{"people": [people["alice"]], "after": 30}, {"people": [people["bob"]], "after": 30}])
+    _, key = make_integration(channel=channel)
+    push(client, key, {"title_rule": "Checkout errors", "event_status": "Critical", "alert_key": "checkout"})
+    return {"incident": Incident.objects.get(), "channel": channel, "key": key, **people}
+
+
+def recipients(mailoutbox) -> list[str]:
+    return [mail.to[0].split("@")[0] for mail in mailoutbox]
+
+
+def later(clock, **delta) -> None:
+    clock.advance(**delta)
+    tick(now=clock_module.now())
+
+
+def fresh(incident: Incident) -> Incident:
+    return Incident.objects.get(pk=incident.pk)
+
+
+def test_acknowledging_stops_the_escalation(world, clock, mailoutbox):
+    later(clock, minutes=3)
+    incident = lifecycle.incident_acknowledge(
+        incident=world["incident"], by=world["alice"], source=WEB, now=clock.current
+    )
+    assert (incident.progress, incident.ack_time) == ("Processing", clock.current)
+    later(clock, minutes=60)
+    assert recipients(mailoutbox) == ["alice"], "bob is not paged for an acknowledged incident"
+    entry = incident.timeline.get(kind="acknowledged")
+    assert (entry.actor, entry.source) == (world["alice"], "web")
+
+
+def test_unacknowledging_the_last_ack_triggers_and_notifies_again(world, clock, mailoutbox):
+    lifecycle.incident_acknowledge(incident=world["incident"], by=world["alice"], source=WEB, now=clock.current)
+    lifecycle.incident_acknowledge(incident=world["incident"], by=world["carol"], source=WEB, now=clock.current)
+    clock.advance(minutes=5)
+    incident = lifecycle.incident_unacknowledge(
+        incident=world["incident"], by=world["carol"], source=WEB, now=clock.current
+    )
+    assert incident.progress == "Processing", "alice still acknowledges it"
+    incident = lifecycle.incident_unacknowledge(
+        incident=world["incident"], by=world["alice"], source=WEB, now=clock.current
+    )
+    assert incident.progress == "Triggered"
+    assert recipients(mailoutbox) == ["alice", "alice"]
+    later(clock, minutes=30)
+    assert recipients(mailoutbox) == ["alice", "alice", "bob"]
+
+
+def test_only_someone_who_acknowledged_can_unacknowledge(world, clock):
+    with pytest.raises(IllegalTransition, match="has not acknowledged"):
+        lifecycle.incident_unacknowledge(incident=world["incident"], by=world["bob"], source=WEB, now=clock.current)
+
+
+def test_snooze_needs_an_acknowledgement_and_expiry_triggers_again(world, clock, mailoutbox):
+    with pytest.raises(IllegalTransition, match="must be acknowledged"):
+        lifecycle.incident_snooze(
+            incident=world["incident"], by=world["alice"], minutes=10, source=WEB, now=clock.current
+        )
+    lifecycle.incident_acknowledge(incident=world["incident"], by=world["alice"], source=WEB, now=clock.current)
+    for bad in (0, 1441, "10"):
+        with pytest.raises(ApplicationError) as caught:
+            lifecycle.incident_snooze(
+                incident=world["incident"], by=world["alice"], minutes=bad, source=WEB, now=clock.current
+            )
+        assert caught.value.field == "minutes"
+    incident = lifecycle.incident_snooze(
+        incident=world["incident"], by=world["alice"], minutes=10, source=WEB, now=clock.current
+    )
+    assert incident.snoozed_until == clock.current + timedelta(minutes=10)
+    later(clock, minutes=9, seconds=59)
+    assert fresh(incident).progress == "Processing"
+    later(clock, seconds=1)
+    incident = fresh(incident)
+    assert (incident.progress, incident.snoozed_until) == ("Triggered", None)
+    assert incident.timeline.get(kind="woken").message == "Snooze ended; the incident is triggered again."
+    assert recipients(mailoutbox) == ["alice", "alice"], "notified again from level 1"
+
+
+def test_waking_by_hand_ends_the_snooze_at_once(world, clock, mailoutbox):
+    lifecycle.incident_acknowledge(incident=world["incident"], by=world["alice"], source=WEB, now=clock.current)
+    lifecycle.incident_snooze(incident=world["incident"], by=world["alice"], minutes=60, source=WEB, now=clock.current)
+    incident = lifecycle.incident_wake(incident=world["incident"], by=world["bob"], source=WEB, now=clock.current)
+    assert incident.progress == "Triggered"
+    with pytest.raises(IllegalTransition, match="not snoozed"):
+        lifecycle.incident_wake(incident=incident, by=world["bob"], source=WEB, now=clock.current)
+    later(clock, minutes=61)
+    assert recipients(mailoutbox) == ["alice", "alice", "bob"]
+
+
+def test_closing_stops_everything_and_closed_incidents_refuse_acknowledgement(world, clock, mailoutbox):
+    incident = lifecycle.incident_resolve(incident=world["incident"], by=world["alice"], source=WEB, now=clock.current)
+    assert (incident.progress, incident.closed_by) == ("Closed", world["alice"])
+    assert Alert.objects.get().progress == "Closed", "a manual close closes the alerts too"
+    with pytest.raises(IllegalTransition, match="closed"):
+        lifecycle.incident_acknowledge(incident=incident, by=world["alice"], source=WEB, now=clock.current)
+    with pytest.raises(IllegalTransition):
+        lifecycle.incident_resolve(incident=incident, by=world["alice"], source=WEB, now=clock.current)
+    later(clock, hours=2)
+    assert recipients(mailoutbox) == ["alice"]
+
+
+def test_reopening_needs_a_reason_and_notifies_again(world, clock, mailoutbox):
+    with pytest.raises(IllegalTransition, match="not closed"):
+        lifecycle.incident_reopen(
+            incident=world["incident"], by=world["alice"], reason="x", source=WEB, now=clock.current
+        )
+    lifecycle.incident_resolve(incident=world["incident"], by=world["alice"], source=WEB, now=clock.current)
+    with pytest.raises(ApplicationError) as caught:
+        lifecycle.incident_reopen(
+            incident=world["incident"], by=world["alice"], reason="  ", source=WEB, now=clock.current
+        )
+    assert caught.value.field == "reason"
+    clock.advance(minutes=10)
+    incident = lifecycle.incident_reopen(
+        incident=world["incident"], by=world["bob"], reason="still failing", source=WEB, now=clock.current
+    )
+    assert (incident.progress, incident.close_time) == ("Triggered", None)
+    assert "still failing" in incident.timeline.get(kind="reopened").message
+    assert recipients(mailoutbox) == ["alice", "alice"]
+    assert EscalationState.objects.get().run == 2
+
+
+def test_reassigning_hands_the_incident_over_and_stops_the_rule(world, clock, mailoutbox):
+    lifecycle.incident_acknowledge(incident=world["incident"], by=world["alice"], source=WEB, now=clock.current)
+    incident = lifecycle.incident_reassign(
+        incident=world["incident"], by=world["alice"], people=[world["carol"]], source=WEB, now=clock.current
+    )
+    assert incident.progress == "Triggered", "carol has not acknowledged it"
+    assert list(incident.responders.values_list("username", flat=True)) == ["carol"]
+    assert recipients(mailoutbox) == ["alice", "carol"]
+    later(clock, hours=2)
+    assert recipients(mailoutbox) == ["alice", "carol"], "no rule escalation after a reassignment"
+    with pytest.raises(ApplicationError):
+        lifecycle.incident_reassign(incident=incident, by=world["alice"], people=[], source=WEB, now=clock.current)
+
+
+def test_adding_responders_notifies_them_and_the_rule_keeps_escalating(world, clock, mailoutbox):
+    lifecycle.incident_add_responders(
+        incident=world["incident"],
+        by=world["alice"],
+        people=[world["dave"], world["alice"]],
+        source=WEB,
+        now=clock.current,
+    )
+    assert recipients(mailoutbox) == ["alice", "dave"]
+    assert "dave" in world["incident"].timeline.get(kind="responders_added").message
+    later(clock, minutes=30)
+    assert recipients(mailoutbox) == ["alice", "dave", "bob"]
+
+
+def test_comments_land_in_the_timeline(world, clock):
+    entry = lifecycle.incident_comment(
+        incident=world["incident"], by=world["bob"], text="Looking at the DB", source=Source.API, now=clock.current
+    )
+    assert (entry.kind, entry.message, entry.actor, entry.source) == (
+        "comment",
+        "Looking at the DB",
+        world["bob"],
+        "api",
+    )
+    with pytest.raises(ApplicationError):
+        lifecycle.incident_comment(incident=world["incident"], by=world["bob"], text=" ", source=WEB, now=clock.current)
+    with pytest.raises(ApplicationError):
+        lifecycle.incident_comment(
+            incident=world["incident"], by=world["bob"], text="x" * 2001, source=WEB, now=clock.current
+        )
+
+
+def test_merging_moves_the_alerts_and_closes_the_merged_incident(world, client, clock):
+    push(client, world["key"], {"title_rule": "Payment errors", "event_status": "Warning", "alert_key": "payment"})
+    other = Incident.objects.exclude(pk=world["incident"].pk).get()
+    into = lifecycle.incident_merge(
+        incident=other, into=world["incident"], by=world["bob"], source=WEB, now=clock.current
+    )
+    assert sorted(into.alerts.values_list("alert_key", flat=True)) == ["checkout", "payment"]
+    other = fresh(other)
+    assert (other.progress, other.merged_into) == ("Closed", into)
+    assert Alert.objects.filter(progress="Triggered").count() == 2, "moved alerts stay open"
+    with pytest.raises(IllegalTransition):
+        lifecycle.incident_merge(incident=into, into=other, by=world["bob"], source=WEB, now=clock.current)
+    with pytest.raises(ApplicationError):
+        lifecycle.incident_merge(incident=into, into=into, by=world["bob"], source=WEB, now=clock.current)
+
+
+def test_an_incident_created_by_hand_follows_the_rule_or_its_assignees(world, clock, mailoutbox):
+    by_rule = lifecycle.incident_create(
+        channel=world["channel"],
+        title="Customer reports slowness",
+        severity="Warning",
+        by=world["dave"],
+        now=clock.current,
+    )
+    assert (by_rule.labels, by_rule.created_by, by_rule.alerts.count()) == ({}, world["dave"], 0)
+    assert recipients(mailoutbox) == ["alice", "alice"]
+    lifecycle.incident_create(
+        channel=world["channel"],
+        title="Planned failover",
+        severity="Info",
+        by=world["dave"],
+        now=clock.current,
+        assign_to=[world["carol"]],
+    )
+    assert recipients(mailoutbox) == ["alice", "alice", "carol"]
+    with pytest.raises(ApplicationError) as caught:
+        lifecycle.incident_create(
+            channel=world["channel"], title="x", severity="High", by=world["dave"], now=clock.current
+        )
+    assert caught.value.field == "severity"

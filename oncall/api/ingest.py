@@ -9,7 +9,6 @@ which answer in PagerDuty's own shapes.
 from __future__ import annotations
 
 import json
-import time
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -60,7 +59,7 @@ def check_rate_limit(integration: Integration) -> None:
         ratelimit.Limit(integration.rate_limit_per_second or settings.INGEST_RATE_LIMIT_PER_SECOND, 1),
         ratelimit.Limit(integration.rate_limit_per_minute or settings.INGEST_RATE_LIMIT_PER_MINUTE, 60),
     )
-    exceeded = ratelimit.hit(f"integration:{integration.pk}", limits, now=time.time())
+    exceeded = ratelimit.hit(f"integration:{integration.pk}", limits, now=clock.now().timestamp())
     if exceeded is None:
         return
     described = exceeded.limit.describe()

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from oncall import sources
 from oncall.api import envelope
-from oncall.lib import clock, ratelimit
+from oncall.lib import clock, ratelimit, text
 from oncall.models import Integration
 from oncall.selectors import integration_get_by_key
 from oncall.services.ingest import alert_ingest
@@ -105,11 +105,13 @@ def read_json_body(request) -> object:
     if not body.strip():
         raise IngestError(400, envelope.INVALID_PARAMETER, _("The body is empty; send a JSON object."), "body")
     try:
-        return json.loads(body)
+        payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise IngestError(
             400, envelope.INVALID_PARAMETER, _("The body is not valid JSON: %(error)s") % {"error": exc}, "body"
         ) from None
+    # NULs and unpaired surrogates cannot be stored; drop them rather than refuse the monitor's alert.
+    return text.clean(payload) if text.json_needs_cleaning(body) else payload
 
 
 def error_response(request, exc: IngestError):

@@ -76,7 +76,7 @@ def _open_alert_ids(integration: Integration, alert_key: str) -> tuple[int, int]
 
 def _lock(alert_id: int, incident_id: int) -> tuple[Alert, Incident] | None:
     """Lock an open alert and its incident in the platform's order (incident, then alert)."""
-    incident = Incident.objects.select_for_update().select_related("channel").get(pk=incident_id)
+    incident = Incident.objects.select_for_update(of=("self",)).select_related("channel").get(pk=incident_id)
     alert = Alert.objects.select_for_update().filter(pk=alert_id, progress=AlertProgress.TRIGGERED).first()
     if alert is None or alert.incident_id != incident.pk:
         return None  # recovered, closed or merged meanwhile: look again

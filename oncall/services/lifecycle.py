@@ -40,7 +40,7 @@ TITLE_MAX = 512
 
 def _locked(incident: Incident | int) -> Incident:
     pk = incident.pk if isinstance(incident, Incident) else incident
-    return Incident.objects.select_for_update().select_related("channel").get(pk=pk)
+    return Incident.objects.select_for_update(of=("self",)).select_related("channel").get(pk=pk)
 
 
 def _name(person: User | None) -> str:

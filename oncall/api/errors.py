@@ -9,6 +9,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from oncall.api import envelope
 from oncall.errors import ApplicationError
@@ -39,6 +40,13 @@ def _first_field_error(detail, prefix: str = "") -> tuple[str | None, str]:
     return (prefix or None), str(detail)
 
 
+def _field_of(field: str | None) -> str:
+    """The request field an error is about; an error about the request as a whole is about its body."""
+    if not field or field == api_settings.NON_FIELD_ERRORS_KEY:
+        return "body"
+    return field
+
+
 def exception_handler(exc, context) -> Response | None:
     request = context.get("request")
     if isinstance(exc, ApplicationError):
@@ -54,8 +62,11 @@ def exception_handler(exc, context) -> Response | None:
             headers["Retry-After"] = str(int(exc.wait) + 1)
         if isinstance(exc, exceptions.ValidationError):
             field, message = _first_field_error(exc.detail)
-            message = f"{field}: {message}" if field and field != "non_field_errors" else message
+            field = _field_of(field)
+            message = message if field == "body" else f"{field}: {message}"
             return envelope.error(request, exc.status_code, code, message, field=field, headers=headers)
+        if isinstance(exc, exceptions.ParseError):
+            return envelope.error(request, exc.status_code, code, str(exc.detail), field="body", headers=headers)
         return envelope.error(request, exc.status_code, code, str(exc.detail), headers=headers)
     if isinstance(exc, (OperationalError, InterfaceError)):
         # The database is unreachable or overloaded: a retryable failure, and monitors retry on 5xx.

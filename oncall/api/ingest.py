@@ -13,10 +13,12 @@ import json
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.views import APIView
 
 from oncall import sources
 from oncall.api import envelope
+from oncall.api.serializers import AlertPushResultSerializer, StandardEventSerializer, envelope_of, error_doc
 from oncall.lib import clock, ratelimit, text
 from oncall.models import Integration
 from oncall.selectors import integration_get_by_key
@@ -128,6 +130,32 @@ class AlertPushApi(APIView):
     permission_classes: list = []
     parser_classes: list = []
 
+    @extend_schema(
+        operation_id="alert_push",
+        summary="Push an alert event",
+        description="What a monitor sends. The body shown is the standard format; every other format takes the "
+        "webhook payload its monitor sends. Authenticated by the integration key in the URL, not by an API token.",
+        tags=["ingest"],
+        auth=[],
+        parameters=[
+            OpenApiParameter(
+                "source", str, OpenApiParameter.PATH, enum=sorted(sources.PARSERS), description="The payload format."
+            ),
+            OpenApiParameter(
+                "integration_key", str, OpenApiParameter.QUERY, required=True, description="The integration's key."
+            ),
+        ],
+        request={"application/json": StandardEventSerializer},
+        responses={
+            200: envelope_of("AlertPushEnvelope", AlertPushResultSerializer()),
+            400: error_doc("InvalidParameter or InvalidContentType; `field` names what is wrong. Nothing stored."),
+            401: error_doc("Unauthorized: integration_key is missing or unknown."),
+            403: error_doc("AccessDenied: the integration is disabled."),
+            404: error_doc("RouteNotFound: unknown format."),
+            413: error_doc("RequestTooLarge: the body exceeds the size limit."),
+            429: error_doc("RequestTooFrequently: the integration's rate limit; see Retry-After."),
+        },
+    )
     def post(self, request, source: str):
         try:
             parser = sources.PARSERS.get(source)

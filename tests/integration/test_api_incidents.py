@@ -128,7 +128,8 @@ def test_token_actions_are_recorded_as_api_and_session_actions_as_web(world, clo
     by_token = token_client(world.alice, clock).post(f"{URL}{world.db_down.pk}/acknowledge/")
     by_session = session_client(world.carol).post(f"{URL}{world.db_down.pk}/acknowledge/")
     assert (by_token.status_code, by_session.status_code) == (200, 200)
-    acks = [(e["actor"]["name"], e["source"]) for e in timeline(session_client(world.alice), world.db_down)[1:]]
+    entries = timeline(session_client(world.alice), world.db_down)
+    acks = [(e["actor"]["name"], e["source"]) for e in entries if e["kind"] == "acknowledged"]
     assert acks == [("Alice Ng", "api"), ("carol", "web")]
 
 
@@ -376,14 +377,22 @@ def test_timeline_lists_every_entry_oldest_first(world, alice_api, clock):
     clock.advance(minutes=1)
     alice_api.post(f"{URL}{world.db_down.pk}/acknowledge/")
     entries = timeline(alice_api, world.db_down)
-    assert [(e["at"], e["kind"], e["source"]) for e in entries] == [
-        ("2026-03-02T09:00:00Z", "opened", "monitor"),
-        ("2026-03-02T09:01:00Z", "comment", "api"),
-        ("2026-03-02T09:02:00Z", "acknowledged", "api"),
+    assert [e["id"] for e in entries] == list(world.db_down.timeline.order_by("at", "id").values_list("id", flat=True))
+    assert [e["at"] for e in entries] == sorted(e["at"] for e in entries), "oldest first"
+    assert (entries[0]["at"], entries[0]["kind"], entries[0]["source"], entries[0]["actor"]) == (
+        "2026-03-02T09:00:00Z",
+        "opened",
+        "monitor",
+        None,
+    )
+    by_people = [(e["at"], e["kind"], e["source"], e["actor"]) for e in entries if e["actor"]]
+    alice = {"id": world.alice.pk, "name": "Alice Ng"}
+    assert by_people == [
+        ("2026-03-02T09:01:00Z", "comment", "api", alice),
+        ("2026-03-02T09:02:00Z", "acknowledged", "api", alice),
     ]
-    assert entries[0]["actor"] is None
-    assert entries[1]["actor"] == {"id": world.alice.pk, "name": "Alice Ng"}
-    assert (entries[1]["message"], entries[1]["detail"]) == ("looking", {"text": "looking"})
+    comment = next(e for e in entries if e["kind"] == "comment")
+    assert (comment["message"], comment["detail"]) == ("looking", {"text": "looking"})
 
 
 # -- create and edit -----------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from datetime import datetime
 from channels_app.services import deliveries_enqueue_due
 from escalation.services import timers_enqueue_due
 from oncall.services.events import incident_events_dispatch_overdue
+from oncall.services.ingest import batches_enqueue_stalled
 from oncall.services.lifecycle import incidents_auto_resolve_due, incidents_wake_due
 
 
@@ -18,6 +19,7 @@ class TickReport:
     deliveries: int
     woken: int = 0
     auto_resolved: int = 0
+    batches: int = 0
 
 
 def tick(*, now: datetime) -> TickReport:
@@ -30,4 +32,5 @@ def tick(*, now: datetime) -> TickReport:
         deliveries=deliveries_enqueue_due(now=now),
         woken=woken,
         auto_resolved=auto_resolved,
+        batches=batches_enqueue_stalled(now=now),
     )

@@ -6,6 +6,8 @@ import itertools
 import json
 from collections.abc import Sequence
 
+from django.test import TestCase
+
 from escalation.models import EscalationLevel, EscalationRule
 from oncall.models import Channel, Integration, Team, User
 
@@ -64,6 +66,10 @@ def make_rule(
 
 
 def push(client, key: str, body, *, source: str = "standard", content_type: str = "application/json"):
-    """POST an event the way a monitor does."""
+    """POST an event the way a monitor does, and let the worker (inline in tests) process what was accepted.
+
+    Work handed over on commit also runs in tests that wrap each test in a transaction.
+    """
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    return client.post(f"/event/push/alert/{source}?integration_key={key}", data=data, content_type=content_type)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(f"/event/push/alert/{source}?integration_key={key}", data=data, content_type=content_type)

@@ -22,7 +22,7 @@ from oncall.api.serializers import AlertPushResultSerializer, StandardEventSeria
 from oncall.lib import clock, ratelimit, text
 from oncall.models import Integration
 from oncall.selectors import integration_get_by_key
-from oncall.services.ingest import alert_ingest
+from oncall.services.ingest import events_accept
 from oncall.sources.base import SourceError
 
 
@@ -171,7 +171,7 @@ class AlertPushApi(APIView):
                 raise IngestError(400, envelope.INVALID_PARAMETER, f"{exc.field}: {exc.message}", exc.field) from None
         except IngestError as exc:
             return error_response(request, exc)
-        results = alert_ingest(integration=integration, events=events, now=now)
-        if source == "standard" and len(results) == 1:
-            return envelope.ok(request, {"alert_key": results[0].alert_key})
-        return envelope.ok(request, {"alert_keys": [result.alert_key for result in results]})
+        events_accept(integration=integration, events=events, now=now)
+        if source == "standard" and len(events) == 1:
+            return envelope.ok(request, {"alert_key": events[0].alert_key})
+        return envelope.ok(request, {"alert_keys": [event.alert_key for event in events]})

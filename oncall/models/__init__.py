@@ -10,7 +10,7 @@ from oncall.models.incidents import (
     Source,
     TimelineEntry,
 )
-from oncall.models.intake import Channel, Integration
+from oncall.models.intake import Channel, EventBatch, Integration
 from oncall.models.people import ApiToken, Team, User
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "AlertProgress",
     "ApiToken",
     "Channel",
+    "EventBatch",
     "EventStatus",
     "Incident",
     "IncidentEvent",

@@ -145,3 +145,32 @@ class Integration(models.Model):
     @property
     def masked_key(self) -> str:
         return secrets.mask(self.key_hint)
+
+
+class EventBatch(models.Model):
+    """The events of one push, stored as accepted: a monitor's 2xx means this row exists.
+
+    The worker turns batches into alerts and incidents in the order they arrived, per integration, and deletes
+    them; a batch that keeps failing is kept with its error for an operator to look at.
+    """
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="batches")
+    events = models.JSONField(_("events"))
+    received_at = models.DateTimeField(_("received at"))
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    failed_at = models.DateTimeField(_("gave up at"), null=True, blank=True)
+    error = models.TextField(_("last error"), blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("event batch")
+        verbose_name_plural = _("event batches")
+        indexes = [
+            models.Index(
+                fields=["integration", "id"], condition=models.Q(failed_at__isnull=True), name="oncall_batch_pending"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.integration} @ {self.received_at:%Y-%m-%d %H:%M:%S}"

@@ -1,12 +1,14 @@
 """Ingest: normalized events in, alerts deduplicated and grouped, incidents opened, recovered and closed.
 
-Every event of one request is stored in one transaction, so a monitor that gets a 2xx knows all of it is kept
-and one that gets an error knows none of it is. Rows are locked incident first, then alert, everywhere in the
-platform, so concurrent ingests and people's actions never deadlock.
+A push is accepted by storing its events as one batch (one insert, so the endpoint stays fast and a burst is
+absorbed); the monitor's 2xx means the batch is stored. The worker then processes each integration's batches in
+the order they arrived, each in one transaction: all its events take effect or none do. Rows are locked incident
+first, then alert, everywhere in the platform, so concurrent ingests and people's actions never deadlock.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,12 +18,14 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from oncall.errors import NotRouted
+from oncall.lib import queue
 from oncall.lib.grouping import group_key
-from oncall.lib.locks import transaction_lock
+from oncall.lib.locks import transaction_lock, transaction_try_lock
 from oncall.models import (
     Alert,
     AlertProgress,
     Channel,
+    EventBatch,
     EventStatus,
     Incident,
     Integration,
@@ -40,8 +44,78 @@ from oncall.services.incidents import (
 from oncall.services.lifecycle import incident_acknowledge
 from oncall.sources.base import EventAction, NormalizedEvent
 
+logger = logging.getLogger(__name__)
+
 LAST_EVENT_AT_RESOLUTION = timedelta(seconds=60)
 MAX_ALERTS_PER_INCIDENT = 5000
+PROCESS_TASK = "oncall.tasks.batches_process"
+# Waits before a failing batch is tried again; after the last one it is set aside and the next batch goes on.
+BATCH_RETRY = (timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=5))
+# A batch still unprocessed this long after it arrived is handed to the worker again by the ticker.
+BATCH_STALL = timedelta(seconds=2)
+
+
+def events_accept(*, integration: Integration, events: Sequence[NormalizedEvent], now: datetime) -> EventBatch | None:
+    """Store the events of one push for the worker, which processes them in order; None if there are none."""
+    if integration.channel_id is None:
+        raise NotRouted(_("Integration %(name)s has no channel to send its alerts to.") % {"name": integration.name})
+    if not events:
+        return None
+    batch = EventBatch.objects.create(
+        integration=integration, events=[event.to_json() for event in events], received_at=now
+    )
+    queue.enqueue(PROCESS_TASK, integration.pk, group="ingest")
+    return batch
+
+
+def batches_process(*, integration_id: int, now: datetime) -> int:
+    """Process one integration's waiting batches, oldest first, each in its own transaction; return how many.
+
+    One worker at a time per integration (a transaction lock), so an Ok never overtakes its trigger. A batch that
+    fails is retried after a wait, holding back the later ones to keep the order; after the last retry it is set
+    aside with its error and the rest go on.
+    """
+    done = 0
+    while True:
+        with transaction.atomic():
+            if not transaction_try_lock(f"ingest:{integration_id}"):
+                return done  # another worker is draining this integration
+            batch = EventBatch.objects.filter(integration_id=integration_id, failed_at__isnull=True).first()
+            if batch is None or (batch.next_attempt_at and batch.next_attempt_at > now):
+                return done
+            integration = Integration.objects.select_related("channel").get(pk=integration_id)
+            try:
+                with transaction.atomic():
+                    events = [NormalizedEvent.from_json(data) for data in batch.events]
+                    alert_ingest(integration=integration, events=events, now=batch.received_at)
+            except Exception as exc:
+                logger.exception("Event batch %s of integration %s failed", batch.pk, integration_id)
+                batch.attempts += 1
+                batch.error = f"{type(exc).__name__}: {exc}"[:2000]
+                if batch.attempts > len(BATCH_RETRY):
+                    batch.failed_at = now
+                else:
+                    batch.next_attempt_at = now + BATCH_RETRY[batch.attempts - 1]
+                batch.save(update_fields=["attempts", "error", "failed_at", "next_attempt_at"])
+                if batch.failed_at is None:
+                    return done
+                continue
+            batch.delete()
+            done += 1
+
+
+def batches_enqueue_stalled(*, now: datetime) -> int:
+    """Hand integrations whose batches wait too long back to the worker (the ticker calls this every tick)."""
+    integration_ids = list(
+        EventBatch.objects.filter(failed_at__isnull=True, received_at__lte=now - BATCH_STALL)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by()
+        .values_list("integration_id", flat=True)
+        .distinct()
+    )
+    for integration_id in integration_ids:
+        queue.enqueue(PROCESS_TASK, integration_id, group="ingest")
+    return len(integration_ids)
 
 
 @dataclass(frozen=True)

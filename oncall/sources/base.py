@@ -75,6 +75,35 @@ class NormalizedEvent:
     def is_recovery(self) -> bool:
         return self.action == EventAction.RECOVER
 
+    def to_json(self) -> dict:
+        return {
+            "status": self.status,
+            "alert_key": self.alert_key,
+            "title": self.title,
+            "title_rule": self.title_rule,
+            "description": self.description,
+            "labels": dict(self.labels),
+            "images": [{"src": i.src, "alt": i.alt, "href": i.href} for i in self.images],
+            "event_time": self.event_time.isoformat() if self.event_time else None,
+            "alert_key_generated": self.alert_key_generated,
+            "acknowledge": self.acknowledge,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> NormalizedEvent:
+        return cls(
+            status=data["status"],
+            alert_key=data["alert_key"],
+            title=data["title"],
+            title_rule=data.get("title_rule", ""),
+            description=data.get("description", ""),
+            labels=data.get("labels", {}),
+            images=tuple(Image(**image) for image in data.get("images", ())),
+            event_time=datetime.fromisoformat(data["event_time"]) if data.get("event_time") else None,
+            alert_key_generated=data.get("alert_key_generated", False),
+            acknowledge=data.get("acknowledge", False),
+        )
+
 
 def truncate(text: str, limit: int) -> str:
     """Cut text to `limit` characters, marking the cut, as the documented limits of titles promise."""

@@ -53,7 +53,7 @@ def test_a_trigger_opens_an_incident_and_answers_with_the_alert_key(client, inte
         "load 12",
         incident.pk,
     )
-    assert list(incident.timeline.values_list("kind", flat=True)) == ["opened"]
+    assert list(incident.timeline.values_list("kind", flat=True)) == ["opened", "unassigned"]
     assert list(incident.events.values_list("kind", flat=True)) == ["opened"]
 
 
@@ -85,7 +85,12 @@ def test_recovery_closes_the_alert_and_its_incident(client, integration):
     incident = Incident.objects.get()
     assert (incident.progress, incident.status) == ("Closed", "Ok")
     assert incident.close_time is not None and incident.end_time is not None
-    assert list(incident.timeline.values_list("kind", flat=True)) == ["opened", "alert_recovered", "closed"]
+    assert list(incident.timeline.values_list("kind", flat=True)) == [
+        "opened",
+        "unassigned",
+        "alert_recovered",
+        "closed",
+    ]
     assert list(incident.events.values_list("kind", flat=True)) == ["opened", "closed"]
 
 

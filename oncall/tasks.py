@@ -1,0 +1,8 @@
+"""Worker tasks of the core app: thin, by id, idempotent."""
+
+from oncall.lib import clock
+from oncall.services import ingest
+
+
+def batches_process(integration_id: int) -> None:
+    ingest.batches_process(integration_id=integration_id, now=clock.now())

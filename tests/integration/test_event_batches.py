@@ -1,0 +1,122 @@
+"""Accepted pushes are stored as batches and processed by the worker in arrival order, never lost."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from escalation.ticker import tick
+from oncall.lib import clock as clock_module
+from oncall.lib import queue
+from oncall.models import Alert, EventBatch, Incident
+from oncall.services import ingest
+from oncall.sources.base import NormalizedEvent
+from tests.factories import make_channel, make_integration, push
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def event(key: str, status: str = "Critical") -> dict:
+    return {"title_rule": f"{key} down", "event_status": status, "alert_key": key}
+
+
+@pytest.fixture
+def integration():
+    return make_integration(channel=make_channel())
+
+
+def push_without_worker(client, key, body, monkeypatch):
+    """Push while the hand-over to the worker is lost, as if the web process died right after answering."""
+    with monkeypatch.context() as patch:
+        patch.setattr(queue, "async_task", lambda *args, **kwargs: None)
+        return push(client, key, body)
+
+
+def test_the_answer_means_stored_and_the_worker_processes_it(client, clock, integration):
+    _, key = integration
+    assert push(client, key, event("a")).status_code == 200
+    assert Alert.objects.get().alert_key == "a"
+    assert not EventBatch.objects.exists(), "processed batches are removed"
+
+
+def test_batches_are_processed_in_arrival_order(client, clock, integration, monkeypatch):
+    _, key = integration
+    push_without_worker(client, key, event("a"), monkeypatch)
+    push_without_worker(client, key, event("a", "Ok"), monkeypatch)
+    push_without_worker(client, key, event("b"), monkeypatch)
+    assert EventBatch.objects.count() == 3 and not Alert.objects.exists()
+    assert ingest.batches_process(integration_id=integration[0].pk, now=clock.current) == 3
+    assert dict(Alert.objects.values_list("alert_key", "progress")) == {"a": "Closed", "b": "Triggered"}
+
+
+def test_a_push_whose_hand_over_was_lost_is_processed_by_the_ticker(client, clock, integration, monkeypatch):
+    _, key = integration
+    push_without_worker(client, key, event("a"), monkeypatch)
+    clock.advance(seconds=1)
+    tick(now=clock_module.now())
+    assert not Alert.objects.exists(), "not stalled yet"
+    clock.advance(seconds=2)
+    assert tick(now=clock_module.now()).batches == 1
+    assert Alert.objects.get().alert_key == "a"
+
+
+def test_a_failing_batch_is_retried_then_set_aside_and_the_rest_go_on(client, clock, integration, monkeypatch):
+    integration, key = integration
+    real_ingest = ingest.alert_ingest
+    calls = {"n": 0}
+
+    def broken_for_a(*, integration, events, now):
+        if events[0].alert_key == "a":
+            calls["n"] += 1
+            raise RuntimeError("database hiccup")
+        return real_ingest(integration=integration, events=events, now=now)
+
+    monkeypatch.setattr(ingest, "alert_ingest", broken_for_a)
+    push_without_worker(client, key, event("a"), monkeypatch)
+    push_without_worker(client, key, event("b"), monkeypatch)
+    assert ingest.batches_process(integration_id=integration.pk, now=clock.current) == 0
+    first = EventBatch.objects.first()
+    assert (first.attempts, first.error) == (1, "RuntimeError: database hiccup")
+    assert not Alert.objects.exists(), "b waits behind a, to keep the order"
+
+    for wait in (5, 30, 120, 300):
+        clock.advance(seconds=wait)
+        ingest.batches_process(integration_id=integration.pk, now=clock.current)
+    assert calls["n"] == 5
+    kept = EventBatch.objects.get()
+    assert kept.failed_at is not None and kept.events[0]["alert_key"] == "a", "kept for an operator to look at"
+    assert list(Alert.objects.values_list("alert_key", flat=True)) == ["b"]
+
+
+def test_events_of_one_push_all_take_effect_or_none_do(client, clock, integration, monkeypatch):
+    integration, _key = integration
+    good = NormalizedEvent(status="Critical", alert_key="good", title="good")
+    bad = NormalizedEvent(status="Critical", alert_key="bad", title="fails half-way")
+    real_create = ingest._create
+
+    def create_failing_on_bad(*, event, **kwargs):
+        if event.alert_key == "bad":
+            raise RuntimeError("failed after the first event was written")
+        return real_create(event=event, **kwargs)
+
+    monkeypatch.setattr(ingest, "_create", create_failing_on_bad)
+    with monkeypatch.context() as patch:
+        patch.setattr(queue, "async_task", lambda *args, **kwargs: None)
+        ingest.events_accept(integration=integration, events=[good, bad], now=clock.current)
+    ingest.batches_process(integration_id=integration.pk, now=clock.current)
+    assert not Alert.objects.exists()
+    assert not Incident.objects.exists()
+    assert EventBatch.objects.get().attempts == 1
+
+
+def test_batches_keep_the_time_they_arrived(client, clock, integration, monkeypatch):
+    _, key = integration
+    arrived = clock.current
+    push_without_worker(client, key, event("a"), monkeypatch)
+    clock.advance(minutes=5)
+    tick(now=clock_module.now())
+    alert = Alert.objects.get()
+    assert alert.start_time == arrived
+    assert Incident.objects.get().start_time == arrived
+    assert clock.current - arrived == timedelta(minutes=5)

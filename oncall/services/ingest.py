@@ -61,10 +61,11 @@ def events_accept(*, integration: Integration, events: Sequence[NormalizedEvent]
         raise NotRouted(_("Integration %(name)s has no channel to send its alerts to.") % {"name": integration.name})
     if not events:
         return None
-    batch = EventBatch.objects.create(
-        integration=integration, events=[event.to_json() for event in events], received_at=now
-    )
-    queue.enqueue(PROCESS_TASK, integration.pk, group="ingest")
+    with transaction.atomic():  # the batch and its hand-over to the worker commit together
+        batch = EventBatch.objects.create(
+            integration=integration, events=[event.to_json() for event in events], received_at=now
+        )
+        queue.enqueue(PROCESS_TASK, integration.pk, group="ingest")
     return batch
 
 

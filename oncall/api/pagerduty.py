@@ -19,8 +19,9 @@ so these endpoints answer in PagerDuty's shapes, not in the Flashduty envelope:
   403 and drops an event answered with any other 4xx).
 
 The key comes from `?integration_key=` when given (Flashduty's push URL), else from the body: `routing_key` (v2) or
-`service_key` (v1). `/v2/enqueue` reads the body only, as PagerDuty does. Both accept v1 and v2 bodies. Everything
-one request stores happens in one transaction (`alert_ingest`), so a refusal writes nothing.
+`service_key` (v1). `/v2/enqueue` reads the body only, as PagerDuty does. Both accept v1 and v2 bodies. An accepted
+event is stored as one batch (`events_accept`) and processed by the worker in arrival order with the
+integration's other pushes, like every format; a refusal writes nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from oncall.api import envelope
 from oncall.api.ingest import IngestError, check_rate_limit, read_json_body, resolve_integration
 from oncall.errors import ApplicationError
 from oncall.lib import clock
-from oncall.services.ingest import alert_ingest
+from oncall.services.ingest import events_accept
 from oncall.sources import pagerduty
 from oncall.sources.base import SourceError
 
@@ -139,7 +140,7 @@ class PagerDutyEventApi(APIView):
             except SourceError as exc:
                 raise _invalid(f"'{exc.field}' {exc.message}") from None
             try:
-                alert_ingest(integration=integration, events=events, now=now)
+                events_accept(integration=integration, events=events, now=now)
             except ApplicationError as exc:
                 field = f"'{exc.field}' " if exc.field else ""
                 raise _invalid(f"{field}{exc.message}") from None

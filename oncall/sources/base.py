@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from oncall.models.incidents import EventStatus
 
@@ -171,14 +171,16 @@ def clean_labels(value: object, *, path: str = "labels") -> dict[str, str]:
     return labels
 
 
-_INVALID_KEY_CHARS = re.compile(r"[^A-Za-z0-9_.\-/]")
+# Letters and digits of any script stay (Chinese label names are common); other characters become "_".
+_INVALID_KEY_CHARS = re.compile(r"[^\w.\-/]")
 
 
 def sanitize_labels(pairs: Mapping[str, object], *, first: Mapping[str, object] | None = None) -> dict[str, str]:
     """Labels from a foreign monitor, made acceptable instead of refused.
 
     Monitors such as Alertmanager cannot fix their payloads and drop an alert on any 4xx, so foreign adapters
-    keep what they can: keys are made Prometheus-like (other characters become "_"), values become strings cut
+    keep what they can: keys keep letters and digits of any script, "_", ".", "-" and "/" (anything else becomes
+    "_"; a key that then collides with an earlier one is dropped), values become strings cut
     to the limit, and when there are more than 50 pairs those of `first` (the labels proper) win over `pairs`
     (annotations and the like), each in the order given.
     """
@@ -197,6 +199,41 @@ def sanitize_labels(pairs: Mapping[str, object], *, first: Mapping[str, object] 
             value = raw_value if isinstance(raw_value, str) else json.dumps(raw_value, ensure_ascii=False)
             result[key] = truncate(value, LABEL_VALUE_MAX)
     return result
+
+
+_MILLISECONDS_ABOVE = 10**11  # 10^11 seconds is the year 5138; larger unix times are milliseconds
+
+
+def parse_time(value: object) -> datetime | None:
+    """An aware datetime from unix seconds (or milliseconds) or an RFC 3339 string; None when there is none."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                return None
+            if parsed.year <= 1:  # Go's zero time: "not set"
+                return None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > _MILLISECONDS_ABOVE else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC) if seconds > 0 else None
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def usable_url(value: object, limit: int) -> bool:
+    """Whether `value` is an http(s) URL of at most `limit` characters (what an image or link may be)."""
+    return isinstance(value, str) and value.startswith(("http://", "https://")) and len(value) <= limit
 
 
 def _is_url(text: str) -> bool:

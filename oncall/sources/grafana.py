@@ -42,6 +42,7 @@ from oncall.sources.base import (
     generated_alert_key,
     sanitize_labels,
     truncate,
+    usable_url,
 )
 
 DEFAULT_TITLE = "Grafana alert"
@@ -140,13 +141,9 @@ def _legacy_events(payload: Mapping, *, now: datetime) -> list[NormalizedEvent]:
 
 def _image(src: object, *, href: str, alt: str) -> tuple[Image, ...]:
     """The screenshot as an image, or none when its URL is not one the platform can show."""
-    if not _usable_url(src, IMAGE_SRC_MAX):
+    if not usable_url(src, IMAGE_SRC_MAX):
         return ()
-    return (Image(src=src, alt=truncate(alt, IMAGE_ALT_MAX), href=href if _usable_url(href, IMAGE_HREF_MAX) else ""),)
-
-
-def _usable_url(value: object, limit: int) -> bool:
-    return isinstance(value, str) and value.startswith(("http://", "https://")) and len(value) <= limit
+    return (Image(src=src, alt=truncate(alt, IMAGE_ALT_MAX), href=href if usable_url(href, IMAGE_HREF_MAX) else ""),)
 
 
 def _text(value: object) -> str:

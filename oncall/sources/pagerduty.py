@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 from oncall.models.incidents import EventStatus
 from oncall.sources.base import (
@@ -50,8 +50,10 @@ from oncall.sources.base import (
     Image,
     NormalizedEvent,
     SourceError,
+    parse_time,
     sanitize_labels,
     truncate,
+    usable_url,
 )
 
 ACTIONS = ("trigger", "acknowledge", "resolve")
@@ -157,7 +159,7 @@ def _parse_v2(body: Mapping, *, now: datetime) -> NormalizedEvent:
         labels=sanitize_labels(_flatten(context.get("custom_details"), "custom_details"), first=first),
         links=links,
         images=images,
-        event_time=_timestamp(context.get("timestamp")) or now,
+        event_time=parse_time(context.get("timestamp")) or now,
     )
 
 
@@ -202,7 +204,7 @@ def _trigger(
     title = truncate(summary, TITLE_MAX)
     lines = [summary] if title != summary else []
     for text, href in links:
-        if _usable_url(href, limit=2048):
+        if usable_url(href, limit=2048):
             lines.append(f"{text.strip()}: {href}" if isinstance(text, str) and text.strip() else href)
     return NormalizedEvent(
         status=status,
@@ -302,25 +304,11 @@ def _images(candidates: list[tuple[object, object, object]]) -> tuple[Image, ...
     for src, href, alt in candidates:
         if len(images) >= IMAGES_MAX:
             break
-        if not _usable_url(src, limit=IMAGE_SRC_MAX):
+        if not usable_url(src, IMAGE_SRC_MAX):
             continue
         alt = truncate(alt.strip(), IMAGE_ALT_MAX) if isinstance(alt, str) else ""
         if alt and alt in seen_alts:
             continue
         seen_alts.add(alt)
-        images.append(Image(src=src, alt=alt, href=href if _usable_url(href, limit=IMAGE_HREF_MAX) else ""))
+        images.append(Image(src=src, alt=alt, href=href if usable_url(href, IMAGE_HREF_MAX) else ""))
     return tuple(images)
-
-
-def _usable_url(value: object, *, limit: int) -> bool:
-    return isinstance(value, str) and value.startswith(("http://", "https://")) and len(value) <= limit
-
-
-def _timestamp(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

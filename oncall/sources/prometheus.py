@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 from oncall.models.incidents import EventStatus
 from oncall.sources.base import (
@@ -41,6 +41,7 @@ from oncall.sources.base import (
     NormalizedEvent,
     SourceError,
     generated_alert_key,
+    parse_time,
     sanitize_labels,
     truncate,
 )
@@ -58,7 +59,6 @@ SEVERITY_MAP = {
     "ok": EventStatus.OK,
 }
 DEFAULT_SEVERITY = EventStatus.WARNING
-_MILLISECONDS_ABOVE = 10**11  # 10^11 seconds is the year 5138; larger unix times are milliseconds
 
 
 def parse(payload: object, *, now: datetime) -> list[NormalizedEvent]:
@@ -142,33 +142,6 @@ def severity_of(labels: Mapping) -> str:
 def fit_key(key: str) -> str:
     """A monitor's own key, kept as is when it fits, else replaced by its (stable) SHA-256."""
     return key if len(key) <= ALERT_KEY_MAX else hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def parse_time(value: object) -> datetime | None:
-    """An aware datetime from unix seconds (or milliseconds) or an RFC 3339 string; None when there is none."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        try:
-            value = float(text)
-        except ValueError:
-            try:
-                parsed = datetime.fromisoformat(text)
-            except ValueError:
-                return None
-            if parsed.year <= 1:  # Go's zero time: "not set"
-                return None
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    if isinstance(value, int | float):
-        seconds = value / 1000 if value > _MILLISECONDS_ABOVE else value
-        try:
-            return datetime.fromtimestamp(seconds, tz=UTC) if seconds > 0 else None
-        except (OverflowError, OSError, ValueError):
-            return None
-    return None
 
 
 def _event_time(alert: Mapping, annotations: Mapping, *, resolved: bool) -> datetime | None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from django.test import TestCase
 
 from oncall.models import Alert, Incident, IncidentEvent, TimelineEntry
 from tests.factories import make_channel, make_integration
@@ -30,12 +31,14 @@ def send(client, key: str | None, body, *, content_type: str = "application/json
     """POST to Flashduty's PagerDuty path, the key in the query as its push URL has it."""
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
     url = "/event/push/alert/pagerduty" + (f"?integration_key={key}" if key else "")
-    return client.post(url, data=data, content_type=content_type)
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the worker (inline in tests) processes the push
+        return client.post(url, data=data, content_type=content_type)
 
 
 def enqueue(client, body):
     """POST to PagerDuty's own path, the key in the body, as a monitor set up for PagerDuty does."""
-    return client.post("/v2/enqueue", data=json.dumps(body), content_type="application/json")
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post("/v2/enqueue", data=json.dumps(body), content_type="application/json")
 
 
 def nothing_written() -> bool:

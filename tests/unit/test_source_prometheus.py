@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from oncall.sources import PARSERS, prometheus
-from oncall.sources.base import SourceError, generated_alert_key
+from oncall.sources.base import SourceError, generated_alert_key, sanitize_labels
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "prometheus"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -243,3 +243,8 @@ def test_payloads_that_are_not_alertmanager_shaped_are_refused_naming_the_field(
     with pytest.raises(SourceError) as caught:
         prometheus.parse(payload, now=NOW)
     assert caught.value.field == field
+
+
+def test_label_names_in_other_scripts_are_kept_not_collapsed():
+    labels = sanitize_labels({}, first={"负责人": "张三", "区域": "上海", "团队": "交易", "a b": "x", "9lives": "y"})
+    assert labels == {"负责人": "张三", "区域": "上海", "团队": "交易", "a_b": "x", "_9lives": "y"}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from oncall.lib import secrets
-from oncall.models import Channel, Incident, Integration
+from oncall.models import AlertProgress, Channel, Incident, Integration, Responder
 
 _MISS = "miss"
 
@@ -43,6 +46,55 @@ def incident_list_visible(user) -> QuerySet[Incident]:
         return incidents
     visible_ids = Incident.objects.filter(Q(channel__team__members=user) | Q(responder_set__person=user)).values("pk")
     return incidents.filter(pk__in=visible_ids)
+
+
+def incident_get_visible(*, user, incident_id: int) -> Incident | None:
+    """The incident, if `user` may see it."""
+    return incident_list_visible(user).filter(pk=incident_id).first()
+
+
+def incident_list(
+    *,
+    user,
+    progress: Sequence[str] | None = None,
+    severity: Sequence[str] | None = None,
+    channel_id: int | None = None,
+    mine: bool = False,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    text: str = "",
+) -> QuerySet[Incident]:
+    """Incidents `user` may see, filtered, newest first: what the API list and the incident pages show."""
+    incidents = incident_list_visible(user)
+    if progress:
+        incidents = incidents.filter(progress__in=progress)
+    if severity:
+        incidents = incidents.filter(severity__in=severity)
+    if channel_id:
+        incidents = incidents.filter(channel_id=channel_id)
+    if mine:
+        incidents = incidents.filter(pk__in=Responder.objects.filter(person=user).values("incident_id"))
+    if since:
+        incidents = incidents.filter(start_time__gte=since)
+    if until:
+        incidents = incidents.filter(start_time__lt=until)
+    if text.strip():
+        incidents = incidents.filter(Q(title__icontains=text.strip()) | Q(description__icontains=text.strip()))
+    return incidents.order_by("-start_time", "-id")
+
+
+def incident_list_with_details(queryset: QuerySet[Incident]) -> QuerySet[Incident]:
+    """Incidents with what a listing shows (channel, people, responders, alert counts), in a fixed number of
+    queries whatever the number of incidents."""
+    responders = Responder.objects.select_related("person").order_by("assigned_at", "id")
+    return (
+        queryset.select_related("channel", "created_by", "closed_by")
+        .prefetch_related(Prefetch("responder_set", queryset=responders))
+        .annotate(
+            alert_count=Count("alerts"),
+            active_alert_count=Count("alerts", filter=Q(alerts__progress=AlertProgress.TRIGGERED)),
+        )
+    )
 
 
 def channel_list_visible(user) -> QuerySet[Channel]:

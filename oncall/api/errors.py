@@ -60,6 +60,9 @@ def exception_handler(exc, context) -> Response | None:
         headers = {}
         if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
             headers["Retry-After"] = str(int(exc.wait) + 1)
+        if getattr(exc, "auth_header", None):
+            # DRF sets it on 401s (from the authentication class): tells clients how to authenticate.
+            headers["WWW-Authenticate"] = exc.auth_header
         if isinstance(exc, exceptions.ValidationError):
             field, message = _first_field_error(exc.detail)
             field = _field_of(field)

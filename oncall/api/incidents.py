@@ -7,7 +7,6 @@ resolve (a channel, people, a merge target) are a 400 naming the field.
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -29,17 +28,15 @@ from oncall.errors import ApplicationError
 from oncall.lib import clock
 from oncall.models import (
     Alert,
-    AlertProgress,
     ApiToken,
     Incident,
     Progress,
-    Responder,
     Severity,
     Source,
     TimelineEntry,
     User,
 )
-from oncall.selectors import channel_list_visible, incident_list_visible
+from oncall.selectors import channel_list_visible, incident_get_visible, incident_list, incident_list_with_details
 from oncall.services import lifecycle
 
 TAGS = ["incidents"]
@@ -59,28 +56,15 @@ def action_source(request) -> str:
     return Source.API if isinstance(request.auth, ApiToken) else Source.WEB
 
 
-def incident_get_visible(request, incident_id: int) -> Incident:
-    incident = incident_list_visible(request.user).filter(pk=incident_id).first()
+def incident_get_or_404(request, incident_id: int) -> Incident:
+    incident = incident_get_visible(user=request.user, incident_id=incident_id)
     if incident is None:
         raise NotFound(_("Incident #%(n)s does not exist or you may not see it.") % {"n": incident_id})
     return incident
 
 
-def incidents_for_output(queryset: QuerySet[Incident]) -> QuerySet[Incident]:
-    """What IncidentSerializer reads, loaded in a fixed number of queries whatever the page size."""
-    responders = Responder.objects.select_related("person").order_by("assigned_at", "id")
-    return (
-        queryset.select_related("channel", "created_by", "closed_by")
-        .prefetch_related(Prefetch("responder_set", queryset=responders))
-        .annotate(
-            alert_count=Count("alerts"),
-            active_alert_count=Count("alerts", filter=Q(alerts__progress=AlertProgress.TRIGGERED)),
-        )
-    )
-
-
 def incident_data(incident_id: int) -> dict:
-    return IncidentSerializer(incidents_for_output(Incident.objects.filter(pk=incident_id)).get()).data
+    return IncidentSerializer(incident_list_with_details(Incident.objects.filter(pk=incident_id)).get()).data
 
 
 def people_get(ids: list[int], *, field: str) -> list[User]:
@@ -159,24 +143,18 @@ class IncidentListApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         f = filters.validated_data
-        incidents = incident_list_visible(request.user)
-        if f.get("progress"):
-            incidents = incidents.filter(progress__in=f["progress"])
-        if f.get("severity"):
-            incidents = incidents.filter(severity__in=f["severity"])
-        if f.get("channel"):
-            incidents = incidents.filter(channel_id=f["channel"])
-        if f["mine"]:
-            incidents = incidents.filter(pk__in=Responder.objects.filter(person=request.user).values("incident_id"))
-        if f.get("since"):
-            incidents = incidents.filter(start_time__gte=f["since"])
-        if f.get("until"):
-            incidents = incidents.filter(start_time__lt=f["until"])
-        if f.get("q", "").strip():
-            text = f["q"].strip()
-            incidents = incidents.filter(Q(title__icontains=text) | Q(description__icontains=text))
+        incidents = incident_list(
+            user=request.user,
+            progress=f.get("progress"),
+            severity=f.get("severity"),
+            channel_id=f.get("channel"),
+            mine=f["mine"],
+            since=f.get("since"),
+            until=f.get("until"),
+            text=f.get("q", ""),
+        )
         page = paginate(
-            incidents.order_by("-start_time", "-id"), p=f["p"], limit=f["limit"], decorate=incidents_for_output
+            incidents.order_by("-start_time", "-id"), p=f["p"], limit=f["limit"], decorate=incident_list_with_details
         )
         return envelope.ok(request, page_data(page, IncidentSerializer))
 
@@ -246,7 +224,7 @@ class IncidentDetailApi(APIView):
     )
     def get(self, request, incident_id: int):
         """One incident with its responders and alert counts."""
-        incident = incident_get_visible(request, incident_id)
+        incident = incident_get_or_404(request, incident_id)
         return envelope.ok(request, incident_data(incident.pk))
 
 
@@ -269,7 +247,7 @@ class IncidentUpdateApi(APIView):
     )
     def patch(self, request, incident_id: int):
         """Edited fields stick: later alerts no longer change them."""
-        incident = incident_get_visible(request, incident_id)
+        incident = incident_get_or_404(request, incident_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         lifecycle.incident_edit(
@@ -296,7 +274,7 @@ class IncidentAlertListApi(APIView):
     )
     def get(self, request, incident_id: int):
         """The alerts grouped into the incident, newest first."""
-        incident = incident_get_visible(request, incident_id)
+        incident = incident_get_or_404(request, incident_id)
         page_input = PageInputSerializer(data=request.query_params)
         page_input.is_valid(raise_exception=True)
         alerts = Alert.objects.filter(incident=incident).select_related("integration").order_by("-start_time", "-id")
@@ -314,7 +292,7 @@ class IncidentTimelineApi(APIView):
     )
     def get(self, request, incident_id: int):
         """Every entry of the incident's history, oldest first."""
-        incident = incident_get_visible(request, incident_id)
+        incident = incident_get_or_404(request, incident_id)
         entries = TimelineEntry.objects.filter(incident=incident).select_related("actor").order_by("at", "id")
         return envelope.ok(request, items_data(entries, TimelineEntrySerializer))
 
@@ -337,7 +315,7 @@ class IncidentAcknowledgeApi(APIView):
     @action_schema("incident_acknowledge", "Acknowledge")
     def post(self, request, incident_id: int):
         """Take the incident: it moves to Processing and its escalation stops. You become a responder."""
-        incident = incident_get_visible(request, incident_id)
+        incident = incident_get_or_404(request, incident_id)
         lifecycle.incident_acknowledge(
             incident=incident, by=request.user, source=action_source(request), now=clock.now()
         )
@@ -348,7 +326,7 @@ class IncidentUnacknowledgeApi(APIView):
     @action_schema("incident_unacknowledge", "Unacknowledge")
     def post(self, request, incident_id: int):
         """Give your acknowledgement back; when nobody acknowledges any more it is Triggered again."""
-        incident = incident_get_visible(request, incident_id)
+        incident = incident_get_or_404(request, incident_id)
         lifecycle.incident_unacknowledge(
             incident=incident, by=request.user, source=action_source(request), now=clock.now()
         )
@@ -365,7 +343,7 @@ class IncidentCloseApi(APIView):
     @action_schema("incident_close", "Close", request=InputSerializer, statuses=(400, 404, 409))
     def post(self, request, incident_id: int):
         """Close the incident and its open alerts; a still-firing monitor then opens a new alert."""
-        incident = incident_get_visible(request, incident_id)
+        incident = incident_get_or_404(request, incident_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         lifecycle.incident_resolve(
@@ -388,7 +366,7 @@ class IncidentReopenApi(APIView):
     @action_schema("incident_reopen", "Reopen", request=InputSerializer, statuses=(400, 404, 409))
     def post(self, request, incident_id: int):
         """Bring a closed incident back to Triggered; people are notified again. A reason is required."""
-        incident = incident_get_visible(request, incident_id)
+        incident = incident_get_or_404(request, incident_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         lifecycle.incident_reopen(
@@ -413,7 +391,7 @@ class IncidentSnoozeApi(APIView):
     @action_schema("incident_snooze", "Snooze", request=InputSerializer, statuses=(400, 404, 409))
     def post(self, request, incident_id: int):
         """Pause an acknowledged incident for 1 to 1440 minutes; then it is Triggered again."""
-        incident = incident_get_visible(request, incident_id)
+        incident = incident_get_or_404(request, incident_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         lifecycle.incident_snooze(
@@ -430,7 +408,7 @@ class IncidentWakeApi(APIView):
     @action_schema("incident_wake", "Wake")
     def post(self, request, incident_id: int):
         """End a snooze now: the incident is Triggered again and people are notified."""
-        incident = incident_get_visible(request, incident_id)
+        incident = incident_get_or_404(request, incident_id)
         lifecycle.incident_wake(incident=incident, by=request.user, source=action_source(request), now=clock.now())
         return envelope.ok(request, incident_data(incident.pk))
 
@@ -445,7 +423,7 @@ class IncidentReassignApi(APIView):
     @action_schema("incident_reassign", "Reassign", request=InputSerializer, statuses=(400, 404, 409))
     def post(self, request, incident_id: int):
         """Hand the incident to these people instead of its current responders; they are notified."""
-        incident = incident_get_visible(request, incident_id)
+        incident = incident_get_or_404(request, incident_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         lifecycle.incident_reassign(
@@ -468,7 +446,7 @@ class IncidentAddRespondersApi(APIView):
     @action_schema("incident_add_responders", "Add responders", request=InputSerializer, statuses=(400, 404, 409))
     def post(self, request, incident_id: int):
         """Add people to the responders without removing anyone; the new ones are notified."""
-        incident = incident_get_visible(request, incident_id)
+        incident = incident_get_or_404(request, incident_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         lifecycle.incident_add_responders(
@@ -493,7 +471,7 @@ class IncidentCommentApi(APIView):
     )
     def post(self, request, incident_id: int):
         """Add a comment to the timeline; answers with the new timeline entry."""
-        incident = incident_get_visible(request, incident_id)
+        incident = incident_get_or_404(request, incident_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         entry = lifecycle.incident_comment(
@@ -517,11 +495,11 @@ class IncidentMergeApi(APIView):
     def post(self, request, incident_id: int):
         """Move every alert of this incident into the target (any channel you may see) and close this one as
         merged; answers with this incident, whose `merged_into` names the target."""
-        incident = incident_get_visible(request, incident_id)
+        incident = incident_get_or_404(request, incident_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         target_id = serializer.validated_data["target_id"]
-        target = incident_list_visible(request.user).filter(pk=target_id).first()
+        target = incident_get_visible(user=request.user, incident_id=target_id)
         if target is None:
             raise ApplicationError(
                 _("Incident #%(n)s does not exist or you may not see it.") % {"n": target_id}, field="target_id"

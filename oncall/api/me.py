@@ -22,6 +22,7 @@ from oncall.api.serializers import (
 from oncall.lib import clock
 from oncall.models import ApiToken, User
 from oncall.models.people import validate_time_zone
+from oncall.services.people import user_profile_update
 from oncall.services.tokens import api_token_create, api_token_revoke
 
 TAGS = ["me"]
@@ -33,27 +34,6 @@ TOKEN_CREATED_ENVELOPE = envelope_of("ApiTokenCreatedEnvelope", ApiTokenCreatedS
 
 
 @transaction.atomic
-def user_profile_update(
-    *, user: User, first_name: str | None = None, last_name: str | None = None, time_zone: str | None = None
-) -> User:
-    """Change a person's own name and time zone. Username and email are not changed here: the username is the
-    login, and an email address must be verified before it is used (the profile page does that).
-
-    Callers validate the values (the time zone with validate_time_zone). It lives here until the core has a people
-    services module.
-    """
-    changes = {
-        name: value
-        for name, value in (("first_name", first_name), ("last_name", last_name), ("time_zone", time_zone))
-        if value is not None
-    }
-    if changes:
-        for name, value in changes.items():
-            setattr(user, name, value)
-        user.save(update_fields=list(changes))
-    return user
-
-
 def profile_data(user: User) -> dict:
     return ProfileSerializer(User.objects.prefetch_related("teams").get(pk=user.pk)).data
 

@@ -109,6 +109,7 @@ def test_every_incident_endpoint_answers_401_without_credentials(world, method, 
     response = getattr(APIClient(), method)(URL + path.format(id=world.db_down.pk), {}, format="json")
     assert response.status_code == 401
     assert error_of(response)["code"] == "Unauthorized"
+    assert response["WWW-Authenticate"] == "Bearer", "the 401 says how to authenticate"
 
 
 def test_an_unknown_or_revoked_token_is_401(world, clock):

@@ -9,9 +9,12 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from oncall.lib import clock
 from oncall.models import (
     Alert,
+    ApiToken,
     Channel,
+    EventBatch,
     Incident,
     IncidentEvent,
     Integration,
@@ -21,6 +24,7 @@ from oncall.models import (
     User,
 )
 from oncall.selectors import integration_key_cache_clear
+from oncall.services.tokens import api_token_revoke
 
 
 @admin.register(User)
@@ -292,6 +296,57 @@ class IncidentEventAdmin(admin.ModelAdmin):
     search_fields = ("=incident__id",)
     list_select_related = ("incident", "actor")
     readonly_fields = ("incident", "kind", "actor", "source", "detail", "created_at", "dispatched_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created by their owners (API, pages or `manage.py create_api_token`); the admin can revoke."""
+
+    list_display = ("name", "user", "hint", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "user__username", "user__email")
+    list_select_related = ("user",)
+    readonly_fields = ("user", "name", "hint", "created_at", "last_used_at", "revoked_at")
+    fields = readonly_fields
+    actions = ["revoke"]
+
+    @admin.display(description=_("token"))
+    def hint(self, obj: ApiToken) -> str:
+        return f"{obj.token_hint}…"
+
+    @admin.action(description=_("Revoke the selected tokens"))
+    def revoke(self, request, queryset):
+        now = clock.now()
+        for token in queryset.filter(revoked_at__isnull=True):
+            api_token_revoke(token=token, now=now)
+        self.message_user(request, _("Revoked."), messages.SUCCESS)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(EventBatch)
+class EventBatchAdmin(admin.ModelAdmin):
+    """Pushes waiting for the worker, and those it gave up on (with their error)."""
+
+    list_display = ("id", "integration", "received_at", "event_count", "attempts", "failed_at", "short_error")
+    list_filter = ("integration", ("failed_at", admin.EmptyFieldListFilter))
+    readonly_fields = ("integration", "events", "received_at", "attempts", "next_attempt_at", "failed_at", "error")
+    list_select_related = ("integration",)
+
+    @admin.display(description=_("events"))
+    def event_count(self, obj: EventBatch) -> int:
+        return len(obj.events)
+
+    @admin.display(description=_("last error"))
+    def short_error(self, obj: EventBatch) -> str:
+        return obj.error[:80]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -7,11 +7,13 @@ import re
 import pytest
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
 from escalation.models import EscalationRule
 from oncall.models import Integration
+from oncall.services.tokens import api_token_authenticate, api_token_create
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -130,3 +132,21 @@ def test_an_unknown_notification_method_is_refused_with_the_reason(staff_client)
     level.critical_methods = ["pigeon"]
     with pytest.raises(ValidationError, match="Unknown notification method"):
         level.full_clean()
+
+
+def test_the_admin_lists_tokens_without_their_secret_and_can_revoke_them(staff_client, clock):
+    token, value = api_token_create(user=make_user("erin"), name="laptop", now=clock.current)
+    listing = staff_client.get(reverse("admin:oncall_apitoken_changelist")).content.decode()
+    assert "laptop" in listing and value not in listing and f"{token.token_hint}…" in listing
+    staff_client.post(reverse("admin:oncall_apitoken_changelist"), {"action": "revoke", "_selected_action": [token.pk]})
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+
+
+def test_a_person_gets_an_api_token_from_the_command_line(capsys):
+    person = make_user("frank")
+    call_command("create_api_token", "frank", "deploy scripts")
+    value = capsys.readouterr().out.strip()
+    assert value.startswith("oncall_")
+    token = api_token_authenticate(value, now=person.date_joined)
+    assert (token.user, token.name) == (person, "deploy scripts")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import OperationalError
 
-from oncall.models import Alert, Incident, IncidentEvent, TimelineEntry
+from oncall.models import Alert, EventBatch, Incident, IncidentEvent, TimelineEntry
 from tests.factories import make_channel, make_integration, push
 
 pytestmark = pytest.mark.django_db
@@ -221,3 +222,16 @@ def test_images_are_stored_on_the_alert(client, integration):
     images = [{"src": "https://grafana.example.com/a.png", "alt": "cpu", "href": "https://grafana.example.com/d/1"}]
     push(client, key, event(images=images))
     assert Alert.objects.get().images == images
+
+
+def test_a_database_outage_is_a_retryable_503_not_a_refusal(client, integration, monkeypatch):
+    def unavailable(*args, **kwargs):
+        raise OperationalError("could not connect to server: Connection refused")
+
+    monkeypatch.setattr(EventBatch.objects, "create", unavailable)
+    _, key = integration
+    response = push(client, key, event())
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["error"]["code"] == "ServiceUnavailable"
+    assert "Connection refused" not in response.content.decode(), "no internals in the answer"

@@ -23,11 +23,16 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def readme_curl(port: int) -> str:
+def readme_block(needle: str, port: int) -> str:
+    """The README's first shell block containing `needle`, aimed at this test's port."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = next(b for b in re.findall(r"```sh\n(.*?)```", readme, re.S) if "curl" in b and "integration_key" in b)
+    block = next(b for b in re.findall(r"```sh\n(.*?)```", readme, re.S) if needle in b)
     command = "\n".join(line.strip() for line in block.strip().splitlines())
-    return command.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    return command.replace("127.0.0.1:8000", f"127.0.0.1:{port}").replace(".venv/bin/python", sys.executable)
+
+
+def readme_curl(port: int) -> str:
+    return readme_block("integration_key", port)
 
 
 class Output:
@@ -105,6 +110,18 @@ def test_the_readme_curl_produces_an_incident_and_an_email(tmp_path):
             assert db.execute("select address, status from channels_app_delivery").fetchall() == [
                 ("alice@example.com", "sent")
             ]
+
+        # The tour's next step: acknowledge through the REST API with a token made on the command line.
+        acked = subprocess.run(
+            ["bash", "-c", readme_block("create_api_token", port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            cwd=ROOT,
+        )
+        assert acked.returncode == 0, acked.stderr
+        assert '"progress":"Processing"' in acked.stdout.replace(" ", "")
     finally:
         process.send_signal(signal.SIGINT)
         try:

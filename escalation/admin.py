@@ -26,10 +26,16 @@ class EscalationLevelForm(forms.ModelForm):
         fields = (
             "position",
             "people",
+            "teams",
+            "emails",
+            "follow_preferences",
             "critical_methods",
             "warning_methods",
             "info_methods",
             "escalate_after_minutes",
+            "force_escalate",
+            "repeat_times",
+            "repeat_every_minutes",
         )
 
 
@@ -38,23 +44,38 @@ class EscalationLevelInline(admin.StackedInline):
     form = EscalationLevelForm
     extra = 0
     min_num = 1
-    autocomplete_fields = ("people",)
+    autocomplete_fields = ("people", "teams")
     ordering = ("position", "id")
 
 
 @admin.register(EscalationRule)
 class EscalationRuleAdmin(admin.ModelAdmin):
-    list_display = ("name", "channel", "priority", "enabled", "level_count", "updated_at")
+    list_display = ("name", "channel", "priority", "enabled", "level_count", "conditions", "updated_at")
     list_filter = ("enabled", "channel")
     search_fields = ("name", "description", "channel__name")
     autocomplete_fields = ("channel",)
     list_editable = ("priority", "enabled")
     readonly_fields = ("created_at", "updated_at")
     inlines = [EscalationLevelInline]
+    fieldsets = (
+        (None, {"fields": ("channel", "name", "description", "priority", "enabled")}),
+        (_("When it applies"), {"fields": ("time_windows", "filters")}),
+        (_("Timing"), {"fields": ("delay_seconds",)}),
+        (_("History"), {"fields": ("created_at", "updated_at")}),
+    )
 
     @admin.display(description=_("levels"))
     def level_count(self, obj: EscalationRule) -> int:
         return obj.levels.count()
+
+    @admin.display(description=_("applies"))
+    def conditions(self, obj: EscalationRule) -> str:
+        parts = []
+        if obj.time_windows:
+            parts.append(_("in %(n)d time window(s)") % {"n": len(obj.time_windows)})
+        if obj.filters:
+            parts.append(_("to filtered incidents"))
+        return ", ".join(parts) or _("always")
 
 
 class TimerInline(admin.TabularInline):
@@ -70,7 +91,7 @@ class TimerInline(admin.TabularInline):
 
 @admin.register(EscalationState)
 class EscalationStateAdmin(admin.ModelAdmin):
-    list_display = ("incident", "rule", "status", "run", "level_display", "round", "started_at", "updated_at")
+    list_display = ("incident", "rule", "status", "run", "level_display", "round", "level_started_at", "updated_at")
     list_filter = ("status",)
     search_fields = ("=incident__id", "rule__name")
     list_select_related = ("incident", "rule")

@@ -2,32 +2,114 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from oncall.lib import filters as filter_language
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+# -- time windows -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """Weekly hours: on `days` (0 = Monday) from `start` to `end`; an `end` before `start` runs overnight into the
+    next day, and equal `start` and `end` mean the whole day."""
+
+    days: frozenset[int]
+    start: time
+    end: time
+
+    def contains(self, local: datetime) -> bool:
+        now, day = local.time(), local.weekday()
+        if self.start < self.end:
+            return day in self.days and self.start <= now < self.end
+        if self.start == self.end:
+            return day in self.days
+        return (day in self.days and now >= self.start) or ((day - 1) % 7 in self.days and now < self.end)
+
+
+def parse_time_windows(data: object) -> tuple[TimeWindow, ...]:
+    """Read `[{"days": ["mon", …], "start": "HH:MM", "end": "HH:MM"}, …]`; raise ValueError saying what is wrong."""
+    if data in (None, []):
+        return ()
+    if not isinstance(data, list):
+        raise ValueError('time windows are a list of {"days": [...], "start": "HH:MM", "end": "HH:MM"}')
+    windows = []
+    for index, item in enumerate(data):
+        where = f"window {index + 1}"
+        if not isinstance(item, dict):
+            raise ValueError(f'{where}: expected {{"days": [...], "start": "HH:MM", "end": "HH:MM"}}')
+        days = item.get("days")
+        if not isinstance(days, list) or not days or any(day not in DAYS for day in days):
+            raise ValueError(f"{where}: days must be a non-empty list of {', '.join(DAYS)}")
+        bounds = []
+        for name in ("start", "end"):
+            value = item.get(name)
+            match = _CLOCK.match(value) if isinstance(value, str) else None
+            if match is None:
+                raise ValueError(f"{where}: {name} must be a time such as 09:00 (24-hour clock)")
+            bounds.append(time(int(match.group(1)), int(match.group(2))))
+        windows.append(TimeWindow(frozenset(DAYS.index(day) for day in days), bounds[0], bounds[1]))
+    return tuple(windows)
+
+
+def in_time_windows(windows: Sequence[TimeWindow], moment: datetime, tz: ZoneInfo) -> bool:
+    """Whether `moment` falls in any window read in time zone `tz` (no windows: always)."""
+    if not windows:
+        return True
+    local = moment.astimezone(tz)
+    return any(window.contains(local) for window in windows)
+
+
+# -- the frozen rule --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class LevelPlan:
     """One level of a frozen rule."""
 
-    people: tuple[int, ...]
-    methods: Mapping[str, tuple[str, ...]]  # severity -> method keys
-    escalate_after: timedelta
+    people: tuple[int, ...] = ()
+    teams: tuple[int, ...] = ()
+    emails: tuple[str, ...] = ()
+    follow_preferences: bool = False
+    methods: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # severity -> method keys
+    escalate_after: timedelta = timedelta(minutes=30)
+    force_escalate: bool = False
+    repeat_times: int = 0
+    repeat_every: timedelta = timedelta(minutes=10)
 
     def to_json(self) -> dict:
         return {
             "people": list(self.people),
+            "teams": list(self.teams),
+            "emails": list(self.emails),
+            "follow_preferences": self.follow_preferences,
             "methods": {severity: list(keys) for severity, keys in self.methods.items()},
             "escalate_after_seconds": int(self.escalate_after.total_seconds()),
+            "force_escalate": self.force_escalate,
+            "repeat_times": self.repeat_times,
+            "repeat_every_seconds": int(self.repeat_every.total_seconds()),
         }
 
     @classmethod
     def from_json(cls, data: Mapping) -> LevelPlan:
         return cls(
             people=tuple(data.get("people", ())),
+            teams=tuple(data.get("teams", ())),
+            emails=tuple(data.get("emails", ())),
+            follow_preferences=data.get("follow_preferences", False),
             methods={severity: tuple(keys) for severity, keys in data.get("methods", {}).items()},
             escalate_after=timedelta(seconds=data.get("escalate_after_seconds", 1800)),
+            force_escalate=data.get("force_escalate", False),
+            repeat_times=data.get("repeat_times", 0),
+            repeat_every=timedelta(seconds=data.get("repeat_every_seconds", 600)),
         )
 
 
@@ -38,12 +120,14 @@ class Snapshot:
     rule_id: int
     rule_name: str
     levels: tuple[LevelPlan, ...]
+    delay: timedelta = timedelta(0)
 
     def to_json(self) -> dict:
         return {
             "rule_id": self.rule_id,
             "rule_name": self.rule_name,
-            "levels": [lv.to_json() for lv in self.levels],
+            "delay_seconds": int(self.delay.total_seconds()),
+            "levels": [level.to_json() for level in self.levels],
         }
 
     @classmethod
@@ -52,7 +136,11 @@ class Snapshot:
             rule_id=data["rule_id"],
             rule_name=data["rule_name"],
             levels=tuple(LevelPlan.from_json(level) for level in data["levels"]),
+            delay=timedelta(seconds=data.get("delay_seconds", 0)),
         )
+
+
+# -- choosing a rule --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -62,22 +150,24 @@ class RuleCandidate:
     priority: int
     enabled: bool
     level_count: int
+    windows: tuple[TimeWindow, ...] = ()
+    filters: filter_language.Filters = ()
 
 
-@dataclass(frozen=True)
-class IncidentFacts:
-    id: int
-    severity: str
-    title: str = ""
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
-def choose_rule(rules: Sequence[RuleCandidate], incident: IncidentFacts, now: datetime) -> RuleCandidate | None:
-    """The first enabled rule, by priority then age, that has at least one level."""
+def choose_rule(
+    rules: Sequence[RuleCandidate], incident: filter_language.Subject, now: datetime, tz: ZoneInfo
+) -> RuleCandidate | None:
+    """The first rule by priority (then age) that is enabled, has a level, is in its time windows now and whose
+    filter the incident passes; None: the incident stays unassigned."""
     for rule in sorted(rules, key=lambda r: (r.priority, r.id)):
-        if rule.enabled and rule.level_count > 0:
+        if not rule.enabled or rule.level_count == 0:
+            continue
+        if in_time_windows(rule.windows, now, tz) and filter_language.matches(rule.filters, incident):
             return rule
     return None
+
+
+# -- who a level notifies, and how ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -89,9 +179,13 @@ class Person:
 
 @dataclass(frozen=True)
 class Notify:
-    person_id: int
+    person_id: int | None  # None for a plain email address target
     method: str
     address: str
+
+    @property
+    def recipient_key(self) -> str:
+        return f"person:{self.person_id}" if self.person_id is not None else f"email:{self.address.lower()}"
 
 
 @dataclass(frozen=True)
@@ -101,42 +195,60 @@ class Skip:
     reason: str
 
 
-def plan_level(
-    level: LevelPlan,
-    *,
-    severity: str,
-    people: Mapping[int, Person],
-    addresses: Mapping[tuple[int, str], str | None],
-) -> tuple[list[Notify], list[Skip]]:
-    """Who is notified by which method at this level, and who cannot be and why.
+def level_people(level: LevelPlan, team_members: Mapping[int, Sequence[int]]) -> tuple[int, ...]:
+    """The people a level targets: named people first, then members of its teams; each person once."""
+    ordered = list(level.people)
+    for team_id in level.teams:
+        ordered.extend(team_members.get(team_id, ()))
+    return tuple(dict.fromkeys(ordered))
 
-    A person named twice is notified once per method; people who left (deactivated or deleted) and people with
-    no address for a method are skipped with a reason.
+
+def plan_level(
+    person_ids: Sequence[int],
+    *,
+    people: Mapping[int, Person],
+    methods: Mapping[int, Sequence[str]],
+    addresses: Mapping[tuple[int, str], str | None],
+    emails: Sequence[str] = (),
+    severity: str = "",
+) -> tuple[list[Notify], list[Skip]]:
+    """Who is notified by which method, and who cannot be and why.
+
+    `methods` gives each person's methods for this incident (the level's methods for its severity, or their own
+    preferences). Each person is notified once per method; a plain email address once, and not at all when a
+    person of the level is already emailed at that address.
     """
-    methods = level.methods.get(severity, ())
     notify: list[Notify] = []
     skips: list[Skip] = []
-    seen: set[tuple[int, str]] = set()
-    for person_id in level.people:
+    for person_id in dict.fromkeys(person_ids):
         person = people.get(person_id)
-        for method in methods:
-            if (person_id, method) in seen:
-                continue
-            seen.add((person_id, method))
-            if person is None or not person.active:
-                skips.append(Skip(person_id, method, "person is no longer active"))
-                continue
+        person_methods = list(dict.fromkeys(methods.get(person_id, ())))
+        if person is None or not person.active:
+            skips.append(Skip(person_id, "-", "person is no longer active"))
+            continue
+        if not person_methods:
+            skips.append(Skip(person_id, "-", f"no notification method for {severity or 'this severity'}"))
+            continue
+        for method in person_methods:
             address = addresses.get((person_id, method))
             if not address:
-                skips.append(Skip(person_id, method, f"no {method} contact"))
+                skips.append(Skip(person_id, method, f"no verified {method} contact"))
                 continue
             notify.append(Notify(person_id, method, address))
+    emailed = {n.address.lower() for n in notify if n.method == "email"}
+    for address in dict.fromkeys(email.strip() for email in emails):
+        if address and address.lower() not in emailed:
+            emailed.add(address.lower())
+            notify.append(Notify(None, "email", address))
     return notify, skips
+
+
+# -- what happens next ------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Step:
-    """What happens next: notify `level` (round `round`) at `due_at`, or end the escalation then."""
+    """What happens next: notify `level` (round `round`; round > 0 is a repeat) at `due_at`, or end then."""
 
     kind: str  # "level" or "end"
     level: int
@@ -144,10 +256,34 @@ class Step:
     due_at: datetime
 
 
-def next_step(snapshot: Snapshot, *, level: int, round: int, fired_at: datetime) -> Step:
-    """After notifying `level`, wait its escalate-after time, then go to the next level or end."""
+def first_step(snapshot: Snapshot, *, started_at: datetime) -> Step:
+    """Level 1 after the rule's delay window."""
+    return Step("level", 0, 0, started_at + snapshot.delay)
+
+
+def next_step(snapshot: Snapshot, *, level: int, round: int, level_started_at: datetime) -> Step:
+    """After notifying `level` (round `round`): its next repeat, if one is due before the level times out; else
+    the next level (or the end) when it times out."""
     plan = snapshot.levels[level]
-    due = fired_at + plan.escalate_after
+    escalate_at = level_started_at + plan.escalate_after
+    if round < plan.repeat_times:
+        repeat_at = level_started_at + (round + 1) * plan.repeat_every
+        if repeat_at < escalate_at:
+            return Step("level", level, round + 1, repeat_at)
+    return escalation_step(snapshot, level=level, level_started_at=level_started_at)
+
+
+def escalation_step(snapshot: Snapshot, *, level: int, level_started_at: datetime) -> Step:
+    """Leaving `level` when it times out: to the next level, or the end after the last one."""
+    escalate_at = level_started_at + snapshot.levels[level].escalate_after
     if level + 1 < len(snapshot.levels):
-        return Step("level", level + 1, 0, due)
-    return Step("end", level, round, due)
+        return Step("level", level + 1, 0, escalate_at)
+    return Step("end", level, 0, escalate_at)
+
+
+def may_notify(snapshot: Snapshot, *, level: int, round: int, acknowledged: bool) -> bool:
+    """Whether a due step still notifies: not when the incident is acknowledged, except when it enters a level
+    because the level before forces escalation. Repeats always stop on acknowledgement."""
+    if not acknowledged:
+        return True
+    return round == 0 and level > 0 and snapshot.levels[level - 1].force_escalate

@@ -6,11 +6,13 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import EmailValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from channels_app import registry
+from escalation import engine
+from oncall.lib.filters import FilterError, parse_filters
 
 
 def default_methods() -> list[str]:
@@ -28,6 +30,30 @@ def validate_methods(value: object) -> None:
         )
 
 
+def validate_filters(value: object) -> None:
+    try:
+        parse_filters(value)
+    except FilterError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def validate_time_windows(value: object) -> None:
+    try:
+        engine.parse_time_windows(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def validate_emails(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError(_("Must be a list of email addresses."))
+    for address in value:
+        try:
+            EmailValidator()(address)
+        except ValidationError:
+            raise ValidationError(_("%(a)s is not an email address."), params={"a": address}) from None
+
+
 class EscalationRule(models.Model):
     """Who is told about a channel's incidents, how, and when to escalate. First enabled rule by priority wins."""
 
@@ -43,6 +69,36 @@ class EscalationRule(models.Model):
         help_text=_("Lower is evaluated first (0 to 200)."),
     )
     enabled = models.BooleanField(_("enabled"), default=True)
+    time_windows = models.JSONField(
+        _("time windows"),
+        default=list,
+        blank=True,
+        validators=[validate_time_windows],
+        help_text=_(
+            "When the rule applies, in the channel's time zone; empty: always. A list of "
+            '{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00"}; a window whose end '
+            "is before its start runs overnight into the next day."
+        ),
+    )
+    filters = models.JSONField(
+        _("incident filter"),
+        default=list,
+        blank=True,
+        validators=[validate_filters],
+        help_text=_(
+            "Which incidents the rule applies to; empty: all. OR of AND-groups, e.g. "
+            '[[{"key": "severity", "op": "IN", "values": ["Critical"]}, '
+            '{"key": "labels.service", "op": "IN", "values": ["billing*"]}]].'
+        ),
+    )
+    delay_seconds = models.PositiveIntegerField(
+        _("delay window (seconds)"),
+        default=0,
+        validators=[MaxValueValidator(3600)],
+        help_text=_(
+            "Wait this long before the first notification (0 to 3600); an incident closed meanwhile pages nobody."
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -62,6 +118,25 @@ class EscalationLevel(models.Model):
     rule = models.ForeignKey(EscalationRule, on_delete=models.CASCADE, related_name="levels")
     position = models.PositiveSmallIntegerField(_("position"), default=0, help_text=_("Levels run in this order."))
     people = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+", verbose_name=_("people"))
+    teams = models.ManyToManyField(
+        "oncall.Team",
+        blank=True,
+        related_name="+",
+        verbose_name=_("teams"),
+        help_text=_("Everyone in these teams when the level runs."),
+    )
+    emails = models.JSONField(
+        _("email addresses"),
+        default=list,
+        blank=True,
+        validators=[validate_emails],
+        help_text=_('Plain addresses (people without an account, a shared mailbox), e.g. ["dba-oncall@example.com"].'),
+    )
+    follow_preferences = models.BooleanField(
+        _("follow personal preferences"),
+        default=False,
+        help_text=_("Reach each person by their own notification preferences instead of the methods below."),
+    )
     critical_methods = models.JSONField(
         _("methods for Critical"), default=default_methods, blank=True, validators=[validate_methods]
     )
@@ -76,6 +151,20 @@ class EscalationLevel(models.Model):
         default=30,
         validators=[MinValueValidator(1), MaxValueValidator(720)],
         help_text=_("If nobody acknowledges within this time, the next level is notified."),
+    )
+    force_escalate = models.BooleanField(
+        _("force escalation"),
+        default=False,
+        help_text=_("Escalate after the time above unless the incident is closed, even when it was acknowledged."),
+    )
+    repeat_times = models.PositiveSmallIntegerField(
+        _("repeat"),
+        default=0,
+        validators=[MaxValueValidator(6)],
+        help_text=_("Notify this level again up to this many times (0 to 6) until someone acknowledges."),
+    )
+    repeat_every_minutes = models.PositiveSmallIntegerField(
+        _("repeat every (minutes)"), default=10, validators=[MinValueValidator(1), MaxValueValidator(120)]
     )
 
     class Meta:
@@ -108,6 +197,7 @@ class EscalationState(models.Model):
     token = models.UUIDField(default=uuid.uuid4)
     level = models.PositiveSmallIntegerField(_("level"), default=0)
     round = models.PositiveSmallIntegerField(_("round"), default=0)
+    level_started_at = models.DateTimeField(_("level started at"), null=True, blank=True)
     started_at = models.DateTimeField(_("started at"))
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

@@ -22,8 +22,13 @@ def on_incident_event(sender, *, event: IncidentEvent, incident, now, **kwargs) 
             services.notify_people(incident=incident, person_ids=assigned, event_id=event.pk, now=now)
         else:
             services.escalation_start(incident=incident, now=now)
-    elif kind in (Kind.ACKNOWLEDGED, Kind.SNOOZED):
+    elif kind == Kind.ACKNOWLEDGED:
+        services.escalation_acknowledged(incident=incident, now=now)
+    elif kind == Kind.SNOOZED:
         services.escalation_stop(incident=incident, now=now)
+    elif kind == Kind.ESCALATED and event.detail.get("manual"):
+        # Escalated by hand; the escalation's own "escalated" events are announcements, not requests.
+        services.escalation_jump(incident=incident, level=event.detail["level"], now=now)
     elif kind in (Kind.UNACKNOWLEDGED, Kind.WOKEN, Kind.REOPENED):
         services.escalation_restart(incident=incident, now=now)
     elif kind == Kind.CLOSED:

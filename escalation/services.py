@@ -1,9 +1,14 @@
-"""Starting, running and stopping escalations. Rows are locked incident, then state, then timer."""
+"""Starting, running and stopping escalations. Rows are locked incident, then escalation state, then timer.
+
+The decisions (which rule, who, how, what next) are the pure functions of escalation.engine; this module loads
+rows, calls them, writes deliveries, timeline entries and timers, and hands work to the worker.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -12,31 +17,54 @@ from django.utils.translation import gettext as _
 
 from channels_app.services import PlannedDelivery, deliveries_create, method_address, person_methods
 from escalation import engine
-from escalation.models import EscalationLevel, EscalationRule, EscalationState, Timer
+from escalation.models import EscalationRule, EscalationState, Timer
 from oncall.lib import claims, queue
-from oncall.models import Incident, IncidentEvent, Progress, Responder, Severity, TimelineEntry, User
+from oncall.lib.filters import Subject, parse_filters
+from oncall.models import Alert, Incident, IncidentEvent, Progress, Responder, Severity, Team, TimelineEntry, User
 from oncall.services.events import incident_event_record
 from oncall.services.incidents import timeline_add
 
 FIRE_TASK = "escalation.tasks.timer_fire"
+Status = EscalationState.Status
 
 
 def rule_snapshot(rule: EscalationRule) -> engine.Snapshot:
     """Freeze a rule and its levels into plain data."""
     levels = []
-    for level in rule.levels.order_by("position", "id").prefetch_related("people"):
+    for level in rule.levels.order_by("position", "id").prefetch_related("people", "teams"):
         levels.append(
             engine.LevelPlan(
                 people=tuple(person.pk for person in level.people.order_by("pk")),
+                teams=tuple(team.pk for team in level.teams.order_by("pk")),
+                emails=tuple(level.emails),
+                follow_preferences=level.follow_preferences,
                 methods={
                     Severity.CRITICAL: tuple(level.critical_methods),
                     Severity.WARNING: tuple(level.warning_methods),
                     Severity.INFO: tuple(level.info_methods),
                 },
                 escalate_after=timedelta(minutes=level.escalate_after_minutes),
+                force_escalate=level.force_escalate,
+                repeat_times=level.repeat_times,
+                repeat_every=timedelta(minutes=level.repeat_every_minutes),
             )
         )
-    return engine.Snapshot(rule_id=rule.pk, rule_name=rule.name, levels=tuple(levels))
+    return engine.Snapshot(
+        rule_id=rule.pk, rule_name=rule.name, levels=tuple(levels), delay=timedelta(seconds=rule.delay_seconds)
+    )
+
+
+def incident_subject(incident: Incident) -> Subject:
+    """An incident as filter conditions see it (its integration: the one of its first alert)."""
+    first = Alert.objects.filter(incident=incident).select_related("integration").order_by("pk").first()
+    return Subject(
+        severity=incident.severity,
+        title=incident.title,
+        description=incident.description,
+        integration_id=first.integration_id if first else None,
+        integration_name=first.integration.name if first else "",
+        labels=incident.labels,
+    )
 
 
 def _timer_schedule(*, state: EscalationState, step: engine.Step, now: datetime) -> Timer:
@@ -58,25 +86,45 @@ def _timer_schedule(*, state: EscalationState, step: engine.Step, now: datetime)
     return timer
 
 
+def _cancel_timers(state: EscalationState, now: datetime) -> None:
+    Timer.objects.filter(state=state, done_at__isnull=True).update(done_at=now)
+
+
+def _locked_state(incident: Incident) -> EscalationState | None:
+    return EscalationState.objects.select_for_update().filter(incident=incident).first()
+
+
 def escalation_start(*, incident: Incident, now: datetime) -> EscalationState:
-    """Pick the channel's first matching rule, freeze it on the incident and schedule its first level.
+    """Choose the channel's first matching rule, freeze it on the incident and schedule its first level.
 
     The incident row must be locked by the caller (the event dispatcher does).
     """
-    state = EscalationState.objects.select_for_update().filter(incident=incident).first()
+    state = _locked_state(incident)
     if state is not None and state.run > 0:
         return state  # already started
-    rules = list(EscalationRule.objects.filter(channel_id=incident.channel_id).order_by("priority", "id"))
-    level_counts = _level_counts(rules)
-    candidates = [engine.RuleCandidate(r.pk, r.name, r.priority, r.enabled, level_counts.get(r.pk, 0)) for r in rules]
-    facts = engine.IncidentFacts(
-        id=incident.pk, severity=incident.severity, title=incident.title, labels=incident.labels
+    rules = list(
+        EscalationRule.objects.filter(channel_id=incident.channel_id)
+        .order_by("priority", "id")
+        .prefetch_related("levels")
     )
-    chosen = engine.choose_rule(candidates, facts, now)
+    candidates = [
+        engine.RuleCandidate(
+            id=rule.pk,
+            name=rule.name,
+            priority=rule.priority,
+            enabled=rule.enabled,
+            level_count=len(rule.levels.all()),
+            windows=engine.parse_time_windows(rule.time_windows),
+            filters=parse_filters(rule.filters),
+        )
+        for rule in rules
+    ]
+    tz = ZoneInfo(incident.channel.time_zone)
+    chosen = engine.choose_rule(candidates, incident_subject(incident), now, tz)
     if state is None:
         state = EscalationState(incident=incident, started_at=now)
     if chosen is None:
-        state.status = EscalationState.Status.UNASSIGNED
+        state.status = Status.UNASSIGNED
         state.save()
         timeline_add(
             incident=incident,
@@ -84,40 +132,46 @@ def escalation_start(*, incident: Incident, now: datetime) -> EscalationState:
             message=_("No escalation rule of channel %(channel)s matched; nobody is notified.")
             % {"channel": incident.channel.name},
             now=now,
+            detail={"rules": [rule.name for rule in rules]},
         )
         return state
     rule = next(r for r in rules if r.pk == chosen.id)
+    snapshot = rule_snapshot(rule)
     state.rule = rule
-    state.snapshot = rule_snapshot(rule).to_json()
+    state.snapshot = snapshot.to_json()
     state.save()
+    message = _("Escalation rule %(rule)s applies.") % {"rule": rule.name}
+    if snapshot.delay:
+        message += " " + _("First notification after a delay of %(s)d seconds.") % {"s": snapshot.delay.total_seconds()}
     timeline_add(
         incident=incident,
         kind=TimelineEntry.Kind.ASSIGNED,
-        message=_("Escalation rule %(rule)s applies.") % {"rule": rule.name},
+        message=message,
         now=now,
-        detail={"rule_id": rule.pk, "rule_name": rule.name},
+        detail={"rule_id": rule.pk, "rule_name": rule.name, "delay_seconds": int(snapshot.delay.total_seconds())},
     )
-    return _begin_run(state=state, now=now)
+    return _begin_run(state=state, step=engine.first_step(snapshot, started_at=now), now=now)
 
 
-def _begin_run(*, state: EscalationState, now: datetime) -> EscalationState:
-    """Start a new run of the frozen rule from its first level; older timers become stale."""
-    Timer.objects.filter(state=state, done_at__isnull=True).update(done_at=now)
-    state.status = EscalationState.Status.RUNNING
+def _begin_run(*, state: EscalationState, step: engine.Step, now: datetime) -> EscalationState:
+    """Start a new run of the frozen rule at `step`; the previous run's timers become stale."""
+    _cancel_timers(state, now)
+    state.status = Status.RUNNING
     state.run += 1
     state.token = uuid.uuid4()
-    state.level = 0
+    state.level = step.level
     state.round = 0
+    state.level_started_at = None
     state.started_at = now
     state.save()
-    _timer_schedule(state=state, step=engine.Step("level", 0, 0, now), now=now)
+    _timer_schedule(state=state, step=step, now=now)
     return state
 
 
 def escalation_restart(*, incident: Incident, now: datetime) -> EscalationState | None:
     """Notify again from the first level (after an unacknowledge, a wake or a reopen), with the rule frozen when
     the incident opened. An incident that never had a rule gets one chosen now."""
-    state = EscalationState.objects.select_for_update().filter(incident=incident).first()
+    state = _locked_state(incident)
     if state is None or not state.snapshot:
         if state is not None:
             state.run = 0
@@ -130,148 +184,115 @@ def escalation_restart(*, incident: Incident, now: datetime) -> EscalationState 
         now=now,
         detail={"rule_id": state.snapshot.get("rule_id"), "restart": True},
     )
-    return _begin_run(state=state, now=now)
+    return _begin_run(state=state, step=engine.Step("level", 0, 0, now), now=now)
+
+
+def escalation_jump(*, incident: Incident, level: int, now: datetime) -> EscalationState | None:
+    """Escalate by hand: notify `level` of the frozen rule now and go on from there."""
+    state = _locked_state(incident)
+    if state is None or not state.snapshot:
+        return None
+    snapshot = engine.Snapshot.from_json(state.snapshot)
+    if not 0 <= level < len(snapshot.levels):
+        return None
+    return _begin_run(state=state, step=engine.Step("level", level, 0, now), now=now)
+
+
+def escalation_level_count(incident: Incident) -> int:
+    """How many levels the incident's frozen rule has (0: it has none)."""
+    state = EscalationState.objects.filter(incident=incident).first()
+    return len(state.snapshot.get("levels", ())) if state and state.snapshot else 0
+
+
+def escalation_stop(*, incident: Incident, now: datetime, status: str = Status.STOPPED) -> None:
+    """Stop an incident's escalation: its pending timers become stale and are marked done."""
+    state = _locked_state(incident)
+    if state is None or state.status != Status.RUNNING:
+        return
+    state.status = status
+    state.token = uuid.uuid4()
+    state.save(update_fields=["status", "token", "updated_at"])
+    _cancel_timers(state, now)
+
+
+def escalation_acknowledged(*, incident: Incident, now: datetime) -> None:
+    """An acknowledgement stops the escalation, unless the current level forces escalation: then its repeats stop
+    and the next level is still notified when the level times out (unless the incident is closed by then)."""
+    state = _locked_state(incident)
+    if state is None or state.status != Status.RUNNING:
+        return
+    snapshot = engine.Snapshot.from_json(state.snapshot)
+    if state.level_started_at is None or not snapshot.levels[state.level].force_escalate:
+        escalation_stop(incident=incident, now=now)
+        return
+    _cancel_timers(state, now)
+    step = engine.escalation_step(snapshot, level=state.level, level_started_at=state.level_started_at)
+    _timer_schedule(state=state, step=step, now=now)
+    timeline_add(
+        incident=incident,
+        kind=TimelineEntry.Kind.ASSIGNED,
+        message=_("Level %(n)d forces escalation: the next level is notified at %(at)s unless the incident is closed.")
+        % {"n": state.level + 1, "at": step.due_at.strftime("%Y-%m-%d %H:%M:%S %Z")},
+        now=now,
+        detail={"forced": True, "level": state.level},
+    )
 
 
 def notify_people(*, incident: Incident, person_ids: list[int], event_id: int, now: datetime) -> None:
     """Notify people an incident was handed to directly (reassigned, added as responders, assigned at creation),
     once per incident event, by their own notification methods."""
-    users = list(User.objects.filter(pk__in=person_ids, is_active=True).order_by("pk"))
-    planned, reached, skipped = [], [], []
-    for user in users:
-        for method in person_methods(person=user, severity=incident.severity):
-            address = method_address(person=user, method=method)
-            if address:
-                planned.append(
-                    PlannedDelivery(
-                        recipient_key=f"person:{user.pk}", address=address, method=method, recipient_id=user.pk
-                    )
-                )
-                reached.append(f"{user.display_name} ({method})")
-            else:
-                skipped.append(f"{user.display_name} ({method})")
-    deliveries_create(
-        incident=incident, run=0, level=0, round=0, event="assigned", planned=planned, now=now, event_id=event_id
-    )
-    timeline_add(
-        incident=incident,
-        kind=TimelineEntry.Kind.NOTIFIED,
-        message=_("Notified %(who)s directly.") % {"who": ", ".join(reached) or _("nobody")}
-        + (" " + _("Skipped (no contact): %(who)s.") % {"who": ", ".join(skipped)} if skipped else ""),
-        now=now,
-        detail={"person_ids": person_ids, "event_id": event_id},
-    )
-
-
-def _level_counts(rules: list[EscalationRule]) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    for rule_id in EscalationLevel.objects.filter(rule__in=rules).values_list("rule_id", flat=True):
-        counts[rule_id] = counts.get(rule_id, 0) + 1
-    return counts
-
-
-def escalation_stop(*, incident: Incident, now: datetime, status: str = EscalationState.Status.STOPPED) -> None:
-    """Stop an incident's escalation: its pending timers become stale and are marked done."""
-    state = EscalationState.objects.select_for_update().filter(incident=incident).first()
-    if state is None or state.status != EscalationState.Status.RUNNING:
-        return
-    state.status = status
-    state.token = uuid.uuid4()
-    state.save(update_fields=["status", "token", "updated_at"])
-    Timer.objects.filter(state=state, done_at__isnull=True).update(done_at=now)
-
-
-def timer_fire(*, timer_id: int, now: datetime) -> str:
-    """Run one due timer, once: returns what happened ("ran", "ended", "stale", "gone")."""
-    row = Timer.objects.filter(pk=timer_id).values_list("state__incident_id", flat=True).first()
-    if row is None:
-        return "gone"
-    with transaction.atomic():
-        incident = Incident.objects.select_for_update().get(pk=row)
-        state = EscalationState.objects.select_for_update().get(incident=incident)
-        timer = Timer.objects.select_for_update().get(pk=timer_id)
-        if timer.done_at is not None:
-            return "stale"
-        timer.done_at = now
-        timer.save(update_fields=["done_at"])
-        if timer.token != state.token or state.status != EscalationState.Status.RUNNING:
-            return "stale"
-        if incident.progress == Progress.CLOSED:
-            escalation_stop(incident=incident, now=now, status=EscalationState.Status.FINISHED)
-            return "stale"
-        if timer.kind == Timer.Kind.END:
-            state.status = EscalationState.Status.FINISHED
-            state.save(update_fields=["status", "updated_at"])
-            timeline_add(
-                incident=incident,
-                kind=TimelineEntry.Kind.ESCALATION_ENDED,
-                message=_("The last level timed out; escalation has ended."),
-                now=now,
-            )
-            return "ended"
-        if incident.progress == Progress.PROCESSING:
-            # Acknowledged: the escalation stops here.
-            escalation_stop(incident=incident, now=now)
-            return "stale"
-        _run_level(incident=incident, state=state, level=timer.level, round=timer.round, now=now)
-        return "ran"
-
-
-def _run_level(*, incident: Incident, state: EscalationState, level: int, round: int, now: datetime) -> None:
-    snapshot = engine.Snapshot.from_json(state.snapshot)
-    plan = snapshot.levels[level]
-    users = {user.pk: user for user in User.objects.filter(pk__in=plan.people)}
+    users = {user.pk: user for user in User.objects.filter(pk__in=person_ids)}
     people = {pk: engine.Person(pk, user.display_name, user.is_active) for pk, user in users.items()}
+    methods = {pk: person_methods(person=user, severity=incident.severity) for pk, user in users.items()}
     addresses = {
-        (pk, method): method_address(person=user, method=method)
-        for pk, user in users.items()
-        for method in plan.methods.get(incident.severity, ())
+        (pk, method): method_address(person=users[pk], method=method) for pk in users for method in methods[pk]
     }
-    notify, skips = engine.plan_level(plan, severity=incident.severity, people=people, addresses=addresses)
-    event = "escalated" if level > 0 and round == 0 else ("refired" if round > 0 else "triggered")
+    notify, skips = engine.plan_level(
+        person_ids, people=people, methods=methods, addresses=addresses, severity=incident.severity
+    )
     deliveries_create(
         incident=incident,
-        run=state.run,
-        level=level,
-        round=round,
-        event=event,
-        planned=[
-            PlannedDelivery(
-                recipient_key=f"person:{n.person_id}",
-                address=n.address,
-                method=n.method,
-                recipient_id=n.person_id,
-            )
-            for n in notify
-        ],
+        run=0,
+        level=0,
+        round=0,
+        event="assigned",
+        planned=[_planned(n) for n in notify],
         now=now,
+        event_id=event_id,
     )
-    notified_ids = sorted({n.person_id for n in notify})
-    existing = set(Responder.objects.filter(incident=incident).values_list("person_id", flat=True))
-    Responder.objects.bulk_create(
-        [Responder(incident=incident, person_id=pk, assigned_at=now) for pk in notified_ids if pk not in existing]
+    _record_notifications(
+        incident=incident,
+        notify=notify,
+        skips=skips,
+        names=people,
+        now=now,
+        message=_("Notified %(who)s directly."),
+        detail={"event_id": event_id},
     )
-    if level > 0 and round == 0:
-        timeline_add(
-            incident=incident,
-            kind=TimelineEntry.Kind.ESCALATED,
-            message=_("Not acknowledged in time: escalated to level %(n)d.") % {"n": level + 1},
-            now=now,
-            detail={"level": level},
-        )
-        incident_event_record(incident=incident, kind=IncidentEvent.Kind.ESCALATED, now=now, detail={"level": level})
-    names = {pk: people[pk].name for pk in people}
-    sent = ", ".join(f"{names.get(n.person_id, n.person_id)} ({n.method})" for n in notify) or _("nobody")
+
+
+def _planned(notify: engine.Notify) -> PlannedDelivery:
+    return PlannedDelivery(
+        recipient_key=notify.recipient_key, address=notify.address, method=notify.method, recipient_id=notify.person_id
+    )
+
+
+def _record_notifications(
+    *, incident: Incident, notify, skips, names, now: datetime, message: str, detail: dict
+) -> None:
+    def name(person_id) -> str:
+        person = names.get(person_id)
+        return person.name if person else _("person %(id)s") % {"id": person_id}
+
+    who = ", ".join(f"{name(n.person_id) if n.person_id else n.address} ({n.method})" for n in notify)
     timeline_add(
         incident=incident,
         kind=TimelineEntry.Kind.NOTIFIED,
-        message=_("Level %(level)d notified %(who)s.") % {"level": level + 1, "who": sent},
+        message=message % {"who": who or _("nobody")},
         now=now,
         detail={
-            "rule_id": snapshot.rule_id,
-            "level": level,
-            "round": round,
-            "notified": [{"person_id": n.person_id, "method": n.method} for n in notify],
+            **detail,
+            "notified": [{"person_id": n.person_id, "method": n.method, "address": n.address} for n in notify],
             "skipped": [{"person_id": s.person_id, "method": s.method, "reason": s.reason} for s in skips],
         },
     )
@@ -280,23 +301,124 @@ def _run_level(*, incident: Incident, state: EscalationState, level: int, round:
             incident=incident,
             kind=TimelineEntry.Kind.NOTIFY_FAILED,
             message=_("Skipped %(who)s (%(method)s): %(reason)s.")
-            % {
-                "who": names.get(skip.person_id, f"person {skip.person_id}"),
-                "method": skip.method,
-                "reason": skip.reason,
-            },
+            % {"who": name(skip.person_id), "method": skip.method, "reason": skip.reason},
             now=now,
-            detail={
-                "person_id": skip.person_id,
-                "method": skip.method,
-                "reason": skip.reason,
-                "level": level,
-            },
+            detail={"person_id": skip.person_id, "method": skip.method, "reason": skip.reason, **detail},
         )
+
+
+def timer_fire(*, timer_id: int, now: datetime) -> str:
+    """Run one due timer, once. Returns what happened: "ran", "ended", "skipped", "stopped", "stale" or "gone"."""
+    incident_id = Timer.objects.filter(pk=timer_id).values_list("state__incident_id", flat=True).first()
+    if incident_id is None:
+        return "gone"
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update(of=("self",)).select_related("channel").get(pk=incident_id)
+        state = EscalationState.objects.select_for_update().get(incident=incident)
+        timer = Timer.objects.select_for_update().get(pk=timer_id)
+        if timer.done_at is not None:
+            return "stale"
+        timer.done_at = now
+        timer.save(update_fields=["done_at"])
+        if timer.token != state.token or state.status != Status.RUNNING:
+            return "stale"
+        if incident.progress == Progress.CLOSED:
+            escalation_stop(incident=incident, now=now, status=Status.FINISHED)
+            return "stopped"
+        snapshot = engine.Snapshot.from_json(state.snapshot)
+        if timer.kind == Timer.Kind.END:
+            state.status = Status.FINISHED
+            state.save(update_fields=["status", "updated_at"])
+            timeline_add(
+                incident=incident,
+                kind=TimelineEntry.Kind.ESCALATION_ENDED,
+                message=_("The last level timed out; escalation has ended."),
+                now=now,
+            )
+            return "ended"
+        acknowledged = incident.progress == Progress.PROCESSING
+        if not engine.may_notify(snapshot, level=timer.level, round=timer.round, acknowledged=acknowledged):
+            if timer.round > 0 and snapshot.levels[timer.level].force_escalate and state.level_started_at:
+                step = engine.escalation_step(snapshot, level=timer.level, level_started_at=state.level_started_at)
+                _timer_schedule(state=state, step=step, now=now)
+                return "skipped"
+            escalation_stop(incident=incident, now=now)
+            return "stopped"
+        _run_level(incident=incident, state=state, snapshot=snapshot, level=timer.level, round=timer.round, now=now)
+        return "ran"
+
+
+def _run_level(
+    *, incident: Incident, state: EscalationState, snapshot: engine.Snapshot, level: int, round: int, now: datetime
+) -> None:
+    plan = snapshot.levels[level]
+    team_members: dict[int, list[int]] = {}
+    for team_id, person_id in Team.members.through.objects.filter(team_id__in=plan.teams).values_list(
+        "team_id", "user_id"
+    ):
+        team_members.setdefault(team_id, []).append(person_id)
+    person_ids = engine.level_people(plan, team_members)
+    users = {user.pk: user for user in User.objects.filter(pk__in=person_ids)}
+    people = {pk: engine.Person(pk, user.display_name, user.is_active) for pk, user in users.items()}
+    if plan.follow_preferences:
+        methods = {pk: tuple(person_methods(person=user, severity=incident.severity)) for pk, user in users.items()}
+    else:
+        level_methods = plan.methods.get(incident.severity, ())
+        methods = dict.fromkeys(users, level_methods)
+    addresses = {
+        (pk, method): method_address(person=users[pk], method=method) for pk in users for method in methods[pk]
+    }
+    notify, skips = engine.plan_level(
+        person_ids, people=people, methods=methods, addresses=addresses, emails=plan.emails, severity=incident.severity
+    )
+    event = "refired" if round > 0 else ("escalated" if level > 0 else "triggered")
+    deliveries_create(
+        incident=incident,
+        run=state.run,
+        level=level,
+        round=round,
+        event=event,
+        planned=[_planned(n) for n in notify],
+        now=now,
+    )
+    notified_ids = sorted({n.person_id for n in notify if n.person_id is not None})
+    existing = set(Responder.objects.filter(incident=incident).values_list("person_id", flat=True))
+    Responder.objects.bulk_create(
+        [Responder(incident=incident, person_id=pk, assigned_at=now) for pk in notified_ids if pk not in existing]
+    )
+    if level > 0 and round == 0:
+        timeline_add(
+            incident=incident,
+            kind=TimelineEntry.Kind.ESCALATED,
+            message=_("Escalated to level %(n)d.") % {"n": level + 1},
+            now=now,
+            detail={"level": level},
+        )
+        incident_event_record(incident=incident, kind=IncidentEvent.Kind.ESCALATED, now=now, detail={"level": level})
+    if round > 0:
+        message = _("Level %(level)d notified %%(who)s again (repeat %(round)d of %(times)d).") % {
+            "level": level + 1,
+            "round": round,
+            "times": plan.repeat_times,
+        }
+    else:
+        message = _("Level %(level)d notified %%(who)s.") % {"level": level + 1}
+    _record_notifications(
+        incident=incident,
+        notify=notify,
+        skips=skips,
+        names=people,
+        now=now,
+        message=message,
+        detail={"rule_id": snapshot.rule_id, "level": level, "round": round},
+    )
+    if round == 0:
+        state.level_started_at = now
     state.level = level
     state.round = round
-    state.save(update_fields=["level", "round", "updated_at"])
-    _timer_schedule(state=state, step=engine.next_step(snapshot, level=level, round=round, fired_at=now), now=now)
+    state.save(update_fields=["level", "round", "level_started_at", "updated_at"])
+    step = engine.next_step(snapshot, level=level, round=round, level_started_at=state.level_started_at)
+    _timer_schedule(state=state, step=step, now=now)
 
 
 def timers_enqueue_due(*, now: datetime, limit: int = 500) -> int:

@@ -13,6 +13,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.views import APIView
 
+from escalation.services import escalation_level_count
 from oncall.api import envelope
 from oncall.api.pagination import PageInputSerializer, page_data, page_serializer, paginate
 from oncall.api.serializers import (
@@ -410,6 +411,35 @@ class IncidentWakeApi(APIView):
         """End a snooze now: the incident is Triggered again and people are notified."""
         incident = incident_get_or_404(request, incident_id)
         lifecycle.incident_wake(incident=incident, by=request.user, source=action_source(request), now=clock.now())
+        return envelope.ok(request, incident_data(incident.pk))
+
+
+class IncidentEscalateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        level = serializers.IntegerField(min_value=1, help_text="The level of the escalation rule, from 1.")
+
+        class Meta:
+            ref_name = "IncidentEscalate"
+
+    @action_schema("incident_escalate", "Escalate to a level", request=InputSerializer, statuses=(400, 404, 409))
+    def post(self, request, incident_id: int):
+        """Notify a level of the incident's escalation rule now and go on escalating from there."""
+        incident = incident_get_or_404(request, incident_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        level = serializer.validated_data["level"]
+        levels = escalation_level_count(incident)
+        if level > levels:
+            raise ApplicationError(
+                _("The incident's escalation rule has %(n)d level(s); there is no level %(level)d.")
+                % {"n": levels, "level": level}
+                if levels
+                else _("No escalation rule applies to this incident; reassign it instead."),
+                field="level",
+            )
+        lifecycle.incident_escalate(
+            incident=incident, by=request.user, level=level - 1, source=action_source(request), now=clock.now()
+        )
         return envelope.ok(request, incident_data(incident.pk))
 
 

@@ -22,6 +22,7 @@ incident_patterns = [
     path("<int:incident_id>/reopen/", incidents.IncidentReopenApi.as_view(), name="incident-reopen"),
     path("<int:incident_id>/snooze/", incidents.IncidentSnoozeApi.as_view(), name="incident-snooze"),
     path("<int:incident_id>/wake/", incidents.IncidentWakeApi.as_view(), name="incident-wake"),
+    path("<int:incident_id>/escalate/", incidents.IncidentEscalateApi.as_view(), name="incident-escalate"),
     path("<int:incident_id>/reassign/", incidents.IncidentReassignApi.as_view(), name="incident-reassign"),
     path("<int:incident_id>/responders/", incidents.IncidentAddRespondersApi.as_view(), name="incident-responders"),
     path("<int:incident_id>/comment/", incidents.IncidentCommentApi.as_view(), name="incident-comment"),

@@ -319,6 +319,40 @@ def incident_add_responders(
 
 
 @transaction.atomic
+def incident_escalate(*, incident: Incident, by: User, level: int, source: str, now: datetime) -> Incident:
+    """Escalate by hand to `level` (0-based) of the incident's escalation rule: that level is notified now and the
+    escalation goes on from there. An acknowledged incident is Triggered again.
+
+    The caller checks that the level exists (the rule belongs to the escalation app).
+    """
+    incident = _locked(incident)
+    _require_open(incident, _("escalated"))
+    if incident.progress == Progress.PROCESSING:
+        incident.progress = Progress.TRIGGERED
+        incident.snoozed_until = None
+        incident.save(update_fields=["progress", "snoozed_until"])
+        Responder.objects.filter(incident=incident).update(acknowledged_at=None)
+    timeline_add(
+        incident=incident,
+        kind=TimelineEntry.Kind.ESCALATED,
+        message=_("%(by)s escalated the incident to level %(n)d.") % {"by": _name(by), "n": level + 1},
+        now=now,
+        actor=by,
+        source=source,
+        detail={"level": level, "manual": True},
+    )
+    incident_event_record(
+        incident=incident,
+        kind=IncidentEvent.Kind.ESCALATED,
+        now=now,
+        actor=by,
+        source=source,
+        detail={"level": level, "manual": True},
+    )
+    return incident
+
+
+@transaction.atomic
 def incident_comment(*, incident: Incident, by: User, text: str, source: str, now: datetime) -> TimelineEntry:
     """Add a comment to the incident's timeline."""
     text = (text or "").strip()

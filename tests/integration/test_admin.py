@@ -102,6 +102,9 @@ def test_an_escalation_rule_is_edited_with_its_levels_and_methods(staff_client):
         "priority": 10,
         "enabled": "on",
         "description": "",
+        "delay_seconds": 60,
+        "time_windows": '[{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00"}]',
+        "filters": '[[{"key": "severity", "op": "IN", "values": ["Critical", "Warning"]}]]',
         "levels-TOTAL_FORMS": 2,
         "levels-INITIAL_FORMS": 0,
         "levels-MIN_NUM_FORMS": 1,
@@ -111,10 +114,17 @@ def test_an_escalation_rule_is_edited_with_its_levels_and_methods(staff_client):
         "levels-0-critical_methods": ["email"],
         "levels-0-warning_methods": ["email"],
         "levels-0-escalate_after_minutes": 15,
+        "levels-0-emails": '["dba@example.com"]',
+        "levels-0-repeat_times": 2,
+        "levels-0-repeat_every_minutes": 5,
         "levels-1-position": 1,
         "levels-1-people": [bob.pk],
         "levels-1-critical_methods": ["email"],
         "levels-1-escalate_after_minutes": 30,
+        "levels-1-emails": "[]",
+        "levels-1-force_escalate": "on",
+        "levels-1-repeat_times": 0,
+        "levels-1-repeat_every_minutes": 10,
     }
     response = staff_client.post(reverse("admin:escalation_escalationrule_add"), data)
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -123,6 +133,15 @@ def test_an_escalation_rule_is_edited_with_its_levels_and_methods(staff_client):
     assert [list(level.people.all()) for level in levels] == [[alice], [bob]]
     assert levels[0].warning_methods == ["email"] and levels[0].info_methods == []
     assert levels[0].escalate_after_minutes == 15
+    assert (levels[0].emails, levels[0].repeat_times, levels[1].force_escalate) == (["dba@example.com"], 2, True)
+    assert rule.delay_seconds == 60 and rule.filters[0][0]["values"] == ["Critical", "Warning"]
+
+    bad = {**data, "name": "Broken", "filters": '[[{"key": "severity", "op": "LIKE", "values": ["x"]}]]'}
+    bad["time_windows"] = '[{"days": ["someday"], "start": "09:00", "end": "18:00"}]'
+    page = staff_client.post(reverse("admin:escalation_escalationrule_add"), bad).content.decode()
+    assert "[0][0].op: &#x27;LIKE&#x27; is not IN or NOTIN" in page
+    assert "window 1: days must be" in page
+    assert not EscalationRule.objects.filter(name="Broken").exists()
 
 
 def test_an_unknown_notification_method_is_refused_with_the_reason(staff_client):

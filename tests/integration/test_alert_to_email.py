@@ -137,5 +137,5 @@ def test_a_person_without_an_email_is_skipped_and_the_timeline_says_why(client, 
     push(client, key, EVENT)
     incident = Incident.objects.get()
     skipped = incident.timeline.get(kind="notify_failed")
-    assert "no email contact" in skipped.message
+    assert "no verified email contact" in skipped.message
     assert mailoutbox == []

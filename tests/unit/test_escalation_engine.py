@@ -1,11 +1,14 @@
-"""Escalation decisions: rule choice, who a level notifies and how, and what comes next."""
+"""Escalation decisions: rule choice (priority, time windows, filters), who a level notifies and how, and what
+comes next (repeats, escalation, the end, forced escalation)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from escalation.engine import (
-    IncidentFacts,
     LevelPlan,
     Notify,
     Person,
@@ -14,73 +17,178 @@ from escalation.engine import (
     Snapshot,
     Step,
     choose_rule,
+    escalation_step,
+    first_step,
+    in_time_windows,
+    level_people,
+    may_notify,
     next_step,
+    parse_time_windows,
     plan_level,
 )
+from oncall.lib.filters import Subject, parse_filters
 
-NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-INCIDENT = IncidentFacts(id=1, severity="Critical")
-
-
-def rule(id, priority=100, enabled=True, levels=1):
-    return RuleCandidate(id=id, name=f"r{id}", priority=priority, enabled=enabled, level_count=levels)
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
+BERLIN = ZoneInfo("Europe/Berlin")
+INCIDENT = Subject(severity="Critical", title="Disk full", labels={"service": "billing"})
 
 
-def test_first_enabled_rule_by_priority_wins():
-    assert choose_rule([rule(1, 50), rule(2, 10), rule(3, 10)], INCIDENT, NOW).id == 2
+def rule(id, priority=100, enabled=True, levels=1, windows=None, filters=None):
+    return RuleCandidate(
+        id=id,
+        name=f"r{id}",
+        priority=priority,
+        enabled=enabled,
+        level_count=levels,
+        windows=parse_time_windows(windows or []),
+        filters=parse_filters(filters or []),
+    )
+
+
+def test_first_enabled_rule_by_priority_then_age_wins():
+    assert choose_rule([rule(1, 50), rule(3, 10), rule(2, 10)], INCIDENT, NOW, BERLIN).id == 2
 
 
 def test_disabled_rules_and_rules_without_levels_are_skipped():
-    assert choose_rule([rule(1, 1, enabled=False), rule(2, 2, levels=0), rule(3, 3)], INCIDENT, NOW).id == 3
+    assert choose_rule([rule(1, 1, enabled=False), rule(2, 2, levels=0), rule(3, 3)], INCIDENT, NOW, BERLIN).id == 3
 
 
-def test_no_enabled_rule_means_unassigned():
-    assert choose_rule([rule(1, enabled=False)], INCIDENT, NOW) is None
-    assert choose_rule([], INCIDENT, NOW) is None
+def test_no_matching_rule_means_unassigned():
+    assert choose_rule([rule(1, enabled=False)], INCIDENT, NOW, BERLIN) is None
+    assert choose_rule([], INCIDENT, NOW, BERLIN) is None
 
 
-LEVEL = LevelPlan(
-    people=(1, 2, 1, 3, 4),
-    methods={"Critical": ("email", "sms"), "Warning": ("email",), "Info": ()},
-    escalate_after=timedelta(minutes=30),
+def test_a_rule_whose_filter_the_incident_fails_is_passed_over():
+    info_only = rule(1, 1, filters=[[{"key": "severity", "op": "IN", "values": ["Info"]}]])
+    billing = rule(2, 2, filters=[[{"key": "labels.service", "op": "IN", "values": ["bill*"]}]])
+    assert choose_rule([info_only, billing], INCIDENT, NOW, BERLIN).id == 2
+
+
+BUSINESS_HOURS = [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00"}]
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        (datetime(2026, 3, 2, 8, 0, tzinfo=UTC), True),  # Mon 09:00 Berlin (CET): start is inclusive
+        (datetime(2026, 3, 2, 7, 59, tzinfo=UTC), False),  # Mon 08:59 Berlin
+        (datetime(2026, 3, 2, 17, 0, tzinfo=UTC), False),  # Mon 18:00 Berlin: end is exclusive
+        (datetime(2026, 3, 7, 10, 0, tzinfo=UTC), False),  # Saturday
+        (datetime(2026, 3, 30, 7, 0, tzinfo=UTC), True),  # Mon 09:00 Berlin in summer time (CEST)
+        (datetime(2026, 3, 30, 16, 30, tzinfo=UTC), False),  # Mon 18:30 Berlin in summer time
+    ],
 )
-PEOPLE = {1: Person(1, "Ann"), 2: Person(2, "Ben"), 3: Person(3, "Cy", active=False)}
-ADDRESSES = {
-    (1, "email"): "ann@example.com",
-    (1, "sms"): "+4915112345678",
-    (2, "email"): "ben@example.com",
-    (2, "sms"): None,
-}
+def test_time_windows_are_read_in_the_channels_time_zone(moment, expected):
+    assert in_time_windows(parse_time_windows(BUSINESS_HOURS), moment, BERLIN) is expected
 
 
-def test_level_notifies_each_person_once_per_method_of_the_severity():
-    notify, skips = plan_level(LEVEL, severity="Critical", people=PEOPLE, addresses=ADDRESSES)
+def test_an_overnight_window_runs_into_the_next_day():
+    nights = parse_time_windows([{"days": ["fri"], "start": "22:00", "end": "06:00"}])
+    assert in_time_windows(nights, datetime(2026, 3, 6, 23, 0, tzinfo=UTC), UTC)  # Fri 23:00
+    assert in_time_windows(nights, datetime(2026, 3, 7, 5, 59, tzinfo=UTC), UTC)  # Sat 05:59
+    assert not in_time_windows(nights, datetime(2026, 3, 7, 6, 0, tzinfo=UTC), UTC)
+    assert not in_time_windows(nights, datetime(2026, 3, 5, 23, 0, tzinfo=UTC), UTC)  # Thu night
+
+
+def test_a_rule_outside_its_time_windows_does_not_apply():
+    office = rule(1, 1, windows=BUSINESS_HOURS)
+    fallback = rule(2, 2)
+    saturday = datetime(2026, 3, 7, 10, 0, tzinfo=UTC)
+    assert choose_rule([office, fallback], INCIDENT, saturday, BERLIN).id == 2
+    assert choose_rule([office, fallback], INCIDENT, NOW, BERLIN).id == 1
+
+
+@pytest.mark.parametrize(
+    ("windows", "reason"),
+    [
+        ({"days": ["mon"]}, "a list"),
+        ([{"days": [], "start": "09:00", "end": "10:00"}], "days must be"),
+        ([{"days": ["monday"], "start": "09:00", "end": "10:00"}], "days must be"),
+        ([{"days": ["mon"], "start": "9:00", "end": "10:00"}], "start must be a time"),
+        ([{"days": ["mon"], "start": "09:00", "end": "24:00"}], "end must be a time"),
+    ],
+)
+def test_invalid_time_windows_are_refused_with_the_reason(windows, reason):
+    with pytest.raises(ValueError, match=reason):
+        parse_time_windows(windows)
+
+
+LEVEL = LevelPlan(people=(1, 2, 1, 3), teams=(10,), emails=("DBA@example.com", "ann@example.com"))
+PEOPLE = {1: Person(1, "Ann"), 2: Person(2, "Ben"), 3: Person(3, "Cy", active=False), 4: Person(4, "Di")}
+
+
+def test_a_level_targets_its_people_then_its_teams_members_each_once():
+    assert level_people(LEVEL, {10: [4, 2], 11: [9]}) == (1, 2, 3, 4)
+
+
+def test_each_person_is_notified_once_per_method_and_skips_say_why():
+    notify, skips = plan_level(
+        (1, 2, 3, 4, 5),
+        people=PEOPLE,
+        methods={1: ("email", "sms", "email"), 2: ("email", "sms"), 3: ("email",), 4: ()},
+        addresses={(1, "email"): "ann@example.com", (1, "sms"): "+4915112345678", (2, "email"): "ben@example.com"},
+        emails=LEVEL.emails,
+        severity="Info",
+    )
     assert notify == [
         Notify(1, "email", "ann@example.com"),
         Notify(1, "sms", "+4915112345678"),
         Notify(2, "email", "ben@example.com"),
+        Notify(None, "email", "DBA@example.com"),  # ann@example.com is not emailed twice
     ]
-    assert Skip(2, "sms", "no sms contact") in skips
-    assert Skip(3, "email", "person is no longer active") in skips
-    assert Skip(4, "email", "person is no longer active") in skips  # deleted since the rule was frozen
+    assert skips == [
+        Skip(2, "sms", "no verified sms contact"),
+        Skip(3, "-", "person is no longer active"),
+        Skip(4, "-", "no notification method for Info"),
+        Skip(5, "-", "person is no longer active"),  # deleted since the rule was frozen
+    ]
+    assert [n.recipient_key for n in notify] == ["person:1", "person:1", "person:2", "email:dba@example.com"]
 
 
-def test_severity_chooses_the_methods():
-    notify, _ = plan_level(LEVEL, severity="Warning", people=PEOPLE, addresses=ADDRESSES)
-    assert {n.method for n in notify} == {"email"}
-    notify, skips = plan_level(LEVEL, severity="Info", people=PEOPLE, addresses=ADDRESSES)
-    assert notify == [] and skips == []
+L1 = LevelPlan(people=(1,), escalate_after=timedelta(minutes=30), repeat_times=2, repeat_every=timedelta(minutes=10))
+L2 = LevelPlan(people=(2,), escalate_after=timedelta(minutes=15), force_escalate=True)
+L3 = LevelPlan(people=(3,), escalate_after=timedelta(minutes=5), repeat_times=6, repeat_every=timedelta(minutes=2))
+SNAPSHOT = Snapshot(rule_id=7, rule_name="Default", levels=(L1, L2, L3), delay=timedelta(seconds=90))
 
 
-SNAPSHOT = Snapshot(rule_id=7, rule_name="Default", levels=(LEVEL, LevelPlan((2,), {}, timedelta(minutes=10))))
+def at(minutes: float) -> datetime:
+    return NOW + timedelta(minutes=minutes)
 
 
-def test_after_a_level_its_timeout_leads_to_the_next_level():
-    assert next_step(SNAPSHOT, level=0, round=0, fired_at=NOW) == Step("level", 1, 0, NOW + timedelta(minutes=30))
+def test_the_first_level_waits_for_the_delay_window():
+    assert first_step(SNAPSHOT, started_at=NOW) == Step("level", 0, 0, NOW + timedelta(seconds=90))
 
 
-def test_after_the_last_level_its_timeout_ends_the_escalation():
-    assert next_step(SNAPSHOT, level=1, round=0, fired_at=NOW) == Step("end", 1, 0, NOW + timedelta(minutes=10))
+def test_repeats_come_every_interval_until_the_level_times_out():
+    assert next_step(SNAPSHOT, level=0, round=0, level_started_at=NOW) == Step("level", 0, 1, at(10))
+    assert next_step(SNAPSHOT, level=0, round=1, level_started_at=NOW) == Step("level", 0, 2, at(20))
+    assert next_step(SNAPSHOT, level=0, round=2, level_started_at=NOW) == Step("level", 1, 0, at(30))
+
+
+def test_repeats_that_would_come_after_the_timeout_give_way_to_escalation():
+    # L3 repeats 6 times every 2 minutes but times out after 5: rounds at 2 and 4, then the end at 5.
+    assert next_step(SNAPSHOT, level=2, round=1, level_started_at=NOW) == Step("level", 2, 2, at(4))
+    assert next_step(SNAPSHOT, level=2, round=2, level_started_at=NOW) == Step("end", 2, 0, at(5))
+
+
+def test_a_level_without_repeats_escalates_and_the_last_one_ends():
+    assert next_step(SNAPSHOT, level=1, round=0, level_started_at=NOW) == Step("level", 2, 0, at(15))
+    assert escalation_step(SNAPSHOT, level=2, level_started_at=NOW) == Step("end", 2, 0, at(5))
+
+
+@pytest.mark.parametrize(
+    ("level", "round", "acknowledged", "expected"),
+    [
+        (0, 0, False, True),
+        (0, 0, True, False),  # acknowledged during the delay window: nobody is paged
+        (0, 1, True, False),  # repeats stop on acknowledgement
+        (1, 0, True, False),  # level 1 does not force escalation
+        (2, 0, True, True),  # level 2 forces it: level 3 is paged despite the acknowledgement
+        (2, 1, True, False),  # but level 3's repeats stop
+    ],
+)
+def test_what_an_acknowledgement_still_lets_through(level, round, acknowledged, expected):
+    assert may_notify(SNAPSHOT, level=level, round=round, acknowledged=acknowledged) is expected
 
 
 def test_snapshot_survives_a_round_trip_through_json():

@@ -1,0 +1,262 @@
+"""The escalation engine driven through the real ticker and worker code (tasks inline) with a controlled clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from rest_framework.test import APIClient
+
+from channels_app.models import Delivery
+from escalation.models import EscalationLevel, EscalationRule, EscalationState
+from escalation.ticker import tick
+from oncall.lib import clock as clock_module
+from oncall.models import Incident, Source
+from oncall.services import lifecycle
+from tests.factories import make_channel, make_integration, make_rule, make_team, make_user, push
+
+pytestmark = pytest.mark.django_db(transaction=True)
+WEB = Source.WEB
+
+
+def event(key: str = "api", severity: str = "Critical", **labels) -> dict:
+    return {"title_rule": f"{key} errors", "event_status": severity, "alert_key": key, "labels": labels}
+
+
+def paged(mailoutbox) -> list[str]:
+    return [mail.to[0].split("@")[0] for mail in mailoutbox]
+
+
+def later(clock, **delta) -> None:
+    clock.advance(**delta)
+    tick(now=clock_module.now())
+
+
+@pytest.fixture
+def people():
+    return {name: make_user(name) for name in ("ann", "ben", "cy", "di")}
+
+
+def level(rule: EscalationRule, position: int, **fields) -> EscalationLevel:
+    people = fields.pop("people", [])
+    teams = fields.pop("teams", [])
+    lv = EscalationLevel.objects.create(rule=rule, position=position, **fields)
+    lv.people.set(people)
+    lv.teams.set(teams)
+    return lv
+
+
+def test_level_one_then_level_two_after_the_timeout(client, clock, people, mailoutbox):
+    channel = make_channel()
+    make_rule(channel, [{"people": [people["ann"]], "after": 5}, {"people": [people["ben"]], "after": 5}])
+    push(client, make_integration(channel=channel)[1], event())
+    assert paged(mailoutbox) == ["ann"]
+    later(clock, minutes=4, seconds=59)
+    assert paged(mailoutbox) == ["ann"]
+    later(clock, seconds=1)
+    assert paged(mailoutbox) == ["ann", "ben"]
+
+
+def test_the_delay_window_holds_the_first_page_and_a_close_meanwhile_pages_nobody(client, clock, people, mailoutbox):
+    channel = make_channel()
+    rule = make_rule(channel, [{"people": [people["ann"]]}])
+    EscalationRule.objects.filter(pk=rule.pk).update(delay_seconds=120)
+    _, key = make_integration(channel=channel)
+    push(client, key, event("flappy"))
+    later(clock, seconds=119)
+    assert mailoutbox == []
+    push(client, key, event("flappy", "Ok"))  # recovers within the window: closes the incident
+    later(clock, seconds=1)
+    later(clock, minutes=30)
+    assert mailoutbox == []
+    assert "delay of 120 seconds" in Incident.objects.get().timeline.get(kind="assigned").message
+
+    push(client, key, event("steady"))
+    later(clock, seconds=120)
+    assert paged(mailoutbox) == ["ann"]
+
+
+def test_rules_apply_in_their_time_windows_in_the_channels_time_zone(client, clock, people, mailoutbox):
+    channel = make_channel(time_zone="Asia/Shanghai")
+    office = make_rule(channel, [{"people": [people["ann"]]}], name="Office hours", priority=1)
+    EscalationRule.objects.filter(pk=office.pk).update(
+        time_windows=[{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00"}]
+    )
+    make_rule(channel, [{"people": [people["ben"]]}], name="Nights", priority=2)
+    _, key = make_integration(channel=channel)
+    clock.current = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # Monday 10:00 in Shanghai
+    push(client, key, event("day"))
+    clock.current = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # Monday 22:00 in Shanghai
+    push(client, key, event("night"))
+    assert paged(mailoutbox) == ["ann", "ben"]
+
+
+def test_the_incident_filter_chooses_the_rule(client, clock, people, mailoutbox):
+    channel = make_channel()
+    db_rule = make_rule(channel, [{"people": [people["ann"]]}], name="Databases", priority=1)
+    EscalationRule.objects.filter(pk=db_rule.pk).update(
+        filters=[[{"key": "labels.service", "op": "IN", "values": ["postgres*", "/^mysql/"]}]]
+    )
+    make_rule(channel, [{"people": [people["ben"]]}], name="Everything else", priority=2)
+    _, key = make_integration(channel=channel)
+    push(client, key, event("a", service="postgres-main"))
+    push(client, key, event("b", service="checkout"))
+    push(client, key, event("c", service="mysql-replica"))
+    assert paged(mailoutbox) == ["ann", "ben", "ann"]
+
+
+def test_teams_and_plain_addresses_are_targets_and_everyone_is_paged_once(client, clock, people, mailoutbox):
+    channel = make_channel()
+    rule = EscalationRule.objects.create(channel=channel, name="Teams")
+    dba = make_team("DBA", members=[people["ann"], people["ben"]])
+    level(rule, 0, people=[people["ann"]], teams=[dba], emails=["dba-pager@example.com", "ben@example.com"])
+    push(client, make_integration(channel=channel)[1], event())
+    assert sorted(paged(mailoutbox)) == ["ann", "ben", "dba-pager"]
+    assert Delivery.objects.count() == 3
+
+
+def test_a_level_repeats_until_acknowledged(client, clock, people, mailoutbox):
+    channel = make_channel()
+    rule = EscalationRule.objects.create(channel=channel, name="Repeats")
+    level(rule, 0, people=[people["ann"]], repeat_times=3, repeat_every_minutes=5, escalate_after_minutes=30)
+    level(rule, 1, people=[people["ben"]])
+    push(client, make_integration(channel=channel)[1], event())
+    later(clock, minutes=5)
+    later(clock, minutes=5)
+    assert paged(mailoutbox) == ["ann", "ann", "ann"]
+    assert mailoutbox[1].subject.startswith("[Reminder]")
+    incident = Incident.objects.get()
+    assert "again (repeat 2 of 3)" in incident.timeline.filter(kind="notified").last().message
+    lifecycle.incident_acknowledge(incident=incident, by=people["ann"], source=WEB, now=clock.current)
+    later(clock, minutes=5)
+    later(clock, minutes=60)
+    assert paged(mailoutbox) == ["ann", "ann", "ann"]
+
+
+def test_repeats_then_escalation_when_nobody_answers(client, clock, people, mailoutbox):
+    channel = make_channel()
+    rule = EscalationRule.objects.create(channel=channel, name="Repeats")
+    level(rule, 0, people=[people["ann"]], repeat_times=6, repeat_every_minutes=4, escalate_after_minutes=10)
+    level(rule, 1, people=[people["ben"]], escalate_after_minutes=10)
+    push(client, make_integration(channel=channel)[1], event())
+    for _ in range(5):
+        later(clock, minutes=2)
+    # ann at 0, 4 and 8 (12 would be after the 10-minute timeout); ben at 10; then the end at 20.
+    assert paged(mailoutbox) == ["ann", "ann", "ann", "ben"]
+    later(clock, minutes=10)
+    assert EscalationState.objects.get().status == "finished"
+
+
+def test_force_escalation_pages_the_next_level_despite_the_acknowledgement(client, clock, people, mailoutbox):
+    channel = make_channel()
+    rule = EscalationRule.objects.create(channel=channel, name="Forced")
+    level(
+        rule,
+        0,
+        people=[people["ann"]],
+        force_escalate=True,
+        escalate_after_minutes=15,
+        repeat_times=2,
+        repeat_every_minutes=5,
+    )
+    level(rule, 1, people=[people["ben"]], escalate_after_minutes=15)
+    level(rule, 2, people=[people["cy"]])
+    push(client, make_integration(channel=channel)[1], event())
+    later(clock, minutes=3)
+    incident = lifecycle.incident_acknowledge(
+        incident=Incident.objects.get(), by=people["ann"], source=WEB, now=clock.current
+    )
+    assert "forces escalation" in incident.timeline.filter(kind="assigned").last().message
+    later(clock, minutes=5)
+    assert paged(mailoutbox) == ["ann"], "repeats stop on acknowledgement"
+    later(clock, minutes=7)
+    assert paged(mailoutbox) == ["ann", "ben"], "level 1 forces escalation at 15 minutes"
+    later(clock, minutes=15)
+    assert paged(mailoutbox) == ["ann", "ben"], "level 2 does not force it"
+
+
+def test_force_escalation_stops_when_the_incident_closes(client, clock, people, mailoutbox):
+    channel = make_channel()
+    rule = EscalationRule.objects.create(channel=channel, name="Forced")
+    level(rule, 0, people=[people["ann"]], force_escalate=True, escalate_after_minutes=15)
+    level(rule, 1, people=[people["ben"]])
+    push(client, make_integration(channel=channel)[1], event())
+    incident = Incident.objects.get()
+    lifecycle.incident_acknowledge(incident=incident, by=people["ann"], source=WEB, now=clock.current)
+    later(clock, minutes=10)
+    lifecycle.incident_resolve(incident=incident, by=people["ann"], source=WEB, now=clock.current)
+    later(clock, minutes=10)
+    assert paged(mailoutbox) == ["ann"]
+
+
+def test_a_person_escalates_by_hand_to_a_chosen_level(client, clock, people, mailoutbox):
+    channel = make_channel()
+    make_rule(
+        channel,
+        [
+            {"people": [people["ann"]], "after": 30},
+            {"people": [people["ben"]], "after": 30},
+            {"people": [people["cy"]]},
+        ],
+    )
+    push(client, make_integration(channel=channel)[1], event())
+    incident = Incident.objects.get()
+    lifecycle.incident_acknowledge(incident=incident, by=people["ann"], source=WEB, now=clock.current)
+    api = APIClient()
+    api.force_authenticate(people["ann"])
+    assert api.post(f"/api/v1/incidents/{incident.pk}/escalate/", {"level": 4}, format="json").status_code == 400
+    response = api.post(f"/api/v1/incidents/{incident.pk}/escalate/", {"level": 3}, format="json")
+    assert response.status_code == 200
+    assert response.json()["data"]["progress"] == "Triggered"
+    assert paged(mailoutbox) == ["ann", "cy"]
+    entry = incident.timeline.filter(kind="escalated").first()
+    assert (entry.actor, entry.source, entry.message) == (
+        people["ann"],
+        "web",
+        "ann escalated the incident to level 3.",
+    )
+    later(clock, minutes=30)
+    assert EscalationState.objects.get().status == "finished"
+    assert paged(mailoutbox) == ["ann", "cy"]
+
+
+def test_levels_that_follow_preferences_reach_people_their_way(client, clock, people, mailoutbox):
+    channel = make_channel()
+    rule = EscalationRule.objects.create(channel=channel, name="Preferences")
+    level(rule, 0, people=[people["ann"]], follow_preferences=True, critical_methods=[])
+    push(client, make_integration(channel=channel)[1], event())
+    assert paged(mailoutbox) == ["ann"]
+
+
+def test_a_severity_without_methods_skips_people_and_says_why(client, clock, people, mailoutbox):
+    channel = make_channel()
+    rule = EscalationRule.objects.create(channel=channel, name="Critical only")
+    level(rule, 0, people=[people["ann"]], info_methods=[])
+    push(client, make_integration(channel=channel)[1], event(severity="Info"))
+    assert mailoutbox == []
+    skipped = Incident.objects.get().timeline.get(kind="notify_failed")
+    assert skipped.message == "Skipped ann (-): no notification method for Info."
+
+
+def test_rule_edits_after_the_incident_opened_change_nothing_for_it(client, clock, people, mailoutbox):
+    channel = make_channel()
+    rule = make_rule(channel, [{"people": [people["ann"]], "after": 10}, {"people": [people["ben"]]}])
+    push(client, make_integration(channel=channel)[1], event())
+    EscalationLevel.objects.filter(rule=rule, position=1).get().people.set([people["di"]])
+    EscalationLevel.objects.filter(rule=rule, position=0).update(escalate_after_minutes=1)
+    later(clock, minutes=1)
+    assert paged(mailoutbox) == ["ann"]
+    later(clock, minutes=9)
+    assert paged(mailoutbox) == ["ann", "ben"]
+
+
+def test_overdue_timers_found_at_start_up_run_at_once(client, clock, people, mailoutbox):
+    channel = make_channel()
+    make_rule(channel, [{"people": [people["ann"]], "after": 5}, {"people": [people["ben"]]}])
+    push(client, make_integration(channel=channel)[1], event())
+    clock.advance(hours=3)  # the ticker was down for three hours
+    tick(now=clock_module.now())
+    assert paged(mailoutbox) == ["ann", "ben"]
+    state = EscalationState.objects.get()
+    assert state.level == 1 and state.level_started_at == clock.current
+    assert state.timers.filter(done_at__isnull=True).get().due_at == clock.current + timedelta(minutes=30)

@@ -166,7 +166,9 @@ Q_CLUSTER = {
     "max_attempts": env.int("Q_MAX_ATTEMPTS", default=3),
     "ack_failures": True,
     "catch_up": False,
-    "save_limit": env.int("Q_SAVE_LIMIT", default=500),
+    # -1: successful tasks are not kept (our own rows record what happened); failed ones are, for the admin.
+    # Keeping N successes costs a locking scan of all N on every task.
+    "save_limit": env.int("Q_SAVE_LIMIT", default=-1),
     "poll": env.float("Q_POLL", default=0.1),
     "label": "Task queue",
     "sync": env.bool("Q_SYNC", default=False),

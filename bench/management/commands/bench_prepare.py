@@ -23,6 +23,7 @@ class Command(BaseCommand):
                 "oncall_alert",
                 "oncall_responder",
                 "oncall_incident",
+                "oncall_eventbatch",
                 "django_q_ormq",
                 "django_q_task",
             ):

@@ -5,7 +5,7 @@ import uuid
 import django.core.validators
 from django.db import migrations, models
 
-import escalation.models
+import escalation.models.rules
 
 
 class Migration(migrations.Migration):
@@ -28,8 +28,8 @@ class Migration(migrations.Migration):
                     "critical_methods",
                     models.JSONField(
                         blank=True,
-                        default=escalation.models.default_methods,
-                        validators=[escalation.models.validate_methods],
+                        default=escalation.models.rules.default_methods,
+                        validators=[escalation.models.rules.validate_methods],
                         verbose_name="methods for Critical",
                     ),
                 ),
@@ -37,8 +37,8 @@ class Migration(migrations.Migration):
                     "warning_methods",
                     models.JSONField(
                         blank=True,
-                        default=escalation.models.default_methods,
-                        validators=[escalation.models.validate_methods],
+                        default=escalation.models.rules.default_methods,
+                        validators=[escalation.models.rules.validate_methods],
                         verbose_name="methods for Warning",
                     ),
                 ),
@@ -46,8 +46,8 @@ class Migration(migrations.Migration):
                     "info_methods",
                     models.JSONField(
                         blank=True,
-                        default=escalation.models.default_methods,
-                        validators=[escalation.models.validate_methods],
+                        default=escalation.models.rules.default_methods,
+                        validators=[escalation.models.rules.validate_methods],
                         verbose_name="methods for Info",
                     ),
                 ),

@@ -1,0 +1,3 @@
+from escalation.models.rules import EscalationLevel, EscalationRule, EscalationState, Timer
+
+__all__ = ["EscalationLevel", "EscalationRule", "EscalationState", "Timer"]

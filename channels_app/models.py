@@ -4,7 +4,57 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import ProtectedError
 from django.utils.translation import gettext_lazy as _
+
+
+class TemplateSetQuerySet(models.QuerySet):
+    def default(self) -> TemplateSet:
+        """The set that ships with the platform (made by a migration; it cannot be deleted)."""
+        return self.get(is_default=True)
+
+
+class TemplateSet(models.Model):
+    """What every message says: one body per template slot (email subject, SMS, voice, each bot kind…).
+
+    `bodies` maps a slot name to a Jinja2 template; a slot that is missing or empty uses the platform's default
+    for that slot. Escalation rules choose a set; rules without one use the default set.
+    """
+
+    name = models.CharField(_("name"), max_length=39, unique=True)
+    description = models.CharField(_("description"), max_length=500, blank=True)
+    team = models.ForeignKey(
+        "oncall.Team",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="template_sets",
+        verbose_name=_("owner team"),
+    )
+    is_default = models.BooleanField(_("platform default"), default=False, editable=False)
+    bodies = models.JSONField(_("bodies"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = TemplateSetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-is_default", "name"]
+        verbose_name = _("template set")
+        verbose_name_plural = _("template sets")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=models.Q(is_default=True), name="channels_one_default_template_set"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def delete(self, *args, **kwargs):
+        if self.is_default:
+            raise ProtectedError(_("The platform's default template set cannot be deleted."), {self})
+        return super().delete(*args, **kwargs)
 
 
 class Delivery(models.Model):
@@ -47,6 +97,18 @@ class Delivery(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     provider_id = models.CharField(_("provider id"), max_length=200, blank=True)
     error = models.TextField(_("last error"), blank=True)
+    template_set = models.ForeignKey(
+        TemplateSet,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("template set"),
+        help_text=_("Empty: the platform default."),
+    )
+    template_error = models.TextField(
+        _("template error"), blank=True, help_text=_("Why the custom template failed and the default was used.")
+    )
     created_at = models.DateTimeField(_("created at"))
     last_attempt_at = models.DateTimeField(_("last attempt at"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)

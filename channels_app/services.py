@@ -59,6 +59,7 @@ def deliveries_create(
     planned: Sequence[PlannedDelivery],
     now: datetime,
     event_id: int | None = None,
+    template_set_id: int | None = None,
 ) -> list[int]:
     """Write one pending delivery per planned message and hand them to the worker once the transaction commits.
 
@@ -78,6 +79,7 @@ def deliveries_create(
             address=item.address,
             method=item.method,
             event=event,
+            template_set_id=template_set_id,
             dedup_key=Delivery.make_dedup_key(
                 incident_id=incident.pk, scope=scope, recipient_key=item.recipient_key, method=item.method
             ),

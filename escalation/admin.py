@@ -60,7 +60,7 @@ class EscalationRuleAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("channel", "name", "description", "priority", "enabled")}),
         (_("When it applies"), {"fields": ("time_windows", "filters")}),
-        (_("Timing"), {"fields": ("delay_seconds",)}),
+        (_("Timing and messages"), {"fields": ("delay_seconds", "template_set")}),
         (_("History"), {"fields": ("created_at", "updated_at")}),
     )
 

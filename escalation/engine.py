@@ -121,12 +121,14 @@ class Snapshot:
     rule_name: str
     levels: tuple[LevelPlan, ...]
     delay: timedelta = timedelta(0)
+    template_set_id: int | None = None  # None: the platform's default templates
 
     def to_json(self) -> dict:
         return {
             "rule_id": self.rule_id,
             "rule_name": self.rule_name,
             "delay_seconds": int(self.delay.total_seconds()),
+            "template_set_id": self.template_set_id,
             "levels": [level.to_json() for level in self.levels],
         }
 
@@ -137,6 +139,7 @@ class Snapshot:
             rule_name=data["rule_name"],
             levels=tuple(LevelPlan.from_json(level) for level in data["levels"]),
             delay=timedelta(seconds=data.get("delay_seconds", 0)),
+            template_set_id=data.get("template_set_id"),
         )
 
 

@@ -50,7 +50,11 @@ def rule_snapshot(rule: EscalationRule) -> engine.Snapshot:
             )
         )
     return engine.Snapshot(
-        rule_id=rule.pk, rule_name=rule.name, levels=tuple(levels), delay=timedelta(seconds=rule.delay_seconds)
+        rule_id=rule.pk,
+        rule_name=rule.name,
+        levels=tuple(levels),
+        delay=timedelta(seconds=rule.delay_seconds),
+        template_set_id=rule.template_set_id,
     )
 
 
@@ -380,6 +384,7 @@ def _run_level(
         event=event,
         planned=[_planned(n) for n in notify],
         now=now,
+        template_set_id=snapshot.template_set_id,
     )
     notified_ids = sorted({n.person_id for n in notify if n.person_id is not None})
     existing = set(Responder.objects.filter(incident=incident).values_list("person_id", flat=True))

@@ -91,6 +91,15 @@ class EscalationRule(models.Model):
             '{"key": "labels.service", "op": "IN", "values": ["billing*"]}]].'
         ),
     )
+    template_set = models.ForeignKey(
+        "channels_app.TemplateSet",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="escalation_rules",
+        verbose_name=_("notification templates"),
+        help_text=_("What the messages say; empty: the platform's default templates."),
+    )
     delay_seconds = models.PositiveIntegerField(
         _("delay window (seconds)"),
         default=0,

@@ -6,6 +6,7 @@ import pytest
 from django.core.cache import cache
 
 from oncall.lib import clock as clock_module
+from tests.fakes.provider_server import ProviderServer
 
 
 @pytest.fixture(autouse=True)
@@ -34,3 +35,18 @@ def clock(monkeypatch) -> FakeClock:
     fake = FakeClock(datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC))
     monkeypatch.setattr(clock_module, "now", fake)
     return fake
+
+
+@pytest.fixture(scope="session")
+def _provider_server():
+    server = ProviderServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_providers(_provider_server):
+    """The fake provider server (every provider's protocol on 127.0.0.1), reset for each test."""
+    _provider_server.reset()
+    yield _provider_server
+    _provider_server.reset()

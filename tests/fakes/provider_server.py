@@ -1,0 +1,512 @@
+"""A fake of every provider the platform talks to, on 127.0.0.1, speaking each one's real protocol.
+
+One threaded HTTP server; each provider lives under a path prefix, so a test points a provider's base URL setting
+(or a bot's webhook URL) at `server.url("/dingtalk")` and so on. The server checks what the real one checks
+(credentials, signatures, tokens), answers with the real success and error bodies, records every request, and can
+be told to fail, delay or rate-limit:
+
+    server.fail_next("/dingtalk", status=200, json={"errcode": 130101, "errmsg": "send too fast"})
+    server.delay("/slack", 3.0)
+
+| prefix | speaks |
+|---|---|
+| /twilio | Twilio REST 2010-04-01: Calls.json and Messages.json (form-encoded, HTTP Basic) |
+| /fcm | FCM HTTP v1 messages:send (Bearer token) |
+| /webpush | a Web Push endpoint (201) |
+| /dingtalk | DingTalk robot send (access_token; timestamp+sign checked when the token has a secret) |
+| /feishu | Feishu/Lark bot hook (sign checked in the body when the token has a secret) |
+| /wecom | WeCom group robot (key) |
+| /slack | Slack incoming webhook (plain-text "ok") |
+| /zoom | Zoom incoming webhook (Authorization: verification token, format=full) |
+| /telegram | Telegram Bot API sendMessage |
+| /teams | Teams Workflows webhook (202) |
+| /hook | a custom webhook (HMAC-SHA256 signature header checked when configured) |
+
+Run it alone for local demos: `python -m tests.fakes.provider_server --port 8025`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    received_at: float
+
+    @property
+    def json(self):
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    @property
+    def form(self) -> dict[str, list[str]]:
+        return parse_qs(self.body.decode("utf-8"), keep_blank_values=True)
+
+    def field(self, name: str) -> str | None:
+        values = self.form.get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of_json(cls, status: int, data, headers: dict | None = None) -> Answer:
+        return cls(status, json.dumps(data).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+    @classmethod
+    def of_text(cls, status: int, text: str) -> Answer:
+        return cls(status, text.encode(), {"Content-Type": "text/plain"})
+
+
+@dataclass
+class _Scripted:
+    prefix: str
+    answer: Answer
+    times: int
+    delay: float
+
+
+def dingtalk_sign(timestamp_ms: str, secret: str) -> str:
+    """DingTalk's signature (before URL-encoding): base64(HMAC-SHA256(secret, timestamp + "\\n" + secret))."""
+    digest = hmac.new(secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def feishu_sign(timestamp_s: str, secret: str) -> str:
+    """Feishu's signature: base64(HMAC-SHA256(key=timestamp + "\\n" + secret, message=b""))."""
+    digest = hmac.new(f"{timestamp_s}\n{secret}".encode(), b"", hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+class ProviderServer:
+    """The fake providers. Configure credentials on the attributes below before sending."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.requests: list[Recorded] = []
+        self.twilio_accounts: dict[str, str] = {}  # account sid -> auth token
+        self.fcm_access_tokens: set[str] = set()
+        self.dingtalk_tokens: dict[str, str | None] = {}  # access_token -> signing secret (None: no signing)
+        self.dingtalk_keywords: dict[str, list[str]] = {}  # access_token -> required keywords
+        self.feishu_tokens: dict[str, str | None] = {}
+        self.wecom_keys: set[str] = set()
+        self.slack_hooks: set[str] = set()  # path after /slack
+        self.zoom_tokens: dict[str, str] = {}  # webhook id -> verification token
+        self.telegram_bots: set[str] = set()  # bot tokens
+        self.telegram_migrations: dict[str, int] = {}  # old chat id -> new chat id
+        self.webhook_secrets: dict[str, str] = {}  # hook id -> HMAC secret
+        self.rate_limits: dict[str, tuple[int, float]] = {}  # prefix -> (max requests, per seconds)
+        self._scripted: list[_Scripted] = []
+        self._delays: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # -- lifecycle and scripting -------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> ProviderServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self._scripted.clear()
+            self._delays.clear()
+            self.rate_limits.clear()
+        for registry in (
+            self.twilio_accounts,
+            self.dingtalk_tokens,
+            self.dingtalk_keywords,
+            self.feishu_tokens,
+            self.zoom_tokens,
+            self.telegram_migrations,
+            self.webhook_secrets,
+        ):
+            registry.clear()
+        for collection in (self.fcm_access_tokens, self.wecom_keys, self.slack_hooks, self.telegram_bots):
+            collection.clear()
+
+    def fail_next(
+        self,
+        prefix: str,
+        *,
+        status: int,
+        json=None,
+        text: str | None = None,
+        headers: dict | None = None,
+        times: int = 1,
+        delay: float = 0.0,
+    ) -> None:
+        """The next `times` requests under `prefix` get this answer (after `delay` seconds) instead of success."""
+        if json is not None:
+            answer = Answer.of_json(status, json, headers)
+        else:
+            answer = Answer(status, (text or "").encode(), {"Content-Type": "text/plain", **(headers or {})})
+        with self._lock:
+            self._scripted.append(_Scripted(prefix, answer, times, delay))
+
+    def delay(self, prefix: str, seconds: float) -> None:
+        """Every request under `prefix` waits `seconds` before it is answered (a slow or hanging provider)."""
+        with self._lock:
+            self._delays[prefix] = seconds
+
+    def received(self, prefix: str = "") -> list[Recorded]:
+        with self._lock:
+            return [request for request in self.requests if request.path.startswith(prefix)]
+
+    def wait_for(self, prefix: str, count: int = 1, timeout: float = 10.0) -> list[Recorded]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.received(prefix)
+            if len(found) >= count:
+                return found
+            time.sleep(0.02)
+        raise AssertionError(f"expected {count} request(s) under {prefix}, got {len(self.received(prefix))}")
+
+    # -- dispatch ----------------------------------------------------------------------------------------------
+
+    def _handler_class(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                server._handle(self)
+
+            def do_GET(self):
+                server._handle(self)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        parts = urlsplit(handler.path)
+        request = Recorded(
+            method=handler.command,
+            path=unquote(parts.path),
+            query=parse_qs(parts.query, keep_blank_values=True),
+            headers={key.lower(): value for key, value in handler.headers.items()},
+            body=body,
+            received_at=time.monotonic(),
+        )
+        with self._lock:
+            self.requests.append(request)
+            scripted = next((s for s in self._scripted if request.path.startswith(s.prefix)), None)
+            if scripted:
+                scripted.times -= 1
+                if scripted.times <= 0:
+                    self._scripted.remove(scripted)
+            delay = next((d for p, d in self._delays.items() if request.path.startswith(p)), 0.0)
+        if delay:
+            time.sleep(delay)
+        if scripted:
+            if scripted.delay:
+                time.sleep(scripted.delay)
+            answer = scripted.answer
+        else:
+            answer = self._rate_limited(request) or self._route(request)
+        try:
+            handler.send_response(answer.status)
+            for key, value in {"Content-Length": str(len(answer.body)), **answer.headers}.items():
+                handler.send_header(key, value)
+            handler.end_headers()
+            handler.wfile.write(answer.body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test)
+
+    def _rate_limited(self, request: Recorded) -> Answer | None:
+        for prefix, (limit, per) in self.rate_limits.items():
+            if not request.path.startswith(prefix):
+                continue
+            with self._lock:
+                recent = [
+                    r for r in self.requests if r.path.startswith(prefix) and r.received_at > request.received_at - per
+                ]
+            if len(recent) > limit:
+                return self._throttle_answer(prefix, per)
+        return None
+
+    def _throttle_answer(self, prefix: str, per: float) -> Answer:
+        answers: dict[str, Callable[[], Answer]] = {
+            "/dingtalk": lambda: Answer.of_json(
+                200, {"errcode": 130101, "errmsg": "send too fast, exceed 20 times per minute"}
+            ),
+            "/feishu": lambda: Answer.of_json(
+                200, {"code": 11232, "msg": "frequency limited psm[lark.oapi.app_platform_runtime]appID[1]"}
+            ),
+            "/wecom": lambda: Answer.of_json(200, {"errcode": 45009, "errmsg": "api freq out of limit"}),
+            "/telegram": lambda: Answer.of_json(
+                429,
+                {
+                    "ok": False,
+                    "error_code": 429,
+                    "description": f"Too Many Requests: retry after {int(per)}",
+                    "parameters": {"retry_after": int(per)},
+                },
+            ),
+            "/twilio": lambda: Answer.of_json(429, {"code": 20429, "message": "Too Many Requests", "status": 429}),
+        }
+        return answers.get(prefix, lambda: Answer(429, b"", {"Retry-After": str(int(per))}))()
+
+    def _route(self, request: Recorded) -> Answer:
+        for prefix, handler in (
+            ("/twilio/", self._twilio),
+            ("/fcm/", self._fcm),
+            ("/webpush/", lambda r: Answer(201)),
+            ("/dingtalk/", self._dingtalk),
+            ("/feishu/", self._feishu),
+            ("/wecom/", self._wecom),
+            ("/slack/", self._slack),
+            ("/zoom/", self._zoom),
+            ("/telegram/", self._telegram),
+            ("/teams/", lambda r: Answer(202)),
+            ("/hook/", self._hook),
+        ):
+            if request.path.startswith(prefix):
+                return handler(request)
+        return Answer.of_text(404, "no such fake provider")
+
+    # -- providers -------------------------------------------------------------------------------------------
+
+    def _twilio(self, request: Recorded) -> Answer:
+        # /twilio/2010-04-01/Accounts/{AccountSid}/Calls.json or Messages.json
+        parts = request.path.split("/")
+        if len(parts) < 6 or parts[3] != "Accounts":
+            return Answer.of_json(
+                404, {"code": 20404, "message": "The requested resource was not found", "status": 404}
+            )
+        sid, resource = parts[4], parts[5]
+        auth = request.headers.get("authorization", "")
+        expected = "Basic " + base64.b64encode(f"{sid}:{self.twilio_accounts.get(sid, '')}".encode()).decode()
+        if sid not in self.twilio_accounts or not hmac.compare_digest(auth, expected):
+            return Answer.of_json(401, {"code": 20003, "message": "Authenticate", "status": 401})
+        to = request.field("To") or ""
+        if not to.startswith("+") or not to[1:].isdigit():
+            return Answer.of_json(
+                400, {"code": 21211, "message": f"The 'To' number {to} is not a valid phone number.", "status": 400}
+            )
+        if resource == "Calls.json":
+            if not (request.field("Url") or request.field("Twiml")):
+                return Answer.of_json(400, {"code": 21205, "message": "Url parameter is required.", "status": 400})
+            return Answer.of_json(201, {"sid": "CA" + uuid.uuid4().hex, "status": "queued", "to": to})
+        if resource == "Messages.json":
+            if not request.field("Body"):
+                return Answer.of_json(400, {"code": 21602, "message": "Message body is required.", "status": 400})
+            return Answer.of_json(201, {"sid": "SM" + uuid.uuid4().hex, "status": "queued", "to": to})
+        return Answer.of_json(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
+
+    def _fcm(self, request: Recorded) -> Answer:
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or auth[7:] not in self.fcm_access_tokens:
+            return Answer.of_json(
+                401,
+                {
+                    "error": {
+                        "code": 401,
+                        "message": "Request had invalid authentication credentials.",
+                        "status": "UNAUTHENTICATED",
+                    }
+                },
+            )
+        message = (request.json or {}).get("message") or {}
+        if not message.get("token"):
+            return Answer.of_json(
+                400, {"error": {"code": 400, "message": "Invalid request", "status": "INVALID_ARGUMENT"}}
+            )
+        project = request.path.split("/")[4] if len(request.path.split("/")) > 4 else "project"
+        return Answer.of_json(200, {"name": f"projects/{project}/messages/0:{uuid.uuid4().hex}"})
+
+    def _dingtalk(self, request: Recorded) -> Answer:
+        token = (request.query.get("access_token") or [""])[0]
+        if token not in self.dingtalk_tokens:
+            return Answer.of_json(200, {"errcode": 300001, "errmsg": "token is not exist"})
+        secret = self.dingtalk_tokens[token]
+        if secret:
+            timestamp = (request.query.get("timestamp") or [""])[0]
+            sign = (request.query.get("sign") or [""])[0]  # parse_qs has URL-decoded it once
+            fresh = timestamp.isdigit() and abs(int(timestamp) / 1000 - time.time()) < 3600
+            if not fresh or not hmac.compare_digest(sign, dingtalk_sign(timestamp, secret)):
+                return Answer.of_json(
+                    200,
+                    {
+                        "errcode": 310000,
+                        "errmsg": "sign not match, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]",
+                    },
+                )
+        data = request.json
+        if not isinstance(data, dict) or data.get("msgtype") not in (
+            "text",
+            "markdown",
+            "actionCard",
+            "link",
+            "feedCard",
+        ):
+            return Answer.of_json(200, {"errcode": 400105, "errmsg": "不支持的消息类型"})
+        keywords = self.dingtalk_keywords.get(token)
+        if keywords and not any(word in request.body.decode("utf-8") for word in keywords):
+            return Answer.of_json(200, {"errcode": 310000, "errmsg": "keywords not in content"})
+        if len(request.body) > 20000:
+            return Answer.of_json(200, {"errcode": 460101, "errmsg": "message too long, exceed 20000 bytes"})
+        return Answer.of_json(200, {"errcode": 0, "errmsg": "ok"})
+
+    def _feishu(self, request: Recorded) -> Answer:
+        token = request.path.rsplit("/", 1)[-1]
+        if token not in self.feishu_tokens:
+            return Answer.of_json(200, {"code": 19001, "msg": "param invalid: incoming webhook access token invalid"})
+        data = request.json
+        if not isinstance(data, dict) or "msg_type" not in data or len(request.body) > 20 * 1024:
+            return Answer.of_json(200, {"code": 9499, "msg": "Bad Request", "data": {}})
+        secret = self.feishu_tokens[token]
+        if secret:
+            timestamp, sign = str(data.get("timestamp", "")), str(data.get("sign", ""))
+            fresh = timestamp.isdigit() and abs(int(timestamp) - time.time()) < 3600
+            if not fresh or not hmac.compare_digest(sign, feishu_sign(timestamp, secret)):
+                return Answer.of_json(
+                    200, {"code": 19021, "msg": "sign match fail or timestamp is not within one hour from current time"}
+                )
+        return Answer.of_json(
+            200, {"StatusCode": 0, "StatusMessage": "success", "code": 0, "data": {}, "msg": "success"}
+        )
+
+    def _wecom(self, request: Recorded) -> Answer:
+        key = (request.query.get("key") or [""])[0]
+        if key not in self.wecom_keys:
+            return Answer.of_json(
+                200, {"errcode": 93000, "errmsg": "invalid webhook url, hint: [fake], from ip: 127.0.0.1"}
+            )
+        data = request.json
+        if not isinstance(data, dict) or data.get("msgtype") not in (
+            "text",
+            "markdown",
+            "markdown_v2",
+            "news",
+            "template_card",
+        ):
+            return Answer.of_json(200, {"errcode": 40008, "errmsg": "invalid message type"})
+        content = (data.get(data["msgtype"]) or {}).get("content", "")
+        if data["msgtype"].startswith("markdown") and len(content.encode()) > 4096:
+            return Answer.of_json(200, {"errcode": 45002, "errmsg": "content exceed max length"})
+        return Answer.of_json(200, {"errcode": 0, "errmsg": "ok"})
+
+    def _slack(self, request: Recorded) -> Answer:
+        if request.path[len("/slack") :] not in self.slack_hooks:
+            return Answer.of_text(404, "no_service")
+        data = request.json
+        if not isinstance(data, dict) or not (data.get("text") or data.get("blocks")):
+            return Answer.of_text(400, "no_text")
+        return Answer.of_text(200, "ok")
+
+    def _zoom(self, request: Recorded) -> Answer:
+        hook = request.path.rsplit("/", 1)[-1]
+        if hook not in self.zoom_tokens:
+            return Answer.of_json(404, {"code": 404, "message": "Webhook not found"})
+        if request.headers.get("authorization", "") != self.zoom_tokens[hook]:
+            return Answer.of_json(401, {"code": 401, "message": "Invalid authorization token"})
+        return Answer(200)
+
+    def _telegram(self, request: Recorded) -> Answer:
+        # /telegram/bot<token>/sendMessage
+        parts = request.path.split("/")
+        token = parts[2][3:] if len(parts) > 3 and parts[2].startswith("bot") else ""
+        if token not in self.telegram_bots:
+            return Answer.of_json(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+        data = request.json or {k: v[0] for k, v in request.form.items()}
+        chat_id = str(data.get("chat_id", ""))
+        if chat_id in {str(k) for k in self.telegram_migrations}:
+            new_id = next(v for k, v in self.telegram_migrations.items() if str(k) == chat_id)
+            return Answer.of_json(
+                400,
+                {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                    "parameters": {"migrate_to_chat_id": new_id},
+                },
+            )
+        text = data.get("text", "")
+        if not text:
+            return Answer.of_json(
+                400, {"ok": False, "error_code": 400, "description": "Bad Request: message text is empty"}
+            )
+        if len(text) > 4096:
+            return Answer.of_json(
+                400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"}
+            )
+        return Answer.of_json(
+            200,
+            {
+                "ok": True,
+                "result": {
+                    "message_id": len(self.requests),
+                    "chat": {"id": chat_id},
+                    "date": int(time.time()),
+                    "text": text,
+                },
+            },
+        )
+
+    def _hook(self, request: Recorded) -> Answer:
+        hook = request.path.split("/")[2] if len(request.path.split("/")) > 2 else ""
+        secret = self.webhook_secrets.get(hook)
+        if secret:
+            expected = "sha256=" + hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(request.headers.get("x-oncall-signature", ""), expected):
+                return Answer.of_json(401, {"error": "bad signature"})
+        return Answer.of_json(200, {"ok": True})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the fake providers on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=8025)
+    args = parser.parse_args()
+    server = ProviderServer(args.port).start()
+    print(f"Fake providers on {server.url()} (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

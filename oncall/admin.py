@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -19,11 +24,17 @@ from oncall.models import (
     IncidentEvent,
     Integration,
     Responder,
+    RoutingRule,
     Team,
     TimelineEntry,
     User,
 )
-from oncall.selectors import integration_key_cache_clear
+from oncall.selectors import (
+    channel_name_cache_clear,
+    integration_key_cache_clear,
+    integration_routing_preview,
+    route_cache_clear,
+)
 from oncall.services.tokens import api_token_revoke
 
 
@@ -66,6 +77,39 @@ class ChannelAdmin(admin.ModelAdmin):
     def grouping(self, obj: Channel) -> str:
         return ", ".join(obj.group_keys) if obj.group_keys else _("off")
 
+    def save_model(self, request, obj: Channel, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # Name-mapping routing looks channels up by name (cached, misses too): forget the old and the new name.
+        _after_commit_too(channel_name_cache_clear, form.initial.get("name", ""), obj.name)
+
+    def delete_model(self, request, obj: Channel) -> None:
+        integration_ids = _routing_to([obj])
+        super().delete_model(request, obj)
+        _forget_channels([obj], integration_ids)
+
+    def delete_queryset(self, request, queryset) -> None:
+        channels = list(queryset)
+        integration_ids = _routing_to(channels)
+        super().delete_queryset(request, queryset)
+        _forget_channels(channels, integration_ids)
+
+
+def _routing_to(channels) -> set[int]:
+    """Integrations whose routing rules send events to these channels."""
+    return set(RoutingRule.objects.filter(channels__in=channels).values_list("integration_id", flat=True))
+
+
+def _forget_channels(channels, integration_ids: set[int]) -> None:
+    _after_commit_too(channel_name_cache_clear, *(channel.name for channel in channels))
+    _after_commit_too(route_cache_clear, *integration_ids)
+
+
+def _after_commit_too(clear, *args) -> None:
+    """Clear a cache now and again once the change commits: a push that reads the old rows in between would
+    otherwise cache them again for the cache's lifetime."""
+    clear(*args)
+    transaction.on_commit(lambda: clear(*args))
+
 
 def _push_urls(request, integration: Integration, key: str) -> dict[str, str]:
     base = request.build_absolute_uri("/").rstrip("/")
@@ -74,29 +118,110 @@ def _push_urls(request, integration: Integration, key: str) -> dict[str, str]:
     }
 
 
+class RoutingRuleForm(forms.ModelForm):
+    class Meta:
+        model = RoutingRule
+        fields = ("position", "name", "enabled", "filters", "mode", "channels", "name_mapping_label", "fallthrough")
+        widgets = {"filters": forms.Textarea(attrs={"rows": 3, "cols": 100, "class": "vLargeTextField"})}
+
+    def clean_filters(self):
+        return self.cleaned_data["filters"] or []  # an empty box is "every event", not SQL NULL
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("mode") == RoutingRule.Mode.CHANNELS and not cleaned.get("channels"):
+            self.add_error("channels", _("Choose at least one channel to send matching events to."))
+        return cleaned
+
+
+class RoutingRuleInline(admin.StackedInline):
+    model = RoutingRule
+    form = RoutingRuleForm
+    extra = 0
+    ordering = ("position", "id")
+    autocomplete_fields = ("channels",)
+    fields = (
+        ("position", "name", "enabled"),
+        "filters",
+        ("mode", "fallthrough"),
+        "channels",
+        "name_mapping_label",
+    )
+
+
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "channel", "enabled", "masked_key", "last_event_at", "created_at")
+    list_display = ("name", "kind", "channel", "rule_count", "enabled", "masked_key", "last_event_at", "created_at")
     list_filter = ("kind", "enabled", "channel")
     search_fields = ("name",)
     autocomplete_fields = ("channel",)
     readonly_fields = ("masked_key", "last_event_at", "created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("name", "kind", "channel", "enabled")}),
+        (None, {"fields": ("name", "kind", "enabled")}),
+        (
+            _("Routing"),
+            {
+                "fields": ("channel",),
+                "description": _(
+                    "Routing rules (below) are evaluated by position: every matching rule adds its channels, and "
+                    "one that does not continue stops there. The default route is used only when no rule matched. "
+                    "Recoveries are not routed: they close the open alerts with their key in every channel."
+                ),
+            },
+        ),
         (_("Limits"), {"fields": ("rate_limit_per_second", "rate_limit_per_minute")}),
         (_("Key and activity"), {"fields": ("masked_key", "last_event_at", "created_at", "updated_at")}),
     )
+    inlines = [RoutingRuleInline]
     actions = ["regenerate_keys"]
 
     @admin.display(description=_("integration key"))
     def masked_key(self, obj: Integration) -> str:
         return obj.masked_key or "—"
 
+    @admin.display(description=_("routing rules"), ordering="rule_count")
+    def rule_count(self, obj: Integration) -> int:
+        return obj.rule_count
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("channel").annotate(rule_count=Count("routing_rules"))
+
+    def get_urls(self):
+        preview = path(
+            "<path:object_id>/routing-preview/",
+            self.admin_site.admin_view(self.routing_preview_view),
+            name="oncall_integration_routing_preview",
+        )
+        return [preview, *super().get_urls()]
+
+    def routing_preview_view(self, request, object_id: str):
+        """Where the integration's last 20 alerts would go under its routing rules as saved now."""
+        integration = self.get_object(request, unquote(object_id))
+        if integration is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_or_change_permission(request, integration):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Routing preview: %(name)s") % {"name": integration.name},
+            "opts": self.opts,
+            "original": integration,
+            "rows": integration_routing_preview(integration=integration),
+            "rule_count": integration.rule_count,
+        }
+        return TemplateResponse(request, "admin/oncall/integration/routing_preview.html", context)
+
     def save_model(self, request, obj: Integration, form, change: bool) -> None:
         if not change:
             request._new_integration_key = obj.set_new_key()
         super().save_model(request, obj, form, change)
         integration_key_cache_clear(obj.key_hash)
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # The rules are saved now; the key lookup's cache holds the integration, hence its default route.
+        _after_commit_too(integration_key_cache_clear, form.instance.key_hash)
+        _after_commit_too(route_cache_clear, form.instance.pk)
 
     def response_add(self, request, obj: Integration, post_url_continue=None):
         # The key is shown on this page once and stored nowhere else: not in the session, not in a message cookie.
@@ -132,8 +257,18 @@ class IntegrationAdmin(admin.ModelAdmin):
         return self._show_keys(request, pairs, _("New integration keys"))
 
     def delete_model(self, request, obj: Integration) -> None:
-        integration_key_cache_clear(obj.key_hash)
         super().delete_model(request, obj)
+        _forget_integrations([obj])
+
+    def delete_queryset(self, request, queryset) -> None:
+        integrations = list(queryset)
+        super().delete_queryset(request, queryset)
+        _forget_integrations(integrations)
+
+
+def _forget_integrations(integrations) -> None:
+    _after_commit_too(integration_key_cache_clear, *(integration.key_hash for integration in integrations))
+    _after_commit_too(route_cache_clear, *(integration.pk for integration in integrations))
 
 
 class AlertInline(admin.TabularInline):

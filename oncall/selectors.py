@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from oncall.lib import secrets
-from oncall.models import AlertProgress, Channel, Incident, Integration, Responder
+from oncall.lib import routing, secrets
+from oncall.lib.filters import FilterError, Subject, parse_filters
+from oncall.models import Alert, AlertProgress, Channel, Incident, Integration, Responder, RoutingRule
+
+logger = logging.getLogger(__name__)
 
 _MISS = "miss"
 
@@ -37,6 +43,130 @@ def integration_get_by_key(key: str) -> Integration | None:
 
 def integration_key_cache_clear(*key_hashes: str) -> None:
     cache.delete_many([_cache_key(h) for h in key_hashes if h])
+
+
+def _route_cache_key(integration_id: int) -> str:
+    return f"oncall:route-cases:{integration_id}"
+
+
+def route_table_load(integration: Integration) -> routing.RouteTable:
+    """The integration's routing rules as saved now, read from the database, and its default route."""
+    rules = (
+        RoutingRule.objects.filter(integration_id=integration.pk)
+        .prefetch_related("channels")
+        .order_by("position", "id")
+    )
+    cases = []
+    for rule in rules:
+        try:
+            filters = parse_filters(rule.filters)
+        except FilterError:
+            # Saved past the admin's validation (a shell, a data migration): leave the rule out rather than
+            # refuse or misroute every push of the integration.
+            logger.error("Routing rule %s of integration %s has an invalid filter; ignored", rule.pk, integration.pk)
+            continue
+        cases.append(
+            routing.RouteCase(
+                filters=filters,
+                mode=rule.mode,
+                channel_ids=tuple(channel.pk for channel in rule.channels.all()),
+                name_mapping_label=rule.name_mapping_label,
+                fallthrough=rule.fallthrough,
+                enabled=rule.enabled,
+                name=str(rule),
+            )
+        )
+    return routing.RouteTable(cases=tuple(cases), default_channel_id=integration.channel_id)
+
+
+def route_table_get(integration: Integration) -> routing.RouteTable:
+    """The route table a push is routed by, cached like key lookups (an integration without rules too), so a
+    push costs no database work for it; the admin clears it when rules or the integration change."""
+    key = _route_cache_key(integration.pk)
+    cases = cache.get(key)
+    if cases is None:
+        cases = route_table_load(integration).cases
+        cache.set(key, cases, settings.INTEGRATION_KEY_CACHE_SECONDS)
+    # The default route comes with the integration itself (also cached), so the two never disagree.
+    return routing.RouteTable(cases=cases, default_channel_id=integration.channel_id)
+
+
+def route_cache_clear(*integration_ids: int) -> None:
+    cache.delete_many([_route_cache_key(pk) for pk in integration_ids if pk])
+
+
+def _channel_name_cache_key(name: str) -> str:
+    # Hashed: a name may hold characters or a length some cache backends refuse in keys.
+    return f"oncall:channel-name:{hashlib.sha256(name.encode('utf-8')).hexdigest()}"
+
+
+def channel_ids_by_name(names: Iterable[str]) -> dict[str, int]:
+    """Ids of the channels with these names (name-mapping routing), cached briefly, names of no channel too."""
+    names = set(names)
+    if not names:
+        return {}
+    keys = {_channel_name_cache_key(name): name for name in names}
+    cached = cache.get_many(keys)
+    found = {keys[key]: value for key, value in cached.items() if value != _MISS}
+    missing = names - {keys[key] for key in cached}
+    if missing:
+        loaded = dict(Channel.objects.filter(name__in=missing).values_list("name", "pk"))
+        cache.set_many(
+            {_channel_name_cache_key(name): loaded.get(name, _MISS) for name in missing},
+            settings.INTEGRATION_KEY_CACHE_SECONDS,
+        )
+        found.update(loaded)
+    return found
+
+
+def channel_name_cache_clear(*names: str) -> None:
+    cache.delete_many([_channel_name_cache_key(name) for name in names if name])
+
+
+@dataclass(frozen=True)
+class RoutingPreview:
+    """Where one of an integration's recent alerts would go under its routing rules as saved now."""
+
+    alert: Alert
+    channel_names: tuple[str, ...]  # empty: refused, no route
+    by_default: bool
+    rule_names: tuple[str, ...]
+
+
+def integration_routing_preview(*, integration: Integration, limit: int = 20) -> list[RoutingPreview]:
+    """Run the integration's saved routing rules against its last `limit` alerts (title, description, severity,
+    labels), newest first."""
+    table = route_table_load(integration)
+    alerts = list(
+        Alert.objects.filter(integration=integration).select_related("channel").order_by("-start_time", "-id")[:limit]
+    )
+    subjects = [
+        Subject(
+            severity=alert.severity,
+            title=alert.title,
+            description=alert.description,
+            integration_id=integration.pk,
+            integration_name=integration.name,
+            labels=alert.labels,
+        )
+        for alert in alerts
+    ]
+    mapped = set().union(*(table.mapped_names(subject) for subject in subjects))
+    by_name = dict(Channel.objects.filter(name__in=mapped).values_list("name", "pk")) if mapped else {}
+    decisions = [
+        (routing.matched_cases(table, subject, by_name), routing.route(table, subject, by_name)) for subject in subjects
+    ]
+    channel_ids = {channel_id for _matches, ids in decisions for channel_id in ids}
+    names = dict(Channel.objects.filter(pk__in=channel_ids).values_list("pk", "name")) if channel_ids else {}
+    return [
+        RoutingPreview(
+            alert=alert,
+            channel_names=tuple(names.get(channel_id, f"#{channel_id}") for channel_id in ids),
+            by_default=bool(ids) and not matches,
+            rule_names=tuple(match.case.name for match in matches),
+        )
+        for alert, (matches, ids) in zip(alerts, decisions, strict=True)
+    ]
 
 
 def incident_list_visible(user) -> QuerySet[Incident]:

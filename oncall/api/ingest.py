@@ -148,7 +148,11 @@ class AlertPushApi(APIView):
         request={"application/json": StandardEventSerializer},
         responses={
             200: envelope_of("AlertPushEnvelope", AlertPushResultSerializer()),
-            400: error_doc("InvalidParameter or InvalidContentType; `field` names what is wrong. Nothing stored."),
+            400: error_doc(
+                "InvalidParameter or InvalidContentType (`field` names what is wrong), or NoRoute (an event matches "
+                "no routing rule and the integration has no default route; the message names the event). "
+                "Nothing stored."
+            ),
             401: error_doc("Unauthorized: integration_key is missing or unknown."),
             403: error_doc("AccessDenied: the integration is disabled."),
             404: error_doc("RouteNotFound: unknown format."),

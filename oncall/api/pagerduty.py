@@ -10,8 +10,8 @@ so these endpoints answer in PagerDuty's shapes, not in the Flashduty envelope:
   naming its field. That covers a bad event, a body that is not JSON, not `application/json` or over the size
   limit (PagerDuty answers 400 to bodies over 512 KB), a missing, unknown or disabled integration key (PagerDuty
   answers "Invalid routing key" with 400, not 401/403; the error names the field the key came from:
-  `integration_key` from the query, else `routing_key` (v2) or `service_key` (v1)), and an integration with no
-  channel to route to.
+  `integration_key` from the query, else `routing_key` (v2) or `service_key` (v1)), and a trigger that matches no
+  routing rule of an integration without a default route (acknowledge and resolve are never refused for that).
 - Over the integration's rate limit: PagerDuty's throttle body `{"status": "throttle exceeded", "message": …}` with
   `Retry-After` and, as an addition, `errors` naming the limit. The status is 429 for v2 events, as PagerDuty's
   Events API v2 answers; for v1 events it is 403, which is what the v1 API answered and what v1 clients retry on

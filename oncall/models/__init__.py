@@ -10,7 +10,7 @@ from oncall.models.incidents import (
     Source,
     TimelineEntry,
 )
-from oncall.models.intake import Channel, EventBatch, Integration
+from oncall.models.intake import Channel, EventBatch, Integration, RoutingRule
 from oncall.models.people import ApiToken, Team, User
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "Integration",
     "Progress",
     "Responder",
+    "RoutingRule",
     "Severity",
     "Source",
     "Team",

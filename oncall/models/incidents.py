@@ -209,9 +209,11 @@ class Alert(models.Model):
         verbose_name = _("alert")
         verbose_name_plural = _("alerts")
         constraints = [
-            # Dedup: at most one open alert per key and integration, even when two events race.
+            # Dedup: at most one open alert per key, integration and channel (routing may send an event to several
+            # channels, each with its own alert), even when two events race. The key comes before the channel so the
+            # index also serves a recovery, which looks for the key's open alerts in every channel.
             models.UniqueConstraint(
-                fields=["integration", "alert_key"],
+                fields=["integration", "alert_key", "channel"],
                 condition=models.Q(progress="Triggered"),
                 name="oncall_alert_one_open_per_key",
             ),

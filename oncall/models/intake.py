@@ -7,7 +7,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from oncall.lib import secrets
+from oncall.lib import routing, secrets
+from oncall.lib.filters import FilterError, parse_filters
 from oncall.models.people import Team, validate_time_zone
 
 GROUP_KEYS_MAX = 5
@@ -20,6 +21,17 @@ def validate_group_keys(value: object) -> None:
         raise ValidationError(_("At most %(n)d label names."), params={"n": GROUP_KEYS_MAX})
     if len(set(value)) != len(value):
         raise ValidationError(_("Each label name may appear once."))
+
+
+def validate_filters(value: object) -> None:
+    try:
+        parse_filters(value)
+    except FilterError as exc:
+        if exc.path:
+            raise ValidationError(
+                _("%(path)s: %(message)s"), params={"path": exc.path, "message": exc.message}
+            ) from None
+        raise ValidationError(exc.message) from None
 
 
 class Channel(models.Model):
@@ -104,8 +116,11 @@ class Integration(models.Model):
         null=True,
         blank=True,
         related_name="integrations",
-        verbose_name=_("channel"),
-        help_text=_("The channel this integration's alerts go to."),
+        verbose_name=_("default route"),
+        help_text=_(
+            "The channel an event goes to when none of the routing rules takes it. Empty: such events are refused "
+            "(400 NoRoute)."
+        ),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -145,6 +160,80 @@ class Integration(models.Model):
     @property
     def masked_key(self) -> str:
         return secrets.mask(self.key_hint)
+
+
+LABEL_NAME_MAX = 128
+
+
+class RoutingRule(models.Model):
+    """One of an integration's ordered routing rules: which events (a filter) go to which channel(s).
+
+    Rules are evaluated by position; every matching rule adds its channels, and one that does not fall through
+    stops the evaluation. The integration's channel is the default route, used only when no rule matched.
+    """
+
+    class Mode(models.TextChoices):
+        CHANNELS = routing.CHANNELS, _("Send to the chosen channels")
+        NAME_MAPPING = routing.NAME_MAPPING, _("Send to the channel named by a label")
+
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="routing_rules", verbose_name=_("integration")
+    )
+    position = models.PositiveSmallIntegerField(_("position"), default=0, help_text=_("Rules run in this order."))
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    filters = models.JSONField(
+        _("filter"),
+        default=list,
+        blank=True,
+        validators=[validate_filters],
+        help_text=_(
+            "Which events this rule takes; empty: every event. An OR of AND-groups of conditions, e.g. "
+            '[[{"key": "severity", "op": "IN", "values": ["Critical"]}, '
+            '{"key": "labels.service", "op": "IN", "values": ["db-*"]}]] takes Critical events whose service '
+            "label starts with db-. Keys: severity, title, description, integration, or a label as labels.service. "
+            "Values: exact text, wildcards (* and ?), /regex/, cidr:10.0.0.0/8, num:gt:90. op NOTIN: none of the "
+            "values matches."
+        ),
+    )
+    mode = models.CharField(_("send to"), max_length=20, choices=Mode.choices, default=Mode.CHANNELS)
+    channels = models.ManyToManyField(
+        Channel,
+        blank=True,
+        related_name="routing_rules",
+        verbose_name=_("channels"),
+        help_text=_("Where matching events go, when sending to the chosen channels."),
+    )
+    name_mapping_label = models.CharField(
+        _("channel name label"),
+        max_length=LABEL_NAME_MAX,
+        blank=True,
+        help_text=_(
+            "When sending to the channel named by a label: the label whose value is a channel's name, e.g. team. "
+            "An event without that label, or naming no channel, is not taken by this rule."
+        ),
+    )
+    fallthrough = models.BooleanField(
+        _("continue to the next rules"),
+        default=True,
+        help_text=_("Off: an event this rule takes is not offered to the rules below it."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["integration", "position", "id"]
+        verbose_name = _("routing rule")
+        verbose_name_plural = _("routing rules")
+
+    def __str__(self) -> str:
+        return self.name or _("Routing rule %(n)d") % {"n": self.position + 1}
+
+    def clean(self) -> None:
+        # "labels.team" names the same label as "team": accept the form people know from filters.
+        self.name_mapping_label = self.name_mapping_label.strip().removeprefix("labels.")
+        if self.mode == self.Mode.NAME_MAPPING and not self.name_mapping_label:
+            raise ValidationError({"name_mapping_label": _("Name the label whose value is the channel's name.")})
 
 
 class EventBatch(models.Model):

@@ -1,16 +1,19 @@
-"""Ingest: normalized events in, alerts deduplicated and grouped, incidents opened, recovered and closed.
+"""Ingest: normalized events in, routed to channels, alerts deduplicated and grouped, incidents opened, recovered
+and closed.
 
-A push is accepted by storing its events as one batch (one insert, so the endpoint stays fast and a burst is
-absorbed); the monitor's 2xx means the batch is stored. The worker then processes each integration's batches in
-the order they arrived, each in one transaction: all its events take effect or none do. Rows are locked incident
-first, then alert, everywhere in the platform, so concurrent ingests and people's actions never deadlock.
+A push is accepted by routing each of its triggers (the integration's routing rules, from a cache) and storing its
+events, with the channels chosen for each, as one batch (one insert, so the endpoint stays fast and a burst is
+absorbed); the monitor's 2xx means the batch is stored, and a trigger with nowhere to go refuses the whole push.
+The worker then processes each integration's batches in the order they arrived, each in one transaction: all its
+events take effect or none do. Rows are locked incident first, then alert, everywhere in the platform, so
+concurrent ingests and people's actions never deadlock.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -18,7 +21,8 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from oncall.errors import NotRouted
-from oncall.lib import queue
+from oncall.lib import queue, routing
+from oncall.lib.filters import Subject
 from oncall.lib.grouping import group_key
 from oncall.lib.locks import transaction_lock, transaction_try_lock
 from oncall.models import (
@@ -34,6 +38,7 @@ from oncall.models import (
     Source,
     TimelineEntry,
 )
+from oncall.selectors import channel_ids_by_name, route_table_get
 from oncall.services.incidents import (
     auto_resolve_at,
     incident_close,
@@ -56,17 +61,75 @@ BATCH_STALL = timedelta(seconds=2)
 
 
 def events_accept(*, integration: Integration, events: Sequence[NormalizedEvent], now: datetime) -> EventBatch | None:
-    """Store the events of one push for the worker, which processes them in order; None if there are none."""
-    if integration.channel_id is None:
-        raise NotRouted(_("Integration %(name)s has no channel to send its alerts to.") % {"name": integration.name})
+    """Route the events of one push and store them, with their channels, for the worker, which processes them in
+    order; None if there are none. A trigger with no route refuses the push (NotRouted) and nothing is stored."""
     if not events:
         return None
+    routed = events_route(integration=integration, events=events)
     with transaction.atomic():  # the batch and its hand-over to the worker commit together
         batch = EventBatch.objects.create(
-            integration=integration, events=[event.to_json() for event in events], received_at=now
+            integration=integration, events=[event.to_json() for event in routed], received_at=now
         )
         queue.enqueue(PROCESS_TASK, integration.pk, group="ingest")
     return batch
+
+
+def events_route(*, integration: Integration, events: Sequence[NormalizedEvent]) -> list[NormalizedEvent]:
+    """The events with the channels each trigger goes to; NotRouted names the first trigger with no route.
+
+    Recoveries and acknowledgements are not routed: their fields may no longer match any rule (an Ok is not
+    Critical), and they apply to the open alerts with their key in whatever channel those are.
+    """
+    table = route_table_get(integration)
+    subjects = [_subject(integration, event) if event.action == EventAction.TRIGGER else None for event in events]
+    names = set().union(*(table.mapped_names(subject) for subject in subjects if subject is not None))
+    by_name = channel_ids_by_name(names) if names else {}
+    routed = []
+    for position, (event, subject) in enumerate(zip(events, subjects, strict=True), start=1):
+        if subject is None:
+            routed.append(event)
+            continue
+        channel_ids = routing.route(table, subject, by_name)
+        if not channel_ids:
+            raise NotRouted(_no_route_message(integration, event, position, len(events)))
+        routed.append(replace(event, channel_ids=channel_ids))
+    return routed
+
+
+def _subject(integration: Integration, event: NormalizedEvent) -> Subject:
+    return Subject(
+        severity=event.status,
+        title=event.title,
+        description=event.description,
+        integration_id=integration.pk,
+        integration_name=integration.name,
+        labels=event.labels,
+    )
+
+
+def _no_route_message(integration: Integration, event: NormalizedEvent, position: int, count: int) -> str:
+    values = {
+        "key": event.alert_key,
+        "title": event.title if len(event.title) <= 80 else event.title[:79] + "…",
+        "integration": integration.name,
+        "position": position,
+        "count": count,
+    }
+    if count == 1:
+        return (
+            _(
+                'The event "%(title)s" (alert_key %(key)s) matches no routing rule of integration %(integration)s, '
+                "which has no default route; nothing was stored."
+            )
+            % values
+        )
+    return (
+        _(
+            'Event %(position)d of %(count)d, "%(title)s" (alert_key %(key)s), matches no routing rule of integration '
+            "%(integration)s, which has no default route; nothing was stored."
+        )
+        % values
+    )
 
 
 def batches_process(*, integration_id: int, now: datetime) -> int:
@@ -125,15 +188,29 @@ class IngestResult:
     action: str  # "created", "grouped", "merged", "recovered", "acknowledged" or "ignored"
     alert_id: int | None = None
     incident_id: int | None = None
+    channel_id: int | None = None
 
 
 @transaction.atomic
 def alert_ingest(*, integration: Integration, events: Sequence[NormalizedEvent], now: datetime) -> list[IngestResult]:
-    """Store the events of one push from `integration`; return what became of each."""
-    channel = integration.channel
-    if channel is None:
-        raise NotRouted(_("Integration %(name)s has no channel to send its alerts to.") % {"name": integration.name})
-    results = [_ingest_one(integration=integration, channel=channel, event=event, now=now) for event in events]
+    """Store the events of one push from `integration`; return what became of them.
+
+    A trigger opens or updates its alert in each channel routing chose for it when the push was accepted; a
+    recovery or acknowledgement applies to every open alert with its key, in whatever channel.
+    """
+    targets = [_channel_ids(integration, event) for event in events]
+    channels = Channel.objects.in_bulk({channel_id for ids in targets for channel_id in ids})
+    results: list[IngestResult] = []
+    for event, channel_ids in zip(events, targets, strict=True):
+        if event.action != EventAction.TRIGGER:
+            results.extend(_settle(integration=integration, event=event, now=now))
+            continue
+        for channel_id in channel_ids:
+            channel = channels.get(channel_id)
+            if channel is None:
+                logger.warning("Channel %s was deleted after alert %r was routed to it", channel_id, event.alert_key)
+                continue
+            results.append(_trigger(integration=integration, channel=channel, event=event, now=now))
     # Coarse on purpose: updating the integration row on every event would serialise all its pushes.
     Integration.objects.filter(
         Q(pk=integration.pk) & (Q(last_event_at__isnull=True) | Q(last_event_at__lt=now - LAST_EVENT_AT_RESOLUTION))
@@ -141,9 +218,20 @@ def alert_ingest(*, integration: Integration, events: Sequence[NormalizedEvent],
     return results
 
 
-def _open_alert_ids(integration: Integration, alert_key: str) -> tuple[int, int] | None:
+def _channel_ids(integration: Integration, event: NormalizedEvent) -> tuple[int, ...]:
+    if event.action != EventAction.TRIGGER or event.channel_ids:
+        return event.channel_ids
+    # A trigger stored before routing existed went to the integration's channel, as it did when it was accepted.
+    if integration.channel_id is None:
+        raise NotRouted(_("Integration %(name)s has no channel to send its alerts to.") % {"name": integration.name})
+    return (integration.channel_id,)
+
+
+def _open_alert_ids(integration: Integration, channel: Channel, alert_key: str) -> tuple[int, int] | None:
     return (
-        Alert.objects.filter(integration=integration, alert_key=alert_key, progress=AlertProgress.TRIGGERED)
+        Alert.objects.filter(
+            integration=integration, channel=channel, alert_key=alert_key, progress=AlertProgress.TRIGGERED
+        )
         .values_list("pk", "incident_id")
         .first()
     )
@@ -159,22 +247,16 @@ def _lock(alert_id: int, incident_id: int) -> tuple[Alert, Incident] | None:
     return alert, incident
 
 
-def _ingest_one(*, integration: Integration, channel: Channel, event: NormalizedEvent, now: datetime) -> IngestResult:
+def _trigger(*, integration: Integration, channel: Channel, event: NormalizedEvent, now: datetime) -> IngestResult:
+    """Merge a trigger into its open alert in `channel`, or open one."""
     for _attempt in range(5):
-        found = _open_alert_ids(integration, event.alert_key)
-        locked = _lock(*found) if found else None
-        if found and locked is None:
-            continue
-        if locked:
+        found = _open_alert_ids(integration, channel, event.alert_key)
+        if found:
+            locked = _lock(*found)
+            if locked is None:
+                continue
             alert, incident = locked
-            if event.action == EventAction.RECOVER:
-                return _recover(alert=alert, incident=incident, event=event, now=now)
-            if event.action == EventAction.ACKNOWLEDGE:
-                return _acknowledge(alert=alert, incident=incident, now=now)
             return _merge(alert=alert, incident=incident, event=event, now=now)
-        if event.action != EventAction.TRIGGER:
-            # A recovery or acknowledgement of an alert that is not open changes nothing.
-            return IngestResult(alert_key=event.alert_key, action="ignored")
         try:
             with transaction.atomic():
                 return _create(integration=integration, channel=channel, event=event, now=now)
@@ -182,6 +264,36 @@ def _ingest_one(*, integration: Integration, channel: Channel, event: Normalized
             # Another request opened the same alert between our lookup and our insert: merge into it instead.
             continue
     raise RuntimeError(f"could not settle alert {event.alert_key!r} after concurrent updates")
+
+
+def _settle(*, integration: Integration, event: NormalizedEvent, now: datetime) -> list[IngestResult]:
+    """Apply a recovery or acknowledgement to every open alert with its key, in any channel; one that is not
+    open anywhere changes nothing."""
+    results: list[IngestResult] = []
+    done: set[int] = set()
+    open_alerts = (
+        Alert.objects.filter(integration=integration, alert_key=event.alert_key, progress=AlertProgress.TRIGGERED)
+        .order_by("incident_id", "pk")
+        .values_list("pk", "incident_id")
+    )
+    for _attempt in range(5):
+        # An acknowledged alert stays open: `done` keeps it from being taken again.
+        found = [(alert_id, incident_id) for alert_id, incident_id in open_alerts.all() if alert_id not in done]
+        if not found:
+            break
+        for alert_id, incident_id in found:
+            locked = _lock(alert_id, incident_id)
+            if locked is None:
+                continue  # looked for again on the next pass
+            alert, incident = locked
+            done.add(alert.pk)
+            if event.action == EventAction.RECOVER:
+                results.append(_recover(alert=alert, incident=incident, event=event, now=now))
+            else:
+                results.append(_acknowledge(alert=alert, incident=incident, now=now))
+    else:
+        raise RuntimeError(f"could not settle alert {event.alert_key!r} after concurrent updates")
+    return results or [IngestResult(alert_key=event.alert_key, action="ignored")]
 
 
 def _group_target(channel: Channel, key: str, now: datetime) -> Incident | None:
@@ -244,7 +356,17 @@ def _create(*, integration: Integration, channel: Channel, event: NormalizedEven
         _touch(incident, now)
         incident_refresh_severity(incident=incident, now=now)
         incident.save(update_fields=["last_time", "auto_resolve_at", "severity", "status"])
-    return IngestResult(alert_key=event.alert_key, action=action, alert_id=alert.pk, incident_id=incident.pk)
+    return _result(alert, action)
+
+
+def _result(alert: Alert, action: str) -> IngestResult:
+    return IngestResult(
+        alert_key=alert.alert_key,
+        action=action,
+        alert_id=alert.pk,
+        incident_id=alert.incident_id,
+        channel_id=alert.channel_id,
+    )
 
 
 def _touch(incident: Incident, now: datetime) -> None:
@@ -269,13 +391,13 @@ def _merge(*, alert: Alert, incident: Incident, event: NormalizedEvent, now: dat
     _touch(incident, now)
     incident_refresh_severity(incident=incident, now=now)
     incident.save(update_fields=["last_time", "auto_resolve_at", "severity", "status"])
-    return IngestResult(alert_key=event.alert_key, action="merged", alert_id=alert.pk, incident_id=incident.pk)
+    return _result(alert, "merged")
 
 
 def _acknowledge(*, alert: Alert, incident: Incident, now: datetime) -> IngestResult:
     if incident.progress == Progress.TRIGGERED:
         incident_acknowledge(incident=incident, by=None, source=Source.MONITOR, now=now)
-    return IngestResult(alert_key=alert.alert_key, action="acknowledged", alert_id=alert.pk, incident_id=incident.pk)
+    return _result(alert, "acknowledged")
 
 
 def _recover(*, alert: Alert, incident: Incident, event: NormalizedEvent, now: datetime) -> IngestResult:
@@ -300,10 +422,10 @@ def _recover(*, alert: Alert, incident: Incident, event: NormalizedEvent, now: d
     if Alert.objects.filter(incident=incident, progress=AlertProgress.TRIGGERED).exists():
         incident_refresh_severity(incident=incident, now=now)
         incident.save(update_fields=["last_time", "auto_resolve_at", "severity", "status"])
-        return IngestResult(alert_key=event.alert_key, action="recovered", alert_id=alert.pk, incident_id=incident.pk)
+        return _result(alert, "recovered")
     incident.status = EventStatus.OK
     incident.end_time = now
     incident.save(update_fields=["last_time", "auto_resolve_at", "status", "end_time"])
     if incident.channel.close_with_alerts and incident.progress != Progress.CLOSED:
         incident_close(incident=incident, now=now, source=Source.MONITOR, reason=_("All of its alerts have recovered."))
-    return IngestResult(alert_key=event.alert_key, action="recovered", alert_id=alert.pk, incident_id=incident.pk)
+    return _result(alert, "recovered")

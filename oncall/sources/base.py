@@ -64,6 +64,9 @@ class NormalizedEvent:
     event_time: datetime | None = None  # when the monitor says it happened, if it says
     alert_key_generated: bool = False
     acknowledge: bool = False  # an acknowledgement of the open alert, not a state of it
+    # Where routing sent a trigger (channel ids), decided when the push was accepted; empty for recoveries and
+    # acknowledgements, which find their open alerts by key in whatever channel.
+    channel_ids: tuple[int, ...] = ()
 
     @property
     def action(self) -> str:
@@ -87,6 +90,7 @@ class NormalizedEvent:
             "event_time": self.event_time.isoformat() if self.event_time else None,
             "alert_key_generated": self.alert_key_generated,
             "acknowledge": self.acknowledge,
+            "channel_ids": list(self.channel_ids),
         }
 
     @classmethod
@@ -102,6 +106,7 @@ class NormalizedEvent:
             event_time=datetime.fromisoformat(data["event_time"]) if data.get("event_time") else None,
             alert_key_generated=data.get("alert_key_generated", False),
             acknowledge=data.get("acknowledge", False),
+            channel_ids=tuple(data.get("channel_ids", ())),
         )
 
 

@@ -61,7 +61,14 @@ def test_a_new_integration_shows_its_key_once_and_the_key_works(staff_client, cl
     channel = make_channel("Production")
     response = staff_client.post(
         reverse("admin:oncall_integration_add"),
-        {"name": "Prometheus prod", "kind": "standard", "channel": channel.pk, "enabled": "on"},
+        {
+            "name": "Prometheus prod",
+            "kind": "standard",
+            "channel": channel.pk,
+            "enabled": "on",
+            "routing_rules-TOTAL_FORMS": 0,
+            "routing_rules-INITIAL_FORMS": 0,
+        },
     )
     assert response.status_code == 200
     page = response.content.decode()

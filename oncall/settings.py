@@ -186,6 +186,9 @@ DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=4)
 # Outbound HTTP (oncall.lib.http): connect and total timeouts in seconds.
 HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", default=5.0)
 HTTP_TOTAL_TIMEOUT = env.float("HTTP_TOTAL_TIMEOUT", default=15.0)
+# Whether bots and webhooks may call loopback and private addresses (the embedded demo and tests do; a production
+# server should not, or an admin's URL could reach the platform's own network).
+OUTBOUND_ALLOW_PRIVATE = env.bool("OUTBOUND_ALLOW_PRIVATE", default=DEBUG)
 
 # Ingest limits (Flashduty's): bodies over 512 KB are refused.
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=512 * 1024)

@@ -11,6 +11,7 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("Q_SYNC", "true")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("PUBLIC_URL", "https://oncall.example.test")
+os.environ.setdefault("OUTBOUND_ALLOW_PRIVATE", "true")  # the fake providers live on 127.0.0.1
 
 from oncall.settings import *  # noqa: F403
 

@@ -3,12 +3,19 @@
 Every request has a connect timeout and a total deadline, never follows redirects (a provider that redirects is
 misconfigured, and following one could lead anywhere), reads at most a bounded body, and is logged by host only:
 provider URLs carry secrets in their path or query (Telegram bot tokens, Slack webhook paths, DingTalk tokens).
+
+Bots and webhooks accept any URL, so an admin could point one at the platform's own network. Unless
+OUTBOUND_ALLOW_PRIVATE is on (the embedded demo and tests), a connection whose peer is a loopback, private,
+link-local or otherwise non-public address is refused. The check is made on the socket actually connected, after
+DNS resolution, so a name that resolves (or rebinds) to an internal address is refused too.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json as jsonlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -18,6 +25,9 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +64,66 @@ class HttpResponse:
             return None
 
 
+class ForbiddenAddress(OSError):
+    """The peer's address is not one the platform may connect to."""
+
+
+def address_allowed(address: str) -> bool:
+    """Whether the platform may connect to `address` when private addresses are not allowed."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _check_peer(sock: socket.socket) -> None:
+    if settings.OUTBOUND_ALLOW_PRIVATE:
+        return
+    peer = sock.getpeername()[0]
+    if not address_allowed(peer):
+        sock.close()
+        raise ForbiddenAddress(f"connecting to {peer} is not allowed (a private or local address)")
+
+
+class _GuardedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _check_peer(sock)
+        return sock
+
+
+class _GuardedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _check_peer(sock)
+        return sock
+
+
+class _GuardedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class _GuardedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _GuardedHTTPConnectionPool,
+            "https": _GuardedHTTPSConnectionPool,
+        }
+
+
 def _session() -> requests.Session:
     session = getattr(_local, "session", None)
     if session is None:
         session = requests.Session()
         session.headers["User-Agent"] = USER_AGENT
+        session.trust_env = False  # no proxies from the environment: the address check must see the real peer
+        session.mount("http://", _GuardedAdapter())
+        session.mount("https://", _GuardedAdapter())
         _local.session = session
     return session
 
@@ -115,6 +180,12 @@ def request(
             response.close()
     except requests.Timeout as exc:
         raise HttpError(f"{safe_target(url)} did not answer within {total_timeout:g} s", timeout=True) from exc
+    except requests.ConnectionError as exc:
+        if _caused_by(exc, ForbiddenAddress):
+            raise HttpError(
+                f"{safe_target(url)} is a private or local address, which this platform does not call"
+            ) from exc
+        raise HttpError(f"could not reach {safe_target(url)}: {type(exc).__name__}") from exc
     except requests.RequestException as exc:
         raise HttpError(f"could not reach {safe_target(url)}: {type(exc).__name__}") from exc
     elapsed = time.monotonic() - started
@@ -122,3 +193,13 @@ def request(
     return HttpResponse(
         status=response.status_code, headers=dict(response.headers), body=b"".join(chunks), elapsed=elapsed
     )
+
+
+def _caused_by(exc: BaseException | None, kind: type[BaseException], depth: int = 0) -> bool:
+    """Whether `kind` is somewhere in the chain of `exc` (requests and urllib3 wrap it several times)."""
+    if exc is None or depth > 10:
+        return False
+    if isinstance(exc, kind):
+        return True
+    nested = [exc.__cause__, exc.__context__, getattr(exc, "reason", None), *exc.args]
+    return any(_caused_by(item, kind, depth + 1) for item in nested if isinstance(item, BaseException))

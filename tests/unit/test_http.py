@@ -88,3 +88,37 @@ def test_only_scheme_and_host_are_logged(server, caplog):
     logged = caplog.text
     assert "127.0.0.1" in logged
     assert "SECRET-TOKEN" not in logged and "access_token" not in logged
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("93.184.216.34", True),
+        ("2606:2800:220:1:248:1893:25c8:1946", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),  # cloud metadata
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("::1", False),
+        ("fd00::1", False),
+        ("fe80::1%eth0", False),
+        ("::ffff:127.0.0.1", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+    ],
+)
+def test_which_addresses_are_public(address, allowed):
+    assert http.address_allowed(address) is allowed
+
+
+def test_private_addresses_are_refused_unless_allowed(server, settings):
+    settings.OUTBOUND_ALLOW_PRIVATE = False
+    with pytest.raises(http.HttpError, match="private or local address"):
+        http.request("POST", f"{server}/hook", json={})
+    host_url = server.replace("127.0.0.1", "localhost")  # a name that resolves to loopback is refused too
+    with pytest.raises(http.HttpError, match="private or local address"):
+        http.request("POST", f"{host_url}/hook", json={})
+    settings.OUTBOUND_ALLOW_PRIVATE = True
+    assert http.request("POST", f"{server}/hook", json={}).status == 200

@@ -12,7 +12,10 @@ from django.test import Client, TestCase
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from oncall.lib import queue
 from oncall.models import Alert, EventBatch, Incident, IncidentEvent, RoutingRule, TimelineEntry
+from oncall.selectors import route_cache_clear
+from oncall.services import ingest
 from tests.factories import make_channel, make_integration, make_user, push
 
 pytestmark = pytest.mark.django_db
@@ -231,6 +234,41 @@ def test_a_push_reads_its_routing_from_the_cache_not_the_database(client, channe
     tables = " ".join(query["sql"] for query in queries.captured_queries)
     assert "oncall_routingrule" not in tables and "oncall_channel" not in tables and "oncall_integration" not in tables
     assert EventBatch.objects.get().events[0]["channel_ids"] == [channels["Databases"].pk, channels["Ops"].pk]
+
+
+def test_the_worker_sends_an_event_where_it_was_routed_when_accepted_not_where_rules_say_later(
+    client, channels, clock, monkeypatch
+):
+    integration, key = make_integration(channel=channels["Fallback"])
+    rule = make_rule(integration, channels["Databases"])
+    monkeypatch.setattr(queue, "async_task", lambda *args, **kwargs: None)  # the worker is late
+    push(client, key, event())
+    rule.channels.set([channels["Web"]])
+    route_cache_clear(integration.pk)
+    ingest.batches_process(integration_id=integration.pk, now=clock.current)
+    assert landed() == {"disk-db-1": ["Databases"]}
+
+
+def test_a_batch_stored_before_routing_existed_goes_to_the_integration_channel(clock, channels):
+    integration, _key = make_integration(channel=channels["Fallback"])
+    make_rule(integration, channels["Databases"])
+    legacy = {"status": "Critical", "alert_key": "old", "title": "accepted before routing", "labels": {}}
+    EventBatch.objects.create(integration=integration, events=[legacy], received_at=clock.current)
+    ingest.batches_process(integration_id=integration.pk, now=clock.current)
+    assert landed() == {"old": ["Fallback"]}
+
+
+def test_a_channel_deleted_between_routing_and_processing_is_skipped_and_the_others_get_the_alert(
+    client, channels, clock, monkeypatch
+):
+    integration, key = make_integration(channel=None)
+    make_rule(integration, channels["Databases"], channels["Web"])
+    monkeypatch.setattr(queue, "async_task", lambda *args, **kwargs: None)
+    push(client, key, event())
+    channels["Web"].delete()
+    ingest.batches_process(integration_id=integration.pk, now=clock.current)
+    assert landed() == {"disk-db-1": ["Databases"]}
+    assert not EventBatch.objects.exists()
 
 
 # --- the admin ---------------------------------------------------------------------------------------------------

@@ -72,11 +72,32 @@ def in_time_windows(windows: Sequence[TimeWindow], moment: datetime, tz: ZoneInf
 
 
 @dataclass(frozen=True)
+class ScheduleTarget:
+    """Whoever is on call in a schedule when the level runs: in `role`, or in any role when it is None."""
+
+    schedule_id: int
+    role: str | None = None
+    name: str = ""  # the schedule's name when the rule was frozen, for the timeline
+
+    @property
+    def key(self) -> tuple[int, str | None]:
+        return (self.schedule_id, self.role)
+
+    def to_json(self) -> dict:
+        return {"schedule_id": self.schedule_id, "role": self.role, "name": self.name}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> ScheduleTarget:
+        return cls(schedule_id=data["schedule_id"], role=data.get("role"), name=data.get("name", ""))
+
+
+@dataclass(frozen=True)
 class LevelPlan:
     """One level of a frozen rule."""
 
     people: tuple[int, ...] = ()
     teams: tuple[int, ...] = ()
+    schedules: tuple[ScheduleTarget, ...] = ()
     emails: tuple[str, ...] = ()
     follow_preferences: bool = False
     methods: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # severity -> method keys
@@ -89,6 +110,7 @@ class LevelPlan:
         return {
             "people": list(self.people),
             "teams": list(self.teams),
+            "schedules": [target.to_json() for target in self.schedules],
             "emails": list(self.emails),
             "follow_preferences": self.follow_preferences,
             "methods": {severity: list(keys) for severity, keys in self.methods.items()},
@@ -103,6 +125,8 @@ class LevelPlan:
         return cls(
             people=tuple(data.get("people", ())),
             teams=tuple(data.get("teams", ())),
+            # Snapshots frozen before schedules existed have no "schedules".
+            schedules=tuple(ScheduleTarget.from_json(item) for item in data.get("schedules", ())),
             emails=tuple(data.get("emails", ())),
             follow_preferences=data.get("follow_preferences", False),
             methods={severity: tuple(keys) for severity, keys in data.get("methods", {}).items()},
@@ -198,11 +222,18 @@ class Skip:
     reason: str
 
 
-def level_people(level: LevelPlan, team_members: Mapping[int, Sequence[int]]) -> tuple[int, ...]:
-    """The people a level targets: named people first, then members of its teams; each person once."""
+def level_people(
+    level: LevelPlan,
+    team_members: Mapping[int, Sequence[int]],
+    on_call: Mapping[tuple[int, str | None], Sequence[int]] | None = None,
+) -> tuple[int, ...]:
+    """The people a level targets: named people first, then members of its teams, then whoever is on call for its
+    schedule targets (`on_call`, by target key, as the schedules answer when the level runs); each person once."""
     ordered = list(level.people)
     for team_id in level.teams:
         ordered.extend(team_members.get(team_id, ()))
+    for target in level.schedules:
+        ordered.extend((on_call or {}).get(target.key, ()))
     return tuple(dict.fromkeys(ordered))
 
 

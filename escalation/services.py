@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from channels_app.services import PlannedDelivery, deliveries_create, method_address, person_methods
 from escalation import engine
 from escalation.models import EscalationRule, EscalationState, Timer
+from escalation.schedules import schedule_targets_on_call
 from oncall.lib import claims, queue
 from oncall.lib.filters import Subject, parse_filters
 from oncall.models import Alert, Incident, IncidentEvent, Progress, Responder, Severity, Team, TimelineEntry, User
@@ -36,6 +37,10 @@ def rule_snapshot(rule: EscalationRule) -> engine.Snapshot:
             engine.LevelPlan(
                 people=tuple(person.pk for person in level.people.order_by("pk")),
                 teams=tuple(team.pk for team in level.teams.order_by("pk")),
+                schedules=tuple(
+                    engine.ScheduleTarget(target.schedule_id, target.role or None, target.schedule.name)
+                    for target in level.schedule_targets.select_related("schedule").order_by("id")
+                ),
                 emails=tuple(level.emails),
                 follow_preferences=level.follow_preferences,
                 methods={
@@ -361,7 +366,10 @@ def _run_level(
         "team_id", "user_id"
     ):
         team_members.setdefault(team_id, []).append(person_id)
-    person_ids = engine.level_people(plan, team_members)
+    # Schedules answer for this moment: whoever is on call when the level runs (or repeats) is notified.
+    schedule_answers = schedule_targets_on_call(targets=plan.schedules, now=now)
+    on_call = {answer.target.key: answer.people for answer in schedule_answers}
+    person_ids = engine.level_people(plan, team_members, on_call)
     users = {user.pk: user for user in User.objects.filter(pk__in=person_ids)}
     people = {pk: engine.Person(pk, user.display_name, user.is_active) for pk, user in users.items()}
     if plan.follow_preferences:
@@ -408,6 +416,7 @@ def _run_level(
         }
     else:
         message = _("Level %(level)d notified %%(who)s.") % {"level": level + 1}
+    detail = {"rule_id": snapshot.rule_id, "level": level, "round": round}
     _record_notifications(
         incident=incident,
         notify=notify,
@@ -415,8 +424,17 @@ def _run_level(
         names=people,
         now=now,
         message=message,
-        detail={"rule_id": snapshot.rule_id, "level": level, "round": round},
+        detail={
+            **detail,
+            "schedules": [
+                {"schedule_id": a.target.schedule_id, "role": a.target.role, "on_call": list(a.people)}
+                for a in schedule_answers
+            ],
+        },
     )
+    _record_empty_schedules(incident=incident, answers=schedule_answers, now=now, detail=detail)
+    # Nobody to notify directly does not end the level: its timer runs on, and the level's bots (a later
+    # issue) still post.
     if round == 0:
         state.level_started_at = now
     state.level = level
@@ -424,6 +442,26 @@ def _run_level(
     state.save(update_fields=["level", "round", "level_started_at", "updated_at"])
     step = engine.next_step(snapshot, level=level, round=round, level_started_at=state.level_started_at)
     _timer_schedule(state=state, step=step, now=now)
+
+
+def _record_empty_schedules(*, incident: Incident, answers, now: datetime, detail: dict) -> None:
+    for answer in answers:
+        if answer.people:
+            continue
+        message = _("Nobody is on call for schedule %(schedule)s.") % {"schedule": answer.describe()}
+        if answer.disabled:
+            message += " " + _("The schedule is disabled.")
+        elif answer.missing:
+            message += " " + _("The schedule no longer exists.")
+        elif answer.broken:
+            message += " " + _("The schedule could not be read; see the server log.")
+        timeline_add(
+            incident=incident,
+            kind=TimelineEntry.Kind.NOTIFY_FAILED,
+            message=message,
+            now=now,
+            detail={**detail, "schedule_id": answer.target.schedule_id, "role": answer.target.role, "nobody": True},
+        )
 
 
 def timers_enqueue_due(*, now: datetime, limit: int = 500) -> int:

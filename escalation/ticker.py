@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from channels_app.services import deliveries_enqueue_due
+from escalation.reminders import shift_reminders_tick
 from escalation.services import timers_enqueue_due
 from oncall.services.events import incident_events_dispatch_overdue
 from oncall.services.ingest import batches_enqueue_stalled
@@ -20,6 +21,7 @@ class TickReport:
     woken: int = 0
     auto_resolved: int = 0
     batches: int = 0
+    reminders: int = 0
 
 
 def tick(*, now: datetime) -> TickReport:
@@ -33,4 +35,5 @@ def tick(*, now: datetime) -> TickReport:
         woken=woken,
         auto_resolved=auto_resolved,
         batches=batches_enqueue_stalled(now=now),
+        reminders=shift_reminders_tick(now=now),
     )

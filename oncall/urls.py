@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
+from escalation.views import FEED_PATH, person_feed, schedule_feed
 from oncall.api.ingest import AlertPushApi
 from oncall.api.pagerduty import PagerDutyEnqueueApi, PagerDutyEventApi
 
@@ -12,4 +13,6 @@ urlpatterns = [
     path("event/push/alert/pagerduty", PagerDutyEventApi.as_view(), name="alert-push-pagerduty"),
     path("v2/enqueue", PagerDutyEnqueueApi.as_view(), name="pagerduty-enqueue"),
     path("event/push/alert/<str:source>", AlertPushApi.as_view(), name="alert-push"),
+    re_path(rf"^calendar/schedule/{FEED_PATH}$", schedule_feed, name="calendar-schedule"),
+    re_path(rf"^calendar/person/{FEED_PATH}$", person_feed, name="calendar-person"),
 ]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from django.test import TestCase
 
-from escalation.models import EscalationLevel, EscalationRule
+from escalation.models import EscalationLevel, EscalationRule, Layer, LayerMember, Schedule
 from oncall.models import Channel, Integration, Team, User
 
 _seq = itertools.count(1)
@@ -63,6 +63,32 @@ def make_rule(
         )
         level.people.set(spec.get("people", []))
     return rule
+
+
+def make_schedule(
+    name: str | None = None, *, team: Team | None = None, time_zone: str = "UTC", layers: Sequence[dict] = (), **fields
+) -> Schedule:
+    """layers: [{"start": datetime, "groups": [[user, (user, "backup")], [user]], "unit": "day", "count": 1}, ...];
+    a plain user in a group is primary. Layers get positions 1, 2, ... in the order given (later ones win)."""
+    schedule = Schedule.objects.create(
+        name=name or f"Schedule {next(_seq)}", team=team or make_team(), time_zone=time_zone, **fields
+    )
+    for position, spec in enumerate(layers, start=1):
+        spec = dict(spec)
+        groups = spec.pop("groups", [])
+        layer = Layer.objects.create(
+            schedule=schedule,
+            position=position,
+            name=spec.pop("name", f"Layer {position}"),
+            rotation_unit=spec.pop("unit", "week"),
+            rotation_count=spec.pop("count", 1),
+            **spec,
+        )
+        for number, members in enumerate(groups, start=1):
+            for member in members:
+                person, role = member if isinstance(member, tuple) else (member, "primary")
+                LayerMember.objects.create(layer=layer, group=number, person=person, role=role)
+    return schedule
 
 
 def push(client, key: str, body, *, source: str = "standard", content_type: str = "application/json"):

@@ -134,6 +134,14 @@ class EscalationLevel(models.Model):
         verbose_name=_("teams"),
         help_text=_("Everyone in these teams when the level runs."),
     )
+    schedules = models.ManyToManyField(
+        "escalation.Schedule",
+        through="escalation.LevelSchedule",
+        blank=True,
+        related_name="+",
+        verbose_name=_("schedules"),
+        help_text=_("Whoever is on call in these schedules (in a role, or in any role) when the level runs."),
+    )
     emails = models.JSONField(
         _("email addresses"),
         default=list,

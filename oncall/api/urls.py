@@ -3,7 +3,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from oncall.api import incidents, me
+from oncall.api import incidents, me, shifts
 
 app_name = "api"
 
@@ -33,6 +33,8 @@ me_patterns = [
     path("", me.MeDetailUpdateApi.as_view(), name="me"),
     path("tokens/", me.ApiTokenListCreateApi.as_view(), name="token-list"),
     path("tokens/<int:token_id>/", me.ApiTokenRevokeApi.as_view(), name="token-revoke"),
+    path("shifts/", shifts.MyShiftListApi.as_view(), name="my-shifts"),
+    path("calendar-feed/", shifts.MyCalendarFeedApi.as_view(), name="my-calendar-feed"),
 ]
 
 v1_patterns = [

@@ -24,6 +24,7 @@ OPERATIONS = {
     ("/api/v1/incidents/{incident_id}/reopen/", "post"): "incident_reopen",
     ("/api/v1/incidents/{incident_id}/snooze/", "post"): "incident_snooze",
     ("/api/v1/incidents/{incident_id}/wake/", "post"): "incident_wake",
+    ("/api/v1/incidents/{incident_id}/escalate/", "post"): "incident_escalate",
     ("/api/v1/incidents/{incident_id}/reassign/", "post"): "incident_reassign",
     ("/api/v1/incidents/{incident_id}/responders/", "post"): "incident_add_responders",
     ("/api/v1/incidents/{incident_id}/comment/", "post"): "incident_comment",
@@ -33,6 +34,9 @@ OPERATIONS = {
     ("/api/v1/me/tokens/", "get"): "api_token_list",
     ("/api/v1/me/tokens/", "post"): "api_token_create",
     ("/api/v1/me/tokens/{token_id}/", "delete"): "api_token_revoke",
+    ("/api/v1/me/shifts/", "get"): "my_shift_list",
+    ("/api/v1/me/calendar-feed/", "post"): "calendar_feed_create",
+    ("/api/v1/me/calendar-feed/", "delete"): "calendar_feed_revoke",
 }
 WITH_BODY = {
     "incident_create": "IncidentCreateRequest",
@@ -40,6 +44,7 @@ WITH_BODY = {
     "incident_close": "IncidentCloseRequest",
     "incident_reopen": "IncidentReopenRequest",
     "incident_snooze": "IncidentSnoozeRequest",
+    "incident_escalate": "IncidentEscalateRequest",
     "incident_reassign": "IncidentReassignRequest",
     "incident_add_responders": "IncidentAddRespondersRequest",
     "incident_comment": "IncidentCommentRequest",

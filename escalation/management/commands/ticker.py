@@ -17,7 +17,9 @@ logger = logging.getLogger("oncall.ticker")
 
 
 class Command(BaseCommand):
-    help = "Run the ticker: every second, hand due escalation timers and delivery retries to the worker."
+    help = (
+        "Run the ticker: every second, hand due escalation timers, delivery retries and shift reminders to the worker."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--once", action="store_true", help="Run one tick and exit.")
@@ -38,12 +40,15 @@ class Command(BaseCommand):
             close_old_connections()
             try:
                 report = tick(now=clock.now())
-                if any((report.events, report.timers, report.deliveries, report.woken, report.auto_resolved)):
+                handed = (report.events, report.timers, report.deliveries, report.reminders)
+                if any((*handed, report.woken, report.auto_resolved)):
                     logger.info(
-                        "Handed out %d timer(s), %d delivery(ies), %d late event(s); woke %d, auto-resolved %d",
+                        "Handed out %d timer(s), %d delivery(ies), %d late event(s), %d shift reminder(s); "
+                        "woke %d, auto-resolved %d",
                         report.timers,
                         report.deliveries,
                         report.events,
+                        report.reminders,
                         report.woken,
                         report.auto_resolved,
                     )

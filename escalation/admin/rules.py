@@ -1,9 +1,13 @@
+"""Admin of escalation rules with their levels (people, teams, schedules, methods), and running escalations."""
+
+from __future__ import annotations
+
 from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from channels_app.registry import method_choices
-from escalation.models import EscalationLevel, EscalationRule, EscalationState, Timer
+from escalation.models import EscalationLevel, EscalationRule, EscalationState, LevelSchedule, Role, Schedule, Timer
 
 
 class MethodsField(forms.MultipleChoiceField):
@@ -16,10 +20,53 @@ class MethodsField(forms.MultipleChoiceField):
         super().__init__(choices=method_choices, required=False, **kwargs)
 
 
+def schedule_target_choices() -> list[tuple[str, str]]:
+    """ "<schedule id>:<role>" for every schedule and role, plus ":"-ended "anyone on call" for each schedule."""
+    choices = []
+    for schedule in Schedule.objects.order_by("name"):
+        choices.append((f"{schedule.pk}:", _("%(schedule)s: anyone on call") % {"schedule": schedule.name}))
+        for role, label in Role.choices:
+            choices.append(
+                (f"{schedule.pk}:{role}", _("%(schedule)s: %(role)s") % {"schedule": schedule, "role": label})
+            )
+    return choices
+
+
 class EscalationLevelForm(forms.ModelForm):
     critical_methods = MethodsField(label=_("Methods for Critical"))
     warning_methods = MethodsField(label=_("Methods for Warning"))
     info_methods = MethodsField(label=_("Methods for Info"))
+    schedule_targets = forms.MultipleChoiceField(
+        label=_("Schedules"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Whoever is on call (in the role) when the level runs; someone reached twice is notified once."),
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["schedule_targets"].choices = schedule_target_choices()
+        if self.instance.pk:
+            self.initial["schedule_targets"] = [
+                f"{target.schedule_id}:{target.role}" for target in self.instance.schedule_targets.all()
+            ]
+
+    def _save_m2m(self) -> None:
+        super()._save_m2m()
+        wanted = set()
+        for value in self.cleaned_data.get("schedule_targets", []):
+            schedule_id, _sep, role = value.partition(":")
+            wanted.add((int(schedule_id), role))
+        existing = {(t.schedule_id, t.role): t for t in self.instance.schedule_targets.all()}
+        for key, target in existing.items():
+            if key not in wanted:
+                target.delete()
+        LevelSchedule.objects.bulk_create(
+            [
+                LevelSchedule(level=self.instance, schedule_id=schedule_id, role=role)
+                for schedule_id, role in sorted(wanted - set(existing))
+            ]
+        )
 
     class Meta:
         model = EscalationLevel
@@ -27,6 +74,7 @@ class EscalationLevelForm(forms.ModelForm):
             "position",
             "people",
             "teams",
+            "schedule_targets",
             "emails",
             "follow_preferences",
             "critical_methods",

@@ -1,0 +1,147 @@
+"""Shift reminders through the real ticker and worker code: N minutes before a shift starts, by email, once."""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+
+from escalation import reminders
+from escalation.models import Override, ShiftReminder
+from escalation.ticker import tick
+from oncall.lib import clock as clock_module
+from tests.factories import make_schedule, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # the clock fixture's start
+HANDOFF = START + timedelta(hours=1)  # 10:00 UTC, daily
+
+
+def at(clock, moment: datetime) -> None:
+    clock.current = moment
+    tick(now=clock_module.now())
+
+
+def reminded(mailoutbox) -> list[str]:
+    return [mail.to[0].split("@")[0] for mail in mailoutbox]
+
+
+@pytest.fixture
+def people():
+    return {name: make_user(name, time_zone="Europe/Berlin") for name in ("ann", "ben", "ed")}
+
+
+@pytest.fixture
+def daily(people):
+    """Daily handoff at 10:00 UTC: ben takes over from ann on Monday, ann from ben on Tuesday; reminders 30 min."""
+    return make_schedule(
+        "Payments",
+        reminder_minutes=30,
+        layers=[{"start": HANDOFF - timedelta(days=1), "unit": "day", "groups": [[people["ann"]], [people["ben"]]]}],
+    )
+
+
+def test_each_person_is_reminded_n_minutes_before_their_shift_once(clock, people, daily, mailoutbox):
+    make_schedule("Quiet", layers=[{"start": HANDOFF, "groups": [[people["ed"]]]}])  # reminders off
+    for moment in (START, START + timedelta(minutes=28, seconds=30), HANDOFF - timedelta(minutes=30, seconds=1)):
+        at(clock, moment)
+    assert mailoutbox == []
+    at(clock, HANDOFF - timedelta(minutes=30))
+    assert reminded(mailoutbox) == ["ben"]
+    mail = mailoutbox[0]
+    assert mail.subject == "On-call shift in Payments starts Mon 2026-03-02 11:00 CET"
+    assert "your on-call shift in schedule Payments (primary) starts Mon 2026-03-02 11:00 CET" in mail.body
+    assert "until Tue 2026-03-03 11:00 CET" in mail.body
+    for minutes in (1, 15, 30, 31, 60):
+        at(clock, HANDOFF - timedelta(minutes=30) + timedelta(minutes=minutes))
+    assert reminded(mailoutbox) == ["ben"]
+    at(clock, HANDOFF + timedelta(days=1, minutes=-30))
+    at(clock, HANDOFF + timedelta(days=1, minutes=-29))
+    assert reminded(mailoutbox) == ["ben", "ann"]
+    assert ShiftReminder.objects.filter(status="sent").count() == 2
+
+
+def test_two_tickers_racing_remind_everyone_once(clock, people, mailoutbox):
+    crew = [make_user(f"p{n}") for n in range(6)]
+    for n, person in enumerate(crew):
+        make_schedule(
+            f"Team {n}",
+            reminder_minutes=30,
+            layers=[{"start": HANDOFF - timedelta(days=1), "unit": "day", "groups": [[people["ann"]], [person]]}],
+        )
+    clock.current = HANDOFF - timedelta(minutes=30)
+    results, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            results.append(tick(now=clock_module.now()))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    at(clock, HANDOFF - timedelta(minutes=29))
+    assert Counter(reminded(mailoutbox)) == {f"p{n}": 1 for n in range(6)}
+    assert sum(report.reminders for report in results) == 6
+    assert ShiftReminder.objects.count() == 6
+
+
+def test_a_failed_send_is_retried_and_the_reminder_still_arrives_once(clock, people, daily, mailoutbox, monkeypatch):
+    real_send, calls = reminders.send_mail, []
+
+    def flaky(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise smtplib.SMTPServerDisconnected("connection lost")
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(reminders, "send_mail", flaky)
+    at(clock, HANDOFF - timedelta(minutes=31))
+    at(clock, HANDOFF - timedelta(minutes=30))
+    reminder = ShiftReminder.objects.get()
+    assert (reminder.status, reminder.attempts, mailoutbox) == ("pending", 1, [])
+    assert "connection lost" in reminder.error
+    at(clock, HANDOFF - timedelta(minutes=29, seconds=31))
+    assert mailoutbox == []
+    at(clock, HANDOFF - timedelta(minutes=29, seconds=30))
+    at(clock, HANDOFF - timedelta(minutes=20))
+    assert reminded(mailoutbox) == ["ben"]
+    reminder.refresh_from_db()
+    assert (reminder.status, reminder.attempts) == ("sent", 2)
+
+
+def test_a_changed_schedule_cancels_the_old_reminder_and_reminds_the_new_person(clock, people, daily, mailoutbox):
+    at(clock, HANDOFF - timedelta(minutes=31))
+    assert ShiftReminder.objects.get().person == people["ben"]
+    # Ed takes the first hours of Ben's shift, from 09:50: Ben's shift now starts at 12:00.
+    Override.objects.create(
+        schedule=daily, person=people["ed"], start=HANDOFF - timedelta(minutes=10), end=HANDOFF + timedelta(hours=2)
+    )
+    at(clock, HANDOFF - timedelta(minutes=30))
+    assert reminded(mailoutbox) == ["ed"]  # due at 09:20, late but before the shift: sent at once
+    assert ShiftReminder.objects.get(person=people["ben"], shift_start=HANDOFF).status == "cancelled"
+    at(clock, HANDOFF + timedelta(hours=1, minutes=30))
+    assert reminded(mailoutbox) == ["ed", "ben"]
+
+
+def test_a_send_interrupted_mid_way_is_not_tried_again(clock, people, daily, mailoutbox):
+    at(clock, HANDOFF - timedelta(minutes=31))
+    ShiftReminder.objects.update(status="sending", attempts=1, lease_until=HANDOFF - timedelta(minutes=30))
+    at(clock, HANDOFF - timedelta(minutes=29))
+    reminder = ShiftReminder.objects.get()
+    assert reminder.status == "failed" and "interrupted" in reminder.error
+    at(clock, HANDOFF - timedelta(minutes=20))
+    assert mailoutbox == []

@@ -38,15 +38,21 @@ class SendResult:
 class NotificationMethod(ABC):
     """A direct way to reach a person (email, SMS, voice, app push).
 
-    `address_for` says where a person is reached by this method (None: they cannot be, and why is recorded);
-    `send` renders the message from plain data and hands it to the provider, classifying the answer.
+    `slots` names the template slots its message is made of (channels_app.templating.slots); the delivery
+    renders them with the escalation rule's template set and hands the texts to `send` as `message`, with the
+    plain-data `context` they were rendered from. `address_for` says where a person is reached by this method
+    (None: they cannot be, and why is recorded); `send` wraps the texts for the provider, hands them over and
+    classifies the answer.
     """
 
     key: ClassVar[str]
     label: ClassVar[str]
+    slots: ClassVar[tuple[str, ...]]
 
     @abstractmethod
     def address_for(self, person: Any) -> str | None: ...
 
     @abstractmethod
-    def send(self, *, context: Mapping[str, Any], address: str, delivery_id: int) -> SendResult: ...
+    def send(
+        self, *, message: Mapping[str, str], context: Mapping[str, Any], address: str, delivery_id: int
+    ) -> SendResult: ...

@@ -1,4 +1,5 @@
-"""System checks: every registered provider imports and names itself as registered."""
+"""System checks: every registered provider imports and names itself as registered, every template slot it uses
+exists, and every slot's default template is there and compiles."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from django.utils.module_loading import import_string
 
 from channels_app.base import NotificationMethod
 from channels_app.registry import METHODS
+from channels_app.templating import SLOTS, TemplateFailure
+from channels_app.templating.render import compile_body, default_source
 
 
 @checks.register()
@@ -24,4 +27,23 @@ def check_method_registry(app_configs, **kwargs) -> list[checks.CheckMessage]:
             errors.append(
                 checks.Error(f"{path}.key is {getattr(cls, 'key', None)!r}, registered as {key!r}", id="channels.E003")
             )
+        else:
+            unknown = [name for name in getattr(cls, "slots", ()) if name not in SLOTS]
+            if unknown or not getattr(cls, "slots", ()):
+                errors.append(
+                    checks.Error(f"{path}.slots names no template slot or unknown ones: {unknown}", id="channels.E004")
+                )
+    return errors
+
+
+@checks.register()
+def check_default_templates(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    errors = []
+    for name, slot in SLOTS.items():
+        try:
+            compile_body(slot.markup, default_source(name))
+        except OSError as exc:
+            errors.append(checks.Error(f"Default template of slot {name!r} is missing: {exc}", id="channels.E005"))
+        except TemplateFailure as exc:
+            errors.append(checks.Error(f"Default template of slot {name!r}: {exc}", id="channels.E006"))
     return errors

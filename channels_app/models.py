@@ -129,6 +129,14 @@ class Delivery(models.Model):
     def __str__(self) -> str:
         return f"{self.method} to {self.address} ({self.get_status_display()})"
 
+    @property
+    def incident_event_id(self) -> int | None:
+        """The incident event this delivery announces, for a notification caused by one (see make_dedup_key)."""
+        parts = self.dedup_key.split("/", 3)
+        if len(parts) > 2 and parts[1] == "event" and parts[2].isdigit():
+            return int(parts[2])
+        return None
+
     @staticmethod
     def make_dedup_key(*, incident_id: int, scope: str, recipient_key: str, method: str) -> str:
         """`scope` is "<run>/<level>/<round>" for an escalation step, "event/<id>" for a notification caused by

@@ -14,10 +14,11 @@ from django.utils.translation import gettext as _
 
 from channels_app import registry
 from channels_app.base import Outcome, SendResult
-from channels_app.messages import incident_context
+from channels_app.messages import message_context
 from channels_app.models import Delivery
+from channels_app.templating import Rendered, render_slots
 from oncall.lib import claims, queue
-from oncall.models import Incident, Progress, TimelineEntry, User
+from oncall.models import Incident, IncidentEvent, Progress, TimelineEntry, User
 from oncall.services.incidents import timeline_add
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def delivery_send(*, delivery_id: int, now: datetime) -> Delivery | None:
     )
     if not claimed:
         return None
-    delivery = Delivery.objects.select_related("incident__channel", "recipient").get(pk=delivery_id)
+    delivery = Delivery.objects.select_related("incident__channel", "recipient", "template_set").get(pk=delivery_id)
     incident = delivery.incident
     if incident.progress == Progress.CLOSED and delivery.event in TRIGGER_EVENTS:
         Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
@@ -126,22 +127,67 @@ def delivery_send(*, delivery_id: int, now: datetime) -> Delivery | None:
             error=_("The incident closed before it was sent."),
         )
         return delivery
-    context = incident_context(
-        incident,
-        event=delivery.event,
-        level=delivery.level,
-        round=delivery.round,
-        recipient_name=delivery.recipient.display_name if delivery.recipient else delivery.address,
-    )
+    method = registry.method(delivery.method)
     try:
-        result = registry.method(delivery.method).send(
-            context=context, address=delivery.address, delivery_id=delivery.pk
+        context = message_context(
+            incident=incident,
+            event=delivery.event,
+            now=now,
+            level=delivery.level,
+            round=delivery.round,
+            recipient=delivery.recipient,
+            recipient_address=delivery.address,
+            actor=_event_actor(delivery),
+        )
+        template_set = delivery.template_set
+        rendered = render_slots(method.slots, bodies=template_set.bodies if template_set else None, context=context)
+        _record_template_failures(delivery=delivery, rendered=rendered, now=now)
+        result = method.send(
+            message={name: item.text for name, item in rendered.items()},
+            context=context,
+            address=delivery.address,
+            delivery_id=delivery.pk,
         )
     except Exception as exc:
         # A bug in a provider must not lose the page: record it and retry like any transient failure.
         logger.exception("Delivery %s: provider %s raised", delivery.pk, delivery.method)
         result = SendResult.retryable(f"unexpected error: {type(exc).__name__}: {exc}")
     return delivery_record_outcome(delivery=delivery, result=result, now=now)
+
+
+def _event_actor(delivery: Delivery) -> User | None:
+    """Who caused the incident event a delivery announces (a reassignment, for example), if anyone."""
+    if delivery.incident_event_id is None:
+        return None
+    event = IncidentEvent.objects.select_related("actor").filter(pk=delivery.incident_event_id).first()
+    return event.actor if event else None
+
+
+def _record_template_failures(*, delivery: Delivery, rendered: dict[str, Rendered], now: datetime) -> None:
+    """Note on the delivery and in the timeline, once per delivery, which slots fell back to the default."""
+    failed = [item for item in rendered.values() if item.error]
+    if not failed or delivery.template_error:
+        return
+    set_name = delivery.template_set.name if delivery.template_set else _("Default")
+    error = "; ".join(f"{item.slot}: {item.error}" for item in failed)
+    with transaction.atomic():
+        updated = Delivery.objects.filter(pk=delivery.pk, template_error="").update(template_error=error[:2000])
+        if updated:
+            delivery.template_error = error[:2000]
+            timeline_add(
+                incident=delivery.incident,
+                kind=TimelineEntry.Kind.NOTIFY_FAILED,
+                message=_("Template set %(set)s failed for %(slots)s, so the default was sent: %(error)s")
+                % {"set": set_name, "slots": ", ".join(item.slot for item in failed), "error": error[:400]},
+                now=now,
+                detail={
+                    "delivery_id": delivery.pk,
+                    "template_set_id": delivery.template_set_id,
+                    "template_set": set_name,
+                    "slots": {item.slot: item.error[:500] for item in failed},
+                    "fallback": True,
+                },
+            )
 
 
 def delivery_record_outcome(*, delivery: Delivery, result: SendResult, now: datetime) -> Delivery:

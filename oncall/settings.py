@@ -108,6 +108,10 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "oncall.User"
 
+# Pages people reach from a notification (the acknowledge link) sign in through the admin's login page until
+# the engineer pages have their own.
+LOGIN_URL = "admin:login"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -182,6 +186,13 @@ TICKER_INTERVAL = env.float("TICKER_INTERVAL", default=1.0)
 TIMER_LEASE_SECONDS = env.int("TIMER_LEASE_SECONDS", default=30)
 DELIVERY_SEND_LEASE_SECONDS = env.int("DELIVERY_SEND_LEASE_SECONDS", default=45)
 DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=4)
+
+# Notification templates: SMS are cut to this many segments (160 GSM-7 / 70 UCS-2 characters, 153 / 67 each
+# when split); acknowledge links in messages stay valid this many seconds.
+SMS_MAX_SEGMENTS = env.int("SMS_MAX_SEGMENTS", default=3)
+if not 1 <= SMS_MAX_SEGMENTS <= 10:
+    raise ImproperlyConfigured("SMS_MAX_SEGMENTS must be between 1 and 10 (Twilio takes at most 1600 characters).")
+ACK_LINK_MAX_AGE = env.int("ACK_LINK_MAX_AGE", default=24 * 3600)
 
 # Outbound HTTP (oncall.lib.http): connect and total timeouts in seconds.
 HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", default=5.0)

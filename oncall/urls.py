@@ -13,6 +13,7 @@ urlpatterns = [
     path("event/push/alert/pagerduty", PagerDutyEventApi.as_view(), name="alert-push-pagerduty"),
     path("v2/enqueue", PagerDutyEnqueueApi.as_view(), name="pagerduty-enqueue"),
     path("event/push/alert/<str:source>", AlertPushApi.as_view(), name="alert-push"),
+    path("", include("channels_app.urls")),
     re_path(rf"^calendar/schedule/{FEED_PATH}$", schedule_feed, name="calendar-schedule"),
     re_path(rf"^calendar/person/{FEED_PATH}$", person_feed, name="calendar-person"),
 ]

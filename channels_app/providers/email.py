@@ -10,7 +10,6 @@ from typing import Any
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
 from django.utils.translation import gettext_lazy as _
 
 from channels_app.base import NotificationMethod, SendResult
@@ -20,28 +19,26 @@ class EmailMethod(NotificationMethod):
     key = "email"
     label = _("Email")
 
+    slots = ("email_subject", "email_text", "email_html")
+
     def address_for(self, person: Any) -> str | None:
         return person.email or None
 
-    def render(self, context: Mapping[str, Any]) -> tuple[str, str, str]:
-        subject = " ".join(render_to_string("notifications/email/subject.txt", context).split())
-        text = render_to_string("notifications/email/body.txt", context)
-        html = render_to_string("notifications/email/body.html", context)
-        return subject, text, html
-
-    def send(self, *, context: Mapping[str, Any], address: str, delivery_id: int) -> SendResult:
-        subject, text, html = self.render(context)
+    def send(
+        self, *, message: Mapping[str, str], context: Mapping[str, Any], address: str, delivery_id: int
+    ) -> SendResult:
+        """Send the rendered subject, plain text and HTML as one multipart email; the subject slot is one line."""
         message_id = make_msgid(idstring=f"delivery-{delivery_id}", domain="oncall")
-        message = EmailMultiAlternatives(
-            subject=subject,
-            body=text,
+        mail = EmailMultiAlternatives(
+            subject=message["email_subject"],
+            body=message["email_text"],
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[address],
             headers={"Message-ID": message_id},
         )
-        message.attach_alternative(html, "text/html")
+        mail.attach_alternative(message["email_html"], "text/html")
         try:
-            message.send(fail_silently=False)
+            mail.send(fail_silently=False)
         except (AnymailRecipientsRefused, smtplib.SMTPRecipientsRefused) as exc:
             return SendResult.permanent(f"recipient refused: {exc}")
         except AnymailAPIError as exc:
@@ -51,6 +48,6 @@ class EmailMethod(NotificationMethod):
             return SendResult.retryable(f"email provider error: {exc}")
         except (smtplib.SMTPException, OSError) as exc:
             return SendResult.retryable(f"mail server error: {type(exc).__name__}: {exc}")
-        anymail_status = getattr(message, "anymail_status", None)
+        anymail_status = getattr(mail, "anymail_status", None)
         provider_id = getattr(anymail_status, "message_id", None) if anymail_status else None
         return SendResult.sent(str(provider_id or message_id))

@@ -1,0 +1,127 @@
+"""Every default body, for every event, against sample incidents of every shape: it renders, fits, and reads well."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from channels_app.templating import EVENTS, SLOTS, MarkupKind, Unit, render_slot, sample_context
+from channels_app.templating.limits import sms_segments
+from channels_app.templating.sample import VARIANTS
+
+
+def size(text: str, unit: Unit) -> int:
+    return len(text.encode("utf-8")) if unit == Unit.BYTES else len(text)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("event", EVENTS)
+@pytest.mark.parametrize("name", list(SLOTS))
+def test_every_default_renders_within_its_limit_for_every_event_and_sample(name, event, variant, settings):
+    slot = SLOTS[name]
+    context = sample_context(event, variant)
+    rendered = render_slot(name, bodies=None, context=context)
+
+    assert (rendered.origin, rendered.error) == ("default", "")
+    assert rendered.text.strip()
+    if slot.unit == Unit.SMS:
+        assert sms_segments(rendered.text).segments <= settings.SMS_MAX_SEGMENTS
+    else:
+        assert size(rendered.text, slot.unit) <= slot.limit
+    if slot.single_line:
+        assert "\n" not in rendered.text
+    if slot.markup == MarkupKind.JSON:
+        document = json.loads(rendered.text)
+        assert document["event"] == event
+        assert document["incident"]["title"] == context["incident"]["title"]
+    if name not in ("voice", "push_body", "webhook"):  # the push body goes under its title, which has the number
+        assert f"#{context['incident']['number']}" in rendered.text
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_the_voice_text_is_speakable_without_markup_or_links(event):
+    text = render_slot("voice", bodies=None, context=sample_context(event)).text
+    assert text.startswith(("Critical incident 42 in Production", "Reminder.", "Escalated to you."))
+    for unspeakable in ("http", "<", "*", "#", "[", "{{"):
+        assert unspeakable not in text
+
+
+@pytest.mark.parametrize(
+    ("event", "subject"),
+    [
+        ("triggered", "[Critical] #42 Disk usage above 90% on db-1"),
+        ("refired", "[Reminder] [Critical] #42 Disk usage above 90% on db-1"),
+        ("escalated", "[Escalated] [Critical] #42 Disk usage above 90% on db-1"),
+        ("assigned", "[Assigned] [Critical] #42 Disk usage above 90% on db-1"),
+        ("acknowledged", "[Acknowledged] [Critical] #42 Disk usage above 90% on db-1"),
+        ("closed", "[Closed] [Critical] #42 Disk usage above 90% on db-1"),
+    ],
+)
+def test_the_email_subject_names_the_event(event, subject):
+    assert render_slot("email_subject", bodies=None, context=sample_context(event)).text == subject
+
+
+@pytest.mark.parametrize(
+    ("event", "sentence"),
+    [
+        ("triggered", "A new incident needs your attention."),
+        ("refired", "still waiting for someone to acknowledge it (reminder 1)"),
+        ("escalated", "it has been escalated to you (level 2)"),
+        ("assigned", "Bob Martin assigned this incident to you."),
+        ("acknowledged", "Bob Martin acknowledged this incident."),
+        ("snoozed", "Bob Martin snoozed this incident until 11:12 CET."),
+        ("woken", "The snooze has ended"),
+        ("closed", "Bob Martin closed this incident."),
+        ("reopened", "Bob Martin reopened this incident."),
+    ],
+)
+def test_each_event_is_worded_in_the_email_and_the_bots(event, sentence):
+    context = sample_context(event)
+    for name in ("email_text", "email_html", "dingtalk", "slack", "telegram", "push_body"):
+        assert sentence in render_slot(name, bodies=None, context=context).text, name
+
+
+def test_the_acknowledge_link_is_offered_only_while_nobody_has_acknowledged():
+    triggered = render_slot("email_text", bodies=None, context=sample_context("triggered")).text
+    acknowledged = render_slot("email_text", bodies=None, context=sample_context("acknowledged")).text
+    assert "Acknowledge: https://oncall.example.com/incidents/42/ack/" in triggered
+    assert "/ack/" not in acknowledged
+    assert "Open the incident: https://oncall.example.com/admin/oncall/incident/42/change/" in acknowledged
+
+
+def test_an_incident_with_many_alerts_lists_some_and_counts_all():
+    context = sample_context("triggered", "many")
+    assert len(context["incident"]["alerts"]) == 50
+    assert (context["incident"]["alert_count"], context["incident"]["alerts_omitted"]) == (120, 70)
+    text = render_slot("email_text", bodies=None, context=context).text
+    assert "Alerts: 120 open of 120" in text
+    assert "... and 110 more" in text
+    assert "(Production, 120 alerts)." in render_slot("sms", bodies=None, context=context).text
+
+
+def test_a_long_title_is_cut_where_the_slot_needs_it():
+    context = sample_context("triggered", "long")
+    subject = render_slot("email_subject", bodies=None, context=context)
+    assert len(subject.text) == 200 and subject.text.endswith("…") and subject.truncated
+    sms = render_slot("sms", bodies=None, context=context).text
+    assert "Very long title Very long title" in sms and "..." in sms
+    assert sms_segments(sms).segments <= 3
+
+
+def test_non_ascii_text_renders_in_every_slot_and_an_sms_switches_to_ucs2():
+    context = sample_context("triggered", "unicode")
+    for name in SLOTS:
+        text = render_slot(name, bodies=None, context=context).text
+        assert ("生产环境" if name == "push_body" else "数据库磁盘使用率超过 90%") in text, name
+    assert sms_segments(render_slot("sms", bodies=None, context=context).text).encoding == "UCS-2"
+    feishu = render_slot("feishu", bodies=None, context=context).text
+    assert "主机=db-1" in feishu
+
+
+def test_an_incident_without_labels_or_description_leaves_no_empty_sections():
+    text = render_slot("email_text", bodies=None, context=sample_context("triggered", "bare")).text
+    assert "Labels:" not in text
+    assert "Responders:" not in text
+    assert "\n\n\n" not in text
+    assert "Heartbeat missing" in text

@@ -1,0 +1,101 @@
+"""A title full of markup cannot break or hijack any message: every value is escaped for its slot's markup."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from channels_app.templating import render_body, render_slot, sample_context, slot
+from channels_app.templating.escaping import escape_lark_md, escape_markdown, escape_mrkdwn
+
+HOSTILE = (
+    'Disk <b>full</b> *bold* _it_ `code` [x](http://evil) @all <at id=all></at> <!channel> <@U1> ops@example.com & "q"'
+)
+
+
+@pytest.fixture
+def context():
+    context = sample_context("triggered")
+    context["incident"]["title"] = HOSTILE
+    context["incident"]["labels"] = {"owner": "@all", "note": "*urgent*"}
+    return context
+
+
+def first_line(name: str, context) -> str:
+    return render_slot(name, bodies=None, context=context).text.splitlines()[0]
+
+
+def test_html_slots_escape_tags_and_entities(context):
+    for name in ("email_html", "telegram"):
+        text = render_slot(name, bodies=None, context=context).text
+        assert "<b>full</b>" not in text and "<at id=all>" not in text and "<!channel>" not in text
+        assert "Disk &lt;b&gt;full&lt;/b&gt;" in text
+        assert "&amp; &#34;q&#34;" in text
+
+
+def test_slack_escapes_the_three_characters_that_start_mentions_and_links(context):
+    line = first_line("slack", context)
+    assert "<!channel>" not in line and "<@U1>" not in line and "<at" not in line
+    assert "&lt;!channel&gt; &lt;@U1&gt;" in line
+    assert '&amp; "q"' in line
+
+
+@pytest.mark.parametrize("name", ["dingtalk", "wecom", "teams", "zoom"])
+def test_markdown_bots_neutralise_emphasis_links_tags_and_mentions(name, context):
+    text = render_slot(name, bodies=None, context=context).text
+    line = next(line for line in text.splitlines() if "Disk" in line)
+    assert r"\*bold\* \_it\_ \`code\` \[x\](http://evil)" in line
+    assert "@all" not in text and "\uff20all" in line  # a mention needs a real @
+    assert "<at" not in text and "<@U1>" not in text
+    assert "&lt;\uff20U1&gt;" in line  # WeCom's <@userid> cannot form
+    assert "ops@example.com" in line  # an @ inside a word (an address) is left alone
+    assert "owner=\uff20all" in text and r"note=\*urgent\*" in text
+
+
+def test_feishu_uses_entities_so_no_mention_or_markdown_survives(context):
+    text = render_slot("feishu", bodies=None, context=context).text
+    line = text.splitlines()[0]
+    assert "<at id=all>" not in text and "@all" not in text
+    assert "&#60;at id=all&#62;&#60;/at&#62;" in line
+    assert "&#64;all" in line and "&#42;bold&#42; &#95;it&#95; &#96;code&#96; &#91;x&#93;" in line
+    assert "ops@example.com" in line
+
+
+def test_plain_text_slots_keep_the_title_as_it_is(context):
+    assert first_line("sms", context).startswith(f"Triggered: [Critical] #42 {HOSTILE[:50]}")
+    assert render_slot("push_title", bodies=None, context=context).text.startswith(f"[Critical] #42 {HOSTILE[:50]}")
+
+
+def test_the_webhook_carries_the_title_verbatim_as_json(context):
+    document = json.loads(render_slot("webhook", bodies=None, context=context).text)
+    assert document["incident"]["title"] == HOSTILE
+    assert document["incident"]["labels"] == {"owner": "@all", "note": "*urgent*"}
+
+
+def test_a_subject_cannot_carry_a_header(context):
+    context["incident"]["title"] = "Disk full\r\nBcc: everyone@example.com"
+    subject = render_slot("email_subject", bodies=None, context=context).text
+    assert "\n" not in subject and "\r" not in subject
+    assert subject == "[Critical] #42 Disk full Bcc: everyone@example.com"
+
+
+def test_custom_bodies_are_escaped_too_and_raw_opts_out(context):
+    assert render_body(slot("slack"), "*{{ incident.title }}*", context)[0].startswith("*Disk &lt;b&gt;full")
+    assert render_body(slot("slack"), "{{ '<!here>'|raw }} {{ '<!here>' }}", context)[0] == "<!here> &lt;!here&gt;"
+    assert render_body(slot("dingtalk"), "{{ incident.labels.owner }}", context)[0] == "\uff20all"
+
+
+def test_macros_joins_and_concatenation_escape_once(context):
+    macro = "{% macro row(key, value) %}*{{ key }}*: {{ value }}{% endmacro %}{{ row('Title', incident.title) }}"
+    assert render_body(slot("slack"), macro, context)[0].startswith("*Title*: Disk &lt;b&gt;full&lt;/b&gt;")
+    assert render_body(slot("slack"), "{{ ['a<b', 'c']|join(' & ') }}", context)[0] == "a&lt;b &amp; c"
+    assert render_body(slot("slack"), "{{ 'x<' ~ ('<y>'|raw) }}", context)[0] == "x&lt;<y>"
+    assert render_body(slot("email_html"), "{{ '<i>' ~ incident.title }}", context)[0].startswith("&lt;i&gt;Disk")
+    assert render_body(slot("dingtalk"), "{{ incident.title|mrkdwn }}", context)[0].startswith("Disk &lt;b&gt;")
+
+
+def test_the_escape_functions():
+    assert escape_mrkdwn("a & <b> *c*") == "a &amp; &lt;b&gt; *c*"
+    assert escape_markdown("@all a_b [c](d) <x> me@x.io") == "\uff20all a\\_b \\[c\\](d) &lt;x&gt; me@x.io"
+    assert escape_lark_md("<at id=all></at> *b* @here") == "&#60;at id=all&#62;&#60;/at&#62; &#42;b&#42; &#64;here"

@@ -1,0 +1,105 @@
+"""Cutting to each service's limit: bytes, characters or SMS segments, with a marker, never half a character."""
+
+from __future__ import annotations
+
+import pytest
+
+from channels_app.templating import SLOTS, render_body, sample_context
+from channels_app.templating.limits import sms_segments, split_blocks, truncate, truncate_sms
+
+CONTEXT = sample_context("triggered")
+
+
+def cut(name: str, text: str) -> tuple[str, bool]:
+    return truncate(text, SLOTS[name], max_segments=3)
+
+
+def test_a_byte_limit_counts_utf8_bytes_and_never_splits_a_character():
+    text, truncated = cut("dingtalk", "数据库磁盘" * 1000)  # 15000 bytes
+    assert truncated
+    assert len(text.encode("utf-8")) <= 4000
+    assert text.endswith("\n… (truncated)")
+    assert set(text.removesuffix("\n… (truncated)")) <= set("数据库磁盘")
+    for offset in range(4):  # whatever byte the cut falls on
+        text, _ = cut("dingtalk", "x" * offset + "数" * 2000)
+        text.encode("utf-8")  # a str that encodes is whole characters
+        assert len(text.encode("utf-8")) <= 4000
+
+
+def test_a_character_limit_counts_characters():
+    text, truncated = cut("telegram", "数" * 5000)
+    assert truncated and len(text) == 4096 and text.endswith("(truncated)")
+    assert cut("telegram", "数" * 4096) == ("数" * 4096, False)
+
+
+def test_a_cut_does_not_leave_half_an_escape_entity_or_tag():
+    markdown, _ = cut("dingtalk", "a" * 3984 + "\\*" * 20)
+    assert not markdown.removesuffix("\n… (truncated)").endswith("\\")
+    lark, _ = cut("feishu", "a" * 3983 + "&#42;" * 10)
+    assert lark.removesuffix("\n… (truncated)").endswith(("a", ";"))
+    html, _ = cut("email_html", "<p>" + "x" * 99_960 + '<a href="https://example.com/long">link</a>')
+    assert html.endswith("x<p>… (truncated)</p>")
+
+
+def test_a_single_line_slot_gets_an_ellipsis():
+    text, truncated = cut("email_subject", "word " * 100)
+    assert truncated and len(text) == 200 and text.endswith("word…")
+
+
+def test_a_json_body_over_its_limit_is_refused_not_cut():
+    with pytest.raises(ValueError, match="limit"):
+        cut("webhook", '{"a": "' + "x" * 300_000 + '"}')
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "segments"),
+    [
+        ("", "GSM-7", 0),
+        ("a" * 160, "GSM-7", 1),
+        ("a" * 161, "GSM-7", 2),
+        ("a" * 306, "GSM-7", 2),
+        ("a" * 307, "GSM-7", 3),
+        ("€" * 80, "GSM-7", 1),  # an extended character takes two septets
+        ("€" * 81, "GSM-7", 2),
+        ("a" + "€" * 76, "GSM-7", 1),  # 153 septets fit one message…
+        ("a" * 152 + "€" + "a" * 10, "GSM-7", 2),  # …and the pair moves whole to the next part
+        ("a" * 152 + "€" + "a" * 152, "GSM-7", 3),
+        ("Übermäßig Ölé ÄÖÑÜ àèé", "GSM-7", 1),  # these accents are in the GSM alphabet
+        ("ê", "UCS-2", 1),  # this one is not
+        ("数" * 70, "UCS-2", 1),
+        ("数" * 71, "UCS-2", 2),
+        ("数" * 134, "UCS-2", 2),
+        ("数" * 135, "UCS-2", 3),
+        ("🔥" * 35, "UCS-2", 1),  # outside the BMP: two UTF-16 units each
+        ("🔥" * 36, "UCS-2", 2),
+        ("a" * 66 + "🔥", "UCS-2", 1),
+        ("a" * 66 + "🔥" + "a" * 4, "UCS-2", 2),  # the pair is not split across parts
+    ],
+)
+def test_sms_segments(text, encoding, segments):
+    count = sms_segments(text)
+    assert (count.encoding, count.segments) == (encoding, segments)
+
+
+def test_an_sms_is_cut_to_its_segments_and_stays_gsm7_when_it_was():
+    text, truncated = truncate_sms("Disk full on db-1. " * 40, 3)
+    assert truncated and text.endswith("...")
+    assert sms_segments(text).encoding == "GSM-7"
+    assert sms_segments(text).segments == 3 and len(text) > 153 * 2
+    ucs2, _ = truncate_sms("数据库磁盘" * 100, 2)
+    assert ucs2.endswith("…") and sms_segments(ucs2).segments == 2
+
+
+def test_sms_max_segments_comes_from_the_settings(settings):
+    settings.SMS_MAX_SEGMENTS = 1
+    long_title = {**CONTEXT, "incident": {**CONTEXT["incident"], "title": "Disk usage above 90% " * 10}}
+    text, truncated = render_body(SLOTS["sms"], "{{ incident.title }} {{ incident.title }}", long_title)
+    assert truncated and sms_segments(text).segments == 1 and len(text) == 160
+
+
+def test_slack_text_splits_into_section_blocks_at_line_breaks():
+    text = "\n".join(f"line {n} " + "x" * 90 for n in range(100))
+    blocks = split_blocks(text, 3000)
+    assert all(len(block) <= 3000 for block in blocks)
+    assert "\n".join(blocks) == text
+    assert [len(b) for b in split_blocks("y" * 7000)] == [3000, 3000, 1000]

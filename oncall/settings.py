@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "oncall.web.middleware.PersonTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -108,9 +109,9 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "oncall.User"
 
-# Pages people reach from a notification (the acknowledge link) sign in through the admin's login page until
-# the engineer pages have their own.
-LOGIN_URL = "admin:login"
+# The engineer pages' own sign-in (also where the acknowledge link of a notification sends a signed-out person).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/incidents/"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

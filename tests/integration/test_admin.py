@@ -176,3 +176,10 @@ def test_a_person_gets_an_api_token_from_the_command_line(capsys):
     assert value.startswith("oncall_")
     token = api_token_authenticate(value, now=person.date_joined)
     assert (token.user, token.name) == (person, "deploy scripts")
+
+
+def test_the_admin_front_page_shows_what_needs_attention(staff_client, populated):
+    page = staff_client.get(reverse("admin:index")).content.decode()
+    assert "Open incidents by channel and severity" in page
+    assert "Production" in page
+    assert "Deliveries failing in the last hour" in page

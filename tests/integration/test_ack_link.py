@@ -43,7 +43,7 @@ def test_the_link_is_built_on_the_public_url(incident):
 def test_the_link_needs_a_signed_in_person(client, incident):
     response = client.get(path(incident))
     assert response.status_code == 302
-    assert response["Location"].startswith(f"/admin/login/?next=/incidents/{incident.pk}/ack/")
+    assert response["Location"].startswith(f"/accounts/login/?next=/incidents/{incident.pk}/ack/")
     assert client.post(path(incident)).status_code == 302
     incident.refresh_from_db()
     assert incident.progress == Progress.TRIGGERED

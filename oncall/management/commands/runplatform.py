@@ -46,6 +46,7 @@ class Command(BaseCommand):
             "",
             "On-call platform starting: web, worker and ticker (Ctrl-C stops all three).",
             f"  Admin:      {base}/admin/",
+            f"  Engineers:  {base}/  (incidents and the personal center)",
         ]
         if not no_demo:
             user, password = DEMO_ADMIN

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -9,6 +13,7 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from escalation.services import escalation_level_count
@@ -78,162 +83,99 @@ def incident_detail_page(request: HttpRequest, incident_id: int) -> HttpResponse
     return render(request, "web/incidents/detail.html", context)
 
 
-def _act(request: HttpRequest, incident: Incident, action, success: str) -> HttpResponse:
+@dataclass(frozen=True)
+class Action:
+    """One button of the incident page: the form it reads (if any), the service it calls, what it says."""
+
+    run: Callable[..., object]  # run(incident, request, data, now)
+    success: str
+    form: Callable[..., forms.Form] | None = None  # form(data, incident)
+
+
+def _people(data) -> list:
+    return list(data["people"])
+
+
+ACTIONS: dict[str, Action] = {
+    "acknowledge": Action(
+        lambda i, r, d, now: lifecycle.incident_acknowledge(incident=i, by=r.user, source=Source.WEB, now=now),
+        gettext_lazy("Acknowledged."),
+    ),
+    "unacknowledge": Action(
+        lambda i, r, d, now: lifecycle.incident_unacknowledge(incident=i, by=r.user, source=Source.WEB, now=now),
+        gettext_lazy("Your acknowledgement is withdrawn."),
+    ),
+    "close": Action(
+        lambda i, r, d, now: lifecycle.incident_resolve(
+            incident=i, by=r.user, source=Source.WEB, now=now, reason=d["reason"]
+        ),
+        gettext_lazy("Closed."),
+        lambda data, incident: ReasonForm(data),
+    ),
+    "reopen": Action(
+        lambda i, r, d, now: lifecycle.incident_reopen(
+            incident=i, by=r.user, reason=d["reason"], source=Source.WEB, now=now
+        ),
+        gettext_lazy("Reopened; people are notified again."),
+        lambda data, incident: ReasonForm(data),
+    ),
+    "snooze": Action(
+        lambda i, r, d, now: lifecycle.incident_snooze(
+            incident=i, by=r.user, minutes=d["minutes"], source=Source.WEB, now=now
+        ),
+        gettext_lazy("Snoozed."),
+        lambda data, incident: SnoozeForm(data),
+    ),
+    "wake": Action(
+        lambda i, r, d, now: lifecycle.incident_wake(incident=i, by=r.user, source=Source.WEB, now=now),
+        gettext_lazy("Woken; people are notified again."),
+    ),
+    "escalate": Action(
+        lambda i, r, d, now: lifecycle.incident_escalate(
+            incident=i, by=r.user, level=d["level"] - 1, source=Source.WEB, now=now
+        ),
+        gettext_lazy("Escalated; that level is notified now."),
+        lambda data, incident: EscalateForm(data, levels=escalation_level_count(incident)),
+    ),
+    "reassign": Action(
+        lambda i, r, d, now: (
+            lifecycle.incident_add_responders if r.POST.get("mode") == "add" else lifecycle.incident_reassign
+        )(incident=i, by=r.user, people=_people(d), source=Source.WEB, now=now),
+        gettext_lazy("Done; the people are notified."),
+        lambda data, incident: PeopleForm(data, people_queryset=_assignable_people()),
+    ),
+    "comment": Action(
+        lambda i, r, d, now: lifecycle.incident_comment(
+            incident=i, by=r.user, text=d["text"], source=Source.WEB, now=now
+        ),
+        gettext_lazy("Comment added."),
+        lambda data, incident: CommentForm(data),
+    ),
+}
+
+
+@login_required
+@require_POST
+def incident_action(request: HttpRequest, incident_id: int, action: str) -> HttpResponse:
+    """Every button of the incident page: check who may see it, read the form, call the service, say how it went."""
+    incident = _incident_or_404(request, incident_id)
+    spec = ACTIONS.get(action)
+    if spec is None:
+        raise Http404(_("No such action."))
+    data: dict = {}
+    if spec.form is not None:
+        form = spec.form(request.POST, incident)
+        if not form.is_valid():
+            for field, errors in form.errors.items():
+                label = form.fields[field].label if field in form.fields else ""
+                for error in errors:
+                    messages.error(request, f"{label}: {error}" if label else error)
+            return redirect("web:incident-detail", incident_id=incident.pk)
+        data = form.cleaned_data
     try:
-        action(incident, clock.now())
+        spec.run(incident, request, data, clock.now())
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, success)
+        messages.success(request, spec.success)
     return redirect("web:incident-detail", incident_id=incident.pk)
-
-
-def _invalid(request: HttpRequest, incident: Incident, form) -> HttpResponse:
-    for field, errors in form.errors.items():
-        for error in errors:
-            messages.error(request, f"{form.fields[field].label or field}: {error}" if field != "__all__" else error)
-    return redirect("web:incident-detail", incident_id=incident.pk)
-
-
-@login_required
-@require_POST
-def incident_acknowledge(request: HttpRequest, incident_id: int) -> HttpResponse:
-    incident = _incident_or_404(request, incident_id)
-    return _act(
-        request,
-        incident,
-        lambda i, now: lifecycle.incident_acknowledge(incident=i, by=request.user, source=Source.WEB, now=now),
-        _("Acknowledged."),
-    )
-
-
-@login_required
-@require_POST
-def incident_unacknowledge(request: HttpRequest, incident_id: int) -> HttpResponse:
-    incident = _incident_or_404(request, incident_id)
-    return _act(
-        request,
-        incident,
-        lambda i, now: lifecycle.incident_unacknowledge(incident=i, by=request.user, source=Source.WEB, now=now),
-        _("Your acknowledgement is withdrawn."),
-    )
-
-
-@login_required
-@require_POST
-def incident_close(request: HttpRequest, incident_id: int) -> HttpResponse:
-    incident = _incident_or_404(request, incident_id)
-    form = ReasonForm(request.POST)
-    if not form.is_valid():
-        return _invalid(request, incident, form)
-    reason = form.cleaned_data["reason"]
-    return _act(
-        request,
-        incident,
-        lambda i, now: lifecycle.incident_resolve(
-            incident=i, by=request.user, source=Source.WEB, now=now, reason=reason
-        ),
-        _("Closed."),
-    )
-
-
-@login_required
-@require_POST
-def incident_reopen(request: HttpRequest, incident_id: int) -> HttpResponse:
-    incident = _incident_or_404(request, incident_id)
-    form = ReasonForm(request.POST)
-    if not form.is_valid():
-        return _invalid(request, incident, form)
-    reason = form.cleaned_data["reason"]
-    return _act(
-        request,
-        incident,
-        lambda i, now: lifecycle.incident_reopen(
-            incident=i, by=request.user, reason=reason, source=Source.WEB, now=now
-        ),
-        _("Reopened; people are notified again."),
-    )
-
-
-@login_required
-@require_POST
-def incident_snooze(request: HttpRequest, incident_id: int) -> HttpResponse:
-    incident = _incident_or_404(request, incident_id)
-    form = SnoozeForm(request.POST)
-    if not form.is_valid():
-        return _invalid(request, incident, form)
-    minutes = form.cleaned_data["minutes"]
-    return _act(
-        request,
-        incident,
-        lambda i, now: lifecycle.incident_snooze(
-            incident=i, by=request.user, minutes=minutes, source=Source.WEB, now=now
-        ),
-        _("Snoozed."),
-    )
-
-
-@login_required
-@require_POST
-def incident_wake(request: HttpRequest, incident_id: int) -> HttpResponse:
-    incident = _incident_or_404(request, incident_id)
-    return _act(
-        request,
-        incident,
-        lambda i, now: lifecycle.incident_wake(incident=i, by=request.user, source=Source.WEB, now=now),
-        _("Woken; people are notified again."),
-    )
-
-
-@login_required
-@require_POST
-def incident_escalate(request: HttpRequest, incident_id: int) -> HttpResponse:
-    incident = _incident_or_404(request, incident_id)
-    form = EscalateForm(request.POST, levels=escalation_level_count(incident))
-    if not form.is_valid():
-        return _invalid(request, incident, form)
-    level = form.cleaned_data["level"]
-    return _act(
-        request,
-        incident,
-        lambda i, now: lifecycle.incident_escalate(
-            incident=i, by=request.user, level=level - 1, source=Source.WEB, now=now
-        ),
-        _("Escalated to level %(n)d.") % {"n": level},
-    )
-
-
-@login_required
-@require_POST
-def incident_reassign(request: HttpRequest, incident_id: int) -> HttpResponse:
-    incident = _incident_or_404(request, incident_id)
-    form = PeopleForm(request.POST, people_queryset=_assignable_people())
-    if not form.is_valid():
-        return _invalid(request, incident, form)
-    people = list(form.cleaned_data["people"])
-    if request.POST.get("mode") == "add":
-        action, done = lifecycle.incident_add_responders, _("Responders added; they are notified.")
-    else:
-        action, done = lifecycle.incident_reassign, _("Reassigned; the new responders are notified.")
-    return _act(
-        request,
-        incident,
-        lambda i, now: action(incident=i, by=request.user, people=people, source=Source.WEB, now=now),
-        done,
-    )
-
-
-@login_required
-@require_POST
-def incident_comment(request: HttpRequest, incident_id: int) -> HttpResponse:
-    incident = _incident_or_404(request, incident_id)
-    form = CommentForm(request.POST)
-    if not form.is_valid():
-        return _invalid(request, incident, form)
-    text = form.cleaned_data["text"]
-    return _act(
-        request,
-        incident,
-        lambda i, now: lifecycle.incident_comment(incident=i, by=request.user, text=text, source=Source.WEB, now=now),
-        _("Comment added."),
-    )

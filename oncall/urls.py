@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from escalation.views import FEED_PATH, person_feed, schedule_feed
+from oncall.api import health
 from oncall.api.ingest import AlertPushApi
 from oncall.api.pagerduty import PagerDutyEnqueueApi, PagerDutyEventApi
 
@@ -10,6 +11,9 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/incidents/", permanent=False)),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     path("api/", include("oncall.api.urls")),
     path("event/push/alert/pagerduty", PagerDutyEventApi.as_view(), name="alert-push-pagerduty"),
     path("v2/enqueue", PagerDutyEnqueueApi.as_view(), name="pagerduty-enqueue"),

@@ -8,7 +8,7 @@ from django.urls import path
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from channels_app.models import Delivery, TemplateSet
+from channels_app.models import DailyUsage, Delivery, TemplateSet
 from channels_app.template_sets import (
     template_bodies_check,
     template_set_copy,
@@ -229,17 +229,34 @@ class DeliveryAdmin(admin.ModelAdmin):
         "next_attempt_at",
         "provider_id",
         "error",
+        "attempt_log",
         "template_set",
         "template_error",
         "created_at",
         "last_attempt_at",
         "sent_at",
+        "delivered_at",
         "updated_at",
     )
 
     @admin.display(description=_("level"), ordering="level")
     def level_display(self, obj: Delivery) -> int:
         return obj.level + 1
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(DailyUsage)
+class DailyUsageAdmin(admin.ModelAdmin):
+    """Calls and SMS per person and day, against VOICE_DAILY_QUOTA and SMS_DAILY_QUOTA."""
+
+    list_display = ("day", "person", "method", "count", "refused", "notice_sent_at")
+    list_filter = ("method", "day")
+    search_fields = ("person__username",)
 
     def has_add_permission(self, request) -> bool:
         return False

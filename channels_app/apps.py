@@ -10,4 +10,4 @@ class ChannelsAppConfig(AppConfig):
     verbose_name = _("Notifications")
 
     def ready(self) -> None:
-        from channels_app import checks  # noqa: F401  (registers the provider registry check)
+        from channels_app import checks, tracking  # noqa: F401  (registers the registry check, the email tracking receiver)

@@ -109,9 +109,28 @@ class Delivery(models.Model):
     template_error = models.TextField(
         _("template error"), blank=True, help_text=_("Why the custom template failed and the default was used.")
     )
+    callback_code = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text=_("Unguessable code in the provider's callback URLs (voice keypad, call and SMS status)."),
+    )
+    attempt_log = models.JSONField(
+        _("attempts and callbacks"),
+        default=list,
+        blank=True,
+        help_text=_("Every attempt and every provider callback, in order."),
+    )
+    state = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text=_("Kept for the provider's callbacks: the spoken text of a call, a status that came early."),
+    )
     created_at = models.DateTimeField(_("created at"))
     last_attempt_at = models.DateTimeField(_("last attempt at"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
@@ -124,6 +143,14 @@ class Delivery(models.Model):
             ),
             models.Index(fields=["lease_until"], condition=models.Q(status="sending"), name="channels_delivery_lease"),
             models.Index(fields=["incident", "created_at"], name="channels_delivery_incident"),
+            models.Index(
+                fields=["provider_id"], condition=~models.Q(provider_id=""), name="channels_delivery_provider"
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["callback_code"], condition=~models.Q(callback_code=""), name="channels_delivery_callback_code"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -142,3 +169,29 @@ class Delivery(models.Model):
         """`scope` is "<run>/<level>/<round>" for an escalation step, "event/<id>" for a notification caused by
         one incident event (a reassignment, for example)."""
         return f"{incident_id}/{scope}/{recipient_key}/{method}"
+
+
+class DailyUsage(models.Model):
+    """How many messages of one method (voice calls, SMS) a person was sent on one of their local days.
+
+    Counted per provider call, before it is made, against the method's daily quota; `notice_sent_at` is when the
+    person was told by email that the quota stopped their pages that day.
+    """
+
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    method = models.CharField(_("method"), max_length=30)
+    day = models.DateField(_("day"))
+    count = models.PositiveIntegerField(_("sent"), default=0)
+    refused = models.PositiveIntegerField(_("not sent (quota)"), default=0)
+    notice_sent_at = models.DateTimeField(_("person told at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-day", "person", "method"]
+        verbose_name = _("daily usage")
+        verbose_name_plural = _("daily usage")
+        constraints = [
+            models.UniqueConstraint(fields=["person", "method", "day"], name="channels_daily_usage_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person} {self.method} {self.day}: {self.count}"

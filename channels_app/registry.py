@@ -13,8 +13,14 @@ from django.utils.module_loading import import_string
 from channels_app.base import NotificationMethod
 
 METHODS: dict[str, str] = {
+    "app": "channels_app.providers.app.AppMethod",
+    "voice": "channels_app.providers.voice.VoiceMethod",
+    "sms": "channels_app.providers.sms.SmsMethod",
     "email": "channels_app.providers.email.EmailMethod",
 }
+
+# The method keys as one list, for the OpenAPI schema's one enum of them (SPECTACULAR_SETTINGS).
+METHOD_KEYS = list(METHODS)
 
 
 class UnknownMethod(KeyError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,9 +14,12 @@ from django.db.models import F, Q
 from django.utils.translation import gettext as _
 
 from channels_app import registry
-from channels_app.base import Outcome, SendResult
+from channels_app.base import SendResult
 from channels_app.messages import message_context
 from channels_app.models import Delivery
+from channels_app.outcomes import RETRY_BACKOFF, TRIGGER_EVENTS, delivery_record_outcome, no_longer_needed
+from channels_app.preferences import person_preferences
+from channels_app.quotas import quota_notice_send, quota_take
 from channels_app.templating import Rendered, render_slots
 from oncall.lib import claims, queue
 from oncall.models import Incident, IncidentEvent, Progress, TimelineEntry, User
@@ -24,9 +28,7 @@ from oncall.services.incidents import timeline_add
 logger = logging.getLogger(__name__)
 
 SEND_TASK = "channels_app.tasks.delivery_send"
-# Waits before attempts 2, 3, 4...; the last value repeats.
-RETRY_BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=5))
-TRIGGER_EVENTS = ("triggered", "refired", "escalated")
+__all__ = ["RETRY_BACKOFF", "TRIGGER_EVENTS", "delivery_record_outcome"]
 
 
 @dataclass(frozen=True)
@@ -38,16 +40,20 @@ class PlannedDelivery:
 
 
 def person_methods(*, person: User, severity: str) -> list[str]:
-    """How `person` wants to be reached about an incident of `severity` when notified directly.
-
-    Until people can set their own preferences, everyone is reached by email.
-    """
-    return ["email"]
+    """How `person` wants to be reached about an incident of `severity` when notified directly (their personal
+    preferences, or the defaults for a severity they never set)."""
+    return person_preferences(person=person).get(severity, [])
 
 
 def method_address(*, person: User, method: str) -> str | None:
-    """Where `person` is reached by `method`, or None when they cannot be."""
+    """Where `person` is reached by `method`, or None when they cannot be (no verified contact, a flagged one, no
+    linked device); `method_unreachable_reason` says which."""
     return registry.method(method).address_for(person)
+
+
+def method_unreachable_reason(*, person: User, method: str) -> str:
+    """Why `person` cannot be reached by `method`, in the words the timeline uses."""
+    return registry.method(method).unreachable_reason(person)
 
 
 def deliveries_create(
@@ -85,6 +91,7 @@ def deliveries_create(
                 incident_id=incident.pk, scope=scope, recipient_key=item.recipient_key, method=item.method
             ),
             status=Delivery.Status.PENDING,
+            callback_code=secrets.token_urlsafe(24),
             next_attempt_at=now,
             # Leased to the enqueue below; if that never happens, the ticker hands it out when the lease ends.
             lease_until=now + timedelta(seconds=settings.TIMER_LEASE_SECONDS),
@@ -103,10 +110,6 @@ def deliveries_create(
     return ids
 
 
-def _backoff(attempts: int) -> timedelta:
-    return RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
-
-
 def delivery_send(*, delivery_id: int, now: datetime) -> Delivery | None:
     """Make one attempt at a delivery, if it is due and no other worker holds it; record the outcome."""
     lease = timedelta(seconds=settings.DELIVERY_SEND_LEASE_SECONDS)
@@ -120,14 +123,18 @@ def delivery_send(*, delivery_id: int, now: datetime) -> Delivery | None:
         return None
     delivery = Delivery.objects.select_related("incident__channel", "recipient", "template_set").get(pk=delivery_id)
     incident = delivery.incident
-    if incident.progress == Progress.CLOSED and delivery.event in TRIGGER_EVENTS:
+    needless = no_longer_needed(delivery)
+    if needless and (delivery.attempts > 1 or incident.progress == Progress.CLOSED):
+        # A retry of a page someone has acknowledged (or any page of a closed incident) would only be noise.
         Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
-            status=Delivery.Status.CANCELLED,
-            lease_until=None,
-            error=_("The incident closed before it was sent."),
+            status=Delivery.Status.CANCELLED, lease_until=None, error=needless
         )
         return delivery
     method = registry.method(delivery.method)
+    if method.quota_setting and delivery.recipient is not None:
+        limit = getattr(settings, method.quota_setting)
+        if not quota_take(person=delivery.recipient, method=method.key, limit=limit, now=now):
+            return _quota_reached(delivery=delivery, method=method, limit=limit, now=now)
     try:
         context = message_context(
             incident=incident,
@@ -142,17 +149,45 @@ def delivery_send(*, delivery_id: int, now: datetime) -> Delivery | None:
         template_set = delivery.template_set
         rendered = render_slots(method.slots, bodies=template_set.bodies if template_set else None, context=context)
         _record_template_failures(delivery=delivery, rendered=rendered, now=now)
-        result = method.send(
-            message={name: item.text for name, item in rendered.items()},
-            context=context,
-            address=delivery.address,
-            delivery_id=delivery.pk,
-        )
+        message = {name: item.text for name, item in rendered.items()}
+        if method.kept_slots:
+            # Kept before the provider is called: its callbacks (the call's TwiML fetch) may come before it answers.
+            delivery.state = {**delivery.state, "message": {name: message[name] for name in method.kept_slots}}
+            Delivery.objects.filter(pk=delivery.pk).update(state=delivery.state)
+        result = method.send(message=message, context=context, address=delivery.address, delivery=delivery)
     except Exception as exc:
         # A bug in a provider must not lose the page: record it and retry like any transient failure.
         logger.exception("Delivery %s: provider %s raised", delivery.pk, delivery.method)
         result = SendResult.retryable(f"unexpected error: {type(exc).__name__}: {exc}")
     return delivery_record_outcome(delivery=delivery, result=result, now=now)
+
+
+def _quota_reached(*, delivery: Delivery, method, limit: int, now: datetime) -> Delivery:
+    """The recipient's daily quota for the method is used up: the page is not sent, the timeline says so and the
+    person is told by email (once a day)."""
+    person = delivery.recipient
+    error = _("quota reached: %(n)d %(method)s today for this person") % {"n": limit, "method": method.label}
+    message = _("%(method)s to %(who)s not sent: quota reached (%(n)d per day, %(setting)s).") % {
+        "method": method.label,
+        "who": person.display_name,
+        "n": limit,
+        "setting": method.quota_setting,
+    }
+    delivery = delivery_record_outcome(
+        delivery=delivery,
+        result=SendResult.permanent(error, detail={"quota": True}),
+        now=now,
+        timeline_message=message,
+    )
+    quota_notice_send(
+        person=person,
+        method=method.key,
+        method_label=str(method.label),
+        limit=limit,
+        setting=method.quota_setting,
+        now=now,
+    )
+    return delivery
 
 
 def _event_actor(delivery: Delivery) -> User | None:
@@ -188,42 +223,6 @@ def _record_template_failures(*, delivery: Delivery, rendered: dict[str, Rendere
                     "fallback": True,
                 },
             )
-
-
-def delivery_record_outcome(*, delivery: Delivery, result: SendResult, now: datetime) -> Delivery:
-    """Store what the provider answered; schedule a retry or give up, and tell the timeline about failures."""
-    fields: dict = {"lease_until": None, "error": result.error[:2000]}
-    gave_up = False
-    if result.outcome == Outcome.SENT:
-        fields.update(status=Delivery.Status.SENT, sent_at=now, provider_id=result.provider_id[:200], error="")
-    elif result.outcome == Outcome.RETRYABLE and delivery.attempts < settings.DELIVERY_MAX_ATTEMPTS:
-        wait = _backoff(delivery.attempts)
-        if result.retry_after:
-            wait = max(wait, timedelta(seconds=result.retry_after))
-        fields.update(status=Delivery.Status.PENDING, next_attempt_at=now + wait)
-    else:
-        gave_up = True
-        fields.update(status=Delivery.Status.FAILED)
-    with transaction.atomic():
-        updated = Delivery.objects.filter(
-            pk=delivery.pk, status=Delivery.Status.SENDING, attempts=delivery.attempts
-        ).update(**fields)
-        if updated and gave_up:
-            timeline_add(
-                incident=delivery.incident,
-                kind=TimelineEntry.Kind.NOTIFY_FAILED,
-                message=_("%(method)s to %(address)s failed after %(n)d attempt(s): %(error)s")
-                % {
-                    "method": registry.method(delivery.method).label,
-                    "address": delivery.address,
-                    "n": delivery.attempts,
-                    "error": result.error[:300],
-                },
-                now=now,
-                detail={"delivery_id": delivery.pk, "method": delivery.method, "error": result.error[:500]},
-            )
-    delivery.refresh_from_db()
-    return delivery
 
 
 def deliveries_enqueue_due(*, now: datetime, limit: int = 500) -> int:

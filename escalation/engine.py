@@ -245,12 +245,14 @@ def plan_level(
     addresses: Mapping[tuple[int, str], str | None],
     emails: Sequence[str] = (),
     severity: str = "",
+    reasons: Mapping[tuple[int, str], str] | None = None,
 ) -> tuple[list[Notify], list[Skip]]:
     """Who is notified by which method, and who cannot be and why.
 
     `methods` gives each person's methods for this incident (the level's methods for its severity, or their own
     preferences). Each person is notified once per method; a plain email address once, and not at all when a
-    person of the level is already emailed at that address.
+    person of the level is already emailed at that address. `reasons` says why a person has no address for a
+    method (a flagged number, no linked device); by default, that they have no verified contact for it.
     """
     notify: list[Notify] = []
     skips: list[Skip] = []
@@ -266,7 +268,8 @@ def plan_level(
         for method in person_methods:
             address = addresses.get((person_id, method))
             if not address:
-                skips.append(Skip(person_id, method, f"no verified {method} contact"))
+                reason = (reasons or {}).get((person_id, method)) or f"no verified {method} contact"
+                skips.append(Skip(person_id, method, reason))
                 continue
             notify.append(Notify(person_id, method, address))
     emailed = {n.address.lower() for n in notify if n.method == "email"}

@@ -15,7 +15,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from channels_app.services import PlannedDelivery, deliveries_create, method_address, person_methods
+from channels_app.services import (
+    PlannedDelivery,
+    deliveries_create,
+    method_address,
+    method_unreachable_reason,
+    person_methods,
+)
 from escalation import engine
 from escalation.models import EscalationRule, EscalationState, Timer
 from escalation.schedules import schedule_targets_on_call
@@ -253,11 +259,9 @@ def notify_people(*, incident: Incident, person_ids: list[int], event_id: int, n
     users = {user.pk: user for user in User.objects.filter(pk__in=person_ids)}
     people = {pk: engine.Person(pk, user.display_name, user.is_active) for pk, user in users.items()}
     methods = {pk: person_methods(person=user, severity=incident.severity) for pk, user in users.items()}
-    addresses = {
-        (pk, method): method_address(person=users[pk], method=method) for pk in users for method in methods[pk]
-    }
+    addresses, reasons = _addresses(users, methods)
     notify, skips = engine.plan_level(
-        person_ids, people=people, methods=methods, addresses=addresses, severity=incident.severity
+        person_ids, people=people, methods=methods, addresses=addresses, severity=incident.severity, reasons=reasons
     )
     deliveries_create(
         incident=incident,
@@ -278,6 +282,17 @@ def notify_people(*, incident: Incident, person_ids: list[int], event_id: int, n
         message=_("Notified %(who)s directly."),
         detail={"event_id": event_id},
     )
+
+
+def _addresses(users: dict[int, User], methods) -> tuple[dict, dict]:
+    """Where each person is reached by each of their methods, and why not where they cannot be."""
+    addresses, reasons = {}, {}
+    for pk, user in users.items():
+        for method in methods[pk]:
+            addresses[(pk, method)] = address = method_address(person=user, method=method)
+            if not address and user.is_active:
+                reasons[(pk, method)] = method_unreachable_reason(person=user, method=method)
+    return addresses, reasons
 
 
 def _planned(notify: engine.Notify) -> PlannedDelivery:
@@ -377,11 +392,15 @@ def _run_level(
     else:
         level_methods = plan.methods.get(incident.severity, ())
         methods = dict.fromkeys(users, level_methods)
-    addresses = {
-        (pk, method): method_address(person=users[pk], method=method) for pk in users for method in methods[pk]
-    }
+    addresses, reasons = _addresses(users, methods)
     notify, skips = engine.plan_level(
-        person_ids, people=people, methods=methods, addresses=addresses, emails=plan.emails, severity=incident.severity
+        person_ids,
+        people=people,
+        methods=methods,
+        addresses=addresses,
+        emails=plan.emails,
+        severity=incident.severity,
+        reasons=reasons,
     )
     event = "refired" if round > 0 else ("escalated" if level > 0 else "triggered")
     deliveries_create(

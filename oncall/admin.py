@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import UserChangeForm
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
@@ -14,20 +15,25 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from oncall.lib import clock
+from oncall.errors import ApplicationError
+from oncall.lib import clock, secrets
 from oncall.models import (
     Alert,
     ApiToken,
     Channel,
+    Contact,
+    Device,
     EventBatch,
     Incident,
     IncidentEvent,
     Integration,
+    NotificationPreference,
     Responder,
     RoutingRule,
     Team,
     TimelineEntry,
     User,
+    VerificationCode,
 )
 from oncall.selectors import (
     channel_name_cache_clear,
@@ -35,16 +41,146 @@ from oncall.selectors import (
     integration_routing_preview,
     route_cache_clear,
 )
+from oncall.services.contacts import contact_mark_verified, phone_normalize
 from oncall.services.tokens import api_token_revoke
+
+
+class DeviceInline(admin.TabularInline):
+    model = Device
+    extra = 0
+    fields = ("platform", "name", "app_version", "token_masked", "created_at", "last_pushed_at")
+    readonly_fields = fields
+    can_delete = True
+
+    @admin.display(description=_("token"))
+    def token_masked(self, obj: Device) -> str:
+        # A push token lets anyone who holds it (and the provider's key) push to the device: shown masked.
+        return secrets.mask(obj.token_hint)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class PreferenceInline(admin.TabularInline):
+    model = NotificationPreference
+    extra = 0
+    fields = ("severity", "methods")
+    verbose_name_plural = _("notification preferences (severities not listed use the defaults)")
+
+
+class UserAdminForm(UserChangeForm):
+    def clean_phone(self) -> str:
+        value = self.cleaned_data.get("phone", "")
+        if not value:
+            return ""
+        try:
+            return phone_normalize(value)
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from None
 
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    list_display = ("username", "email", "first_name", "last_name", "time_zone", "is_staff", "is_active")
+    form = UserAdminForm
+    list_display = (
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "phone",
+        "contacts_state",
+        "time_zone",
+        "is_staff",
+        "is_active",
+    )
     list_filter = ("is_staff", "is_superuser", "is_active", "teams")
-    search_fields = ("username", "first_name", "last_name", "email")
-    fieldsets = (*DjangoUserAdmin.fieldsets, (_("On-call"), {"fields": ("time_zone",)}))
-    readonly_fields = ("last_login", "date_joined")
+    search_fields = ("username", "first_name", "last_name", "email", "phone")
+    fieldsets = (
+        *DjangoUserAdmin.fieldsets,
+        (_("On-call"), {"fields": ("time_zone",)}),
+        (
+            _("Contacts"),
+            {
+                "fields": ("phone", "phone_verified_at", "phone_flagged", "email_verified_at", "email_flagged"),
+                "description": _(
+                    "Notifications use a contact only once it is verified and while it is not flagged. Changing the "
+                    "phone or email here makes it unverified; use the actions in the list to mark contacts verified."
+                ),
+            },
+        ),
+    )
+    readonly_fields = (
+        "last_login",
+        "date_joined",
+        "phone_verified_at",
+        "email_verified_at",
+        "phone_flagged",
+        "email_flagged",
+    )
+    inlines = [DeviceInline, PreferenceInline]
+    actions = ["mark_phone_verified", "mark_email_verified"]
+
+    @admin.display(description=_("contacts"))
+    def contacts_state(self, obj: User) -> str:
+        def state(value, verified_at, flagged) -> str:
+            if not value:
+                return _("none")
+            if flagged:
+                return _("flagged")
+            return _("verified") if verified_at else _("unverified")
+
+        return _("phone: %(phone)s, email: %(email)s") % {
+            "phone": state(obj.phone, obj.phone_verified_at, obj.phone_flagged),
+            "email": state(obj.email, obj.email_verified_at, obj.email_flagged),
+        }
+
+    def save_model(self, request, obj: User, form, change: bool) -> None:
+        # A new number or address is unverified (and unflagged) until its owner enters a code or staff vouch.
+        if "phone" in form.changed_data:
+            obj.phone_verified_at, obj.phone_flagged = None, ""
+        if "email" in form.changed_data:
+            obj.email_verified_at, obj.email_flagged = None, ""
+        super().save_model(request, obj, form, change)
+
+    def _mark_verified(self, request, queryset, contact: str, label: str) -> None:
+        done = 0
+        for person in queryset:
+            try:
+                contact_mark_verified(person=person, contact=contact, now=clock.now())
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.WARNING)
+                continue
+            value = person.phone if contact == Contact.PHONE else person.email
+            # The record of who vouched: the person's admin history.
+            self.log_change(
+                request, person, _("Marked %(label)s %(value)s verified.") % {"label": label, "value": value}
+            )
+            done += 1
+        if done:
+            self.message_user(request, _("%(n)d contact(s) marked verified.") % {"n": done}, messages.SUCCESS)
+
+    @admin.action(description=_("Mark their phone numbers verified"), permissions=["change"])
+    def mark_phone_verified(self, request, queryset):
+        self._mark_verified(request, queryset, Contact.PHONE, _("phone"))
+
+    @admin.action(description=_("Mark their email addresses verified"), permissions=["change"])
+    def mark_email_verified(self, request, queryset):
+        self._mark_verified(request, queryset, Contact.EMAIL, _("email"))
+
+
+@admin.register(VerificationCode)
+class VerificationCodeAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "person", "contact", "target", "status", "attempts", "expires_at")
+    list_filter = ("contact", "status")
+    search_fields = ("person__username", "target")
+    readonly_fields = ("person", "contact", "target", "status", "attempts", "created_at", "expires_at", "used_at")
+    exclude = ("code_hash",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Team)

@@ -26,3 +26,28 @@ class IllegalTransition(ApplicationError):
 
     status = 409
     code = "IllegalTransition"
+
+
+class Conflict(ApplicationError):
+    """The request clashes with someone else's data (a phone number another person uses, for example)."""
+
+    status = 409
+    code = "Conflict"
+
+
+class RateLimited(ApplicationError):
+    """Too many requests of this kind; `retry_after` says in how many seconds one is accepted again."""
+
+    status = 429
+    code = "RequestTooFrequently"
+
+    def __init__(self, message: str, *, retry_after: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = max(1, int(retry_after))
+
+
+class ServiceUnavailable(ApplicationError):
+    """A provider the request needs could not be reached just now; the same request may succeed later."""
+
+    status = 503
+    code = "ServiceUnavailable"

@@ -159,6 +159,46 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="On-call <oncall@loca
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ANYMAIL = env.json("ANYMAIL", default={})
 
+# People's contacts: phone numbers without a leading + are read in this region (an ISO 3166 code such as US or
+# CN; empty: numbers must be written with their country code). Verification codes expire, allow a few wrong
+# guesses, and are rate-limited per person and per phone number or address.
+PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="").upper() or None
+VERIFICATION_CODE_TTL_SECONDS = env.int("VERIFICATION_CODE_TTL_SECONDS", default=600)
+VERIFICATION_MAX_ATTEMPTS = env.int("VERIFICATION_MAX_ATTEMPTS", default=5)
+VERIFICATION_PER_PERSON_PER_HOUR = env.int("VERIFICATION_PER_PERSON_PER_HOUR", default=5)
+VERIFICATION_PER_TARGET_PER_HOUR = env.int("VERIFICATION_PER_TARGET_PER_HOUR", default=3)
+# Calls and SMS one person may receive per day (their local day), so a flapping alert cannot flood a phone.
+VOICE_DAILY_QUOTA = env.int("VOICE_DAILY_QUOTA", default=200)
+SMS_DAILY_QUOTA = env.int("SMS_DAILY_QUOTA", default=200)
+
+# Twilio: voice calls and SMS. Callbacks (TwiML, keypad, statuses) come to PUBLIC_URL/hooks/twilio/... and are
+# checked against TWILIO_AUTH_TOKEN. TWILIO_VOICE_FROM is the list of caller IDs (a phone can whitelist them from
+# /api/v1/me/voice-numbers.vcf); a call uses the one in the callee's country, else the first.
+TWILIO_API_URL = env.str("TWILIO_API_URL", default="https://api.twilio.com").rstrip("/")
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_VOICE_FROM = env.list("TWILIO_VOICE_FROM", default=[])
+TWILIO_SMS_FROM = env.str("TWILIO_SMS_FROM", default="")
+TWILIO_CALL_TIMEOUT = env.int("TWILIO_CALL_TIMEOUT", default=45)
+TWILIO_SAY_LANGUAGE = env.str("TWILIO_SAY_LANGUAGE", default="en-US")
+TWILIO_SAY_VOICE = env.str("TWILIO_SAY_VOICE", default="")
+
+# App push. Android: FCM HTTP v1 with a Google service account (the JSON key, or FCM_SERVICE_ACCOUNT_FILE naming
+# the file). iOS: APNs over HTTP/2 with a token-based (.p8) key. The platform's own web app: Web Push with VAPID.
+FCM_API_URL = env.str("FCM_API_URL", default="https://fcm.googleapis.com").rstrip("/")
+FCM_SERVICE_ACCOUNT = env.str("FCM_SERVICE_ACCOUNT", default="")
+APNS_API_URL = env.str("APNS_API_URL", default="https://api.push.apple.com").rstrip("/")
+APNS_TEAM_ID = env.str("APNS_TEAM_ID", default="")
+APNS_KEY_ID = env.str("APNS_KEY_ID", default="")
+APNS_PRIVATE_KEY = env.str("APNS_PRIVATE_KEY", default="", multiline=True)
+APNS_TOPIC = env.str("APNS_TOPIC", default="")
+# Critical incidents as iOS critical alerts (they sound through silent mode and Focus); needs Apple's entitlement.
+APNS_CRITICAL_ALERTS = env.bool("APNS_CRITICAL_ALERTS", default=True)
+WEBPUSH_VAPID_PRIVATE_KEY = env.str("WEBPUSH_VAPID_PRIVATE_KEY", default="")
+WEBPUSH_VAPID_SUBJECT = env.str("WEBPUSH_VAPID_SUBJECT", default="mailto:oncall@localhost")
+# How long a push service keeps a notification for a device that is offline.
+PUSH_TTL_SECONDS = env.int("PUSH_TTL_SECONDS", default=3600)
+
 # django-q2 on the ORM broker: tasks are rows in the same database, with delivery receipts, so a worker that dies
 # mid-task has its task handed out again after `retry` seconds. `retry` must exceed `timeout` or a slow task runs
 # twice; failures are acknowledged (not replayed in a hot loop) because our own rows carry the retry state.
@@ -230,6 +270,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One enum for the notification methods, however many preference fields list them.
+    "ENUM_NAME_OVERRIDES": {"NotificationMethodEnum": "channels_app.registry.METHOD_KEYS"},
 }
 
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG and PUBLIC_URL.startswith("https"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from django.test import TestCase
 
@@ -14,9 +15,25 @@ from oncall.models import Channel, Integration, Team, User
 _seq = itertools.count(1)
 
 
-def make_user(username: str | None = None, *, email: str | None = None, **fields) -> User:
+def make_user(
+    username: str | None = None,
+    *,
+    email: str | None = None,
+    email_verified: bool = True,
+    phone: str = "",
+    phone_verified: bool = True,
+    **fields,
+) -> User:
+    """A person whose email (and phone, when given) is verified unless told otherwise."""
     username = username or f"person{next(_seq)}"
     email = f"{username}@example.com" if email is None else email
+    verified_at = datetime(2026, 1, 1, tzinfo=UTC)
+    if email and email_verified:
+        fields.setdefault("email_verified_at", verified_at)
+    if phone:
+        fields["phone"] = phone
+        if phone_verified:
+            fields.setdefault("phone_verified_at", verified_at)
     return User.objects.create_user(username=username, email=email, password="pw", **fields)
 
 

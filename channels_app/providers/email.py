@@ -20,15 +20,26 @@ class EmailMethod(NotificationMethod):
     label = _("Email")
 
     slots = ("email_subject", "email_text", "email_html")
+    contact = "email"
 
     def address_for(self, person: Any) -> str | None:
-        return person.email or None
+        return person.reachable_email
+
+    def unreachable_reason(self, person: Any) -> str:
+        if person.email and person.email_flagged:
+            return f"email address flagged: {person.email_flagged}"
+        return "no verified email contact"
 
     def send(
-        self, *, message: Mapping[str, str], context: Mapping[str, Any], address: str, delivery_id: int
+        self, *, message: Mapping[str, str], context: Mapping[str, Any], address: str, delivery: Any
     ) -> SendResult:
-        """Send the rendered subject, plain text and HTML as one multipart email; the subject slot is one line."""
-        message_id = make_msgid(idstring=f"delivery-{delivery_id}", domain="oncall")
+        """Send the rendered subject, plain text and HTML as one multipart email; the subject slot is one line.
+
+        A refused recipient (SMTP 5xx on RCPT, or the ESP rejecting every recipient) is permanent and flags the
+        address; ESP API errors are permanent for 4xx other than 429, retryable otherwise. Later bounces arrive
+        by the ESP's tracking webhook (channels_app.tracking).
+        """
+        message_id = make_msgid(idstring=f"delivery-{delivery.pk}", domain="oncall")
         mail = EmailMultiAlternatives(
             subject=message["email_subject"],
             body=message["email_text"],
@@ -40,7 +51,7 @@ class EmailMethod(NotificationMethod):
         try:
             mail.send(fail_silently=False)
         except (AnymailRecipientsRefused, smtplib.SMTPRecipientsRefused) as exc:
-            return SendResult.permanent(f"recipient refused: {exc}")
+            return SendResult.permanent(f"recipient refused: {exc}", flag=f"refused by the mail server: {exc}"[:300])
         except AnymailAPIError as exc:
             status = getattr(exc, "status_code", None)
             if status and 400 <= status < 500 and status != 429:

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from oncall.api import envelope
-from oncall.errors import ApplicationError
+from oncall.errors import ApplicationError, RateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ def _field_of(field: str | None) -> str:
 def exception_handler(exc, context) -> Response | None:
     request = context.get("request")
     if isinstance(exc, ApplicationError):
-        return envelope.error(request, exc.status, exc.code, exc.message, field=exc.field)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return envelope.error(request, exc.status, exc.code, exc.message, field=exc.field, headers=headers)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

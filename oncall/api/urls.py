@@ -3,7 +3,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from oncall.api import incidents, me, shifts
+from oncall.api import contacts, devices, incidents, me, shifts
 
 app_name = "api"
 
@@ -35,6 +35,16 @@ me_patterns = [
     path("tokens/<int:token_id>/", me.ApiTokenRevokeApi.as_view(), name="token-revoke"),
     path("shifts/", shifts.MyShiftListApi.as_view(), name="my-shifts"),
     path("calendar-feed/", shifts.MyCalendarFeedApi.as_view(), name="my-calendar-feed"),
+    path("contacts/", contacts.ContactListApi.as_view(), name="contact-list"),
+    path("contacts/phone/", contacts.PhoneBindApi.as_view(), name="contact-phone"),
+    path("contacts/phone/verify/", contacts.PhoneVerifyApi.as_view(), name="contact-phone-verify"),
+    path("contacts/email/", contacts.EmailBindApi.as_view(), name="contact-email"),
+    path("contacts/email/verify/", contacts.EmailVerifyApi.as_view(), name="contact-email-verify"),
+    path("preferences/", contacts.PreferencesApi.as_view(), name="preferences"),
+    path("devices/", devices.DeviceListLinkApi.as_view(), name="device-list"),
+    path("devices/web-push-key/", devices.WebPushKeyApi.as_view(), name="web-push-key"),
+    path("devices/<int:device_id>/", devices.DeviceUnlinkApi.as_view(), name="device-unlink"),
+    path("voice-numbers.vcf", devices.VoiceNumbersVCardApi.as_view(), name="voice-numbers"),
 ]
 
 v1_patterns = [

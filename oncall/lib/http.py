@@ -8,6 +8,9 @@ Bots and webhooks accept any URL, so an admin could point one at the platform's 
 OUTBOUND_ALLOW_PRIVATE is on (the embedded demo and tests), a connection whose peer is a loopback, private,
 link-local or otherwise non-public address is refused. The check is made on the socket actually connected, after
 DNS resolution, so a name that resolves (or rebinds) to an internal address is refused too.
+
+APNs speaks only HTTP/2, which requests cannot: `request_http2` is the same path on httpx with h2 (same timeouts,
+address check, size bound and host-only logging).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
+import httpx
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
@@ -203,3 +208,109 @@ def _caused_by(exc: BaseException | None, kind: type[BaseException], depth: int 
         return True
     nested = [exc.__cause__, exc.__context__, getattr(exc, "reason", None), *exc.args]
     return any(_caused_by(item, kind, depth + 1) for item in nested if isinstance(item, BaseException))
+
+
+# -- HTTP/2 (APNs accepts nothing else) -----------------------------------------------------------------------
+
+
+class _ForbiddenConnect(httpx.ConnectError):
+    pass
+
+
+class _GuardedNetworkBackend(httpcore.NetworkBackend):
+    """httpcore's synchronous sockets, with the same peer-address check as the HTTP/1.1 path."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        sock = stream.get_extra_info("socket")
+        if sock is not None:
+            try:
+                _check_peer(sock)
+            except ForbiddenAddress as exc:
+                raise _ForbiddenConnect(str(exc)) from exc
+        return stream
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):  # pragma: no cover - never used
+        raise httpx.ConnectError("unix sockets are not used")
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _GuardedHTTP2Transport(httpx.HTTPTransport):
+    def __init__(self) -> None:
+        super().__init__(http2=True, trust_env=False)
+        # The pool httpx would build, on our guarded sockets (httpx takes no network backend of its own).
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False), http2=True, network_backend=_GuardedNetworkBackend()
+        )
+
+
+def http2_transport() -> httpx.BaseTransport:
+    """The transport HTTP/2 requests use. Tests replace it with an httpx.MockTransport (no h2 server needed)."""
+    return _GuardedHTTP2Transport()
+
+
+def _http2_client() -> httpx.Client:
+    # One client (one connection pool) per thread, kept: APNs wants long-lived connections, not one per push.
+    client = getattr(_local, "http2_client", None)
+    if client is None:
+        client = httpx.Client(transport=http2_transport(), follow_redirects=False, trust_env=False)
+        _local.http2_client = client
+    return client
+
+
+def http2_reset() -> None:
+    """Drop this thread's HTTP/2 client (after the transport changed, or a connection went bad)."""
+    client = getattr(_local, "http2_client", None)
+    _local.http2_client = None
+    if client is not None:
+        client.close()
+
+
+def request_http2(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    content: bytes | None = None,
+    connect_timeout: float | None = None,
+    total_timeout: float | None = None,
+) -> HttpResponse:
+    """Like `request`, over HTTP/2 (httpx with h2): same timeouts, address check, size bound and logging."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HttpError(f"not an http(s) URL: {safe_target(url)}")
+    connect_timeout = connect_timeout or settings.HTTP_CONNECT_TIMEOUT
+    total_timeout = total_timeout or settings.HTTP_TOTAL_TIMEOUT
+    started = time.monotonic()
+    deadline = started + total_timeout
+    timeout = httpx.Timeout(total_timeout, connect=connect_timeout)
+    headers = {"User-Agent": USER_AGENT, **(headers or {})}
+    try:
+        with _http2_client().stream(method, url, headers=headers, content=content, timeout=timeout) as response:
+            chunks, size = [], 0
+            for chunk in response.iter_bytes(chunk_size=16384):
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise HttpError(f"response from {safe_target(url)} exceeds {MAX_RESPONSE_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    raise HttpError(f"{safe_target(url)} did not answer within {total_timeout:g} s", timeout=True)
+                chunks.append(chunk)
+    except httpx.TimeoutException as exc:
+        raise HttpError(f"{safe_target(url)} did not answer within {total_timeout:g} s", timeout=True) from exc
+    except httpx.HTTPError as exc:
+        if isinstance(exc, _ForbiddenConnect):
+            raise HttpError(
+                f"{safe_target(url)} is a private or local address, which this platform does not call"
+            ) from exc
+        http2_reset()
+        raise HttpError(f"could not reach {safe_target(url)}: {type(exc).__name__}") from exc
+    elapsed = time.monotonic() - started
+    logger.info("HTTP/2 %s %s -> %s in %.0f ms", method, safe_target(url), response.status_code, elapsed * 1000)
+    return HttpResponse(
+        status=response.status_code, headers=dict(response.headers), body=b"".join(chunks), elapsed=elapsed
+    )

@@ -1,3 +1,4 @@
+from oncall.models.contacts import Contact, Device, NotificationPreference, VerificationCode
 from oncall.models.incidents import (
     Alert,
     AlertProgress,
@@ -18,11 +19,14 @@ __all__ = [
     "AlertProgress",
     "ApiToken",
     "Channel",
+    "Contact",
+    "Device",
     "EventBatch",
     "EventStatus",
     "Incident",
     "IncidentEvent",
     "Integration",
+    "NotificationPreference",
     "Progress",
     "Responder",
     "RoutingRule",
@@ -31,4 +35,5 @@ __all__ = [
     "Team",
     "TimelineEntry",
     "User",
+    "VerificationCode",
 ]

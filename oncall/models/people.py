@@ -19,7 +19,12 @@ def validate_time_zone(value: str) -> None:
 
 
 class User(AbstractUser):
-    """A person who can be paged, acknowledge incidents and, if staff, configure the platform."""
+    """A person who can be paged, acknowledge incidents and, if staff, configure the platform.
+
+    Their contacts live here: the login email is also where email notifications go, and `phone` (E.164) is where
+    calls and SMS go. A contact is used only once verified (a code sent to it, or a staff member vouching for it
+    in the admin) and while no provider has flagged it as unreachable for good.
+    """
 
     time_zone = models.CharField(
         _("time zone"),
@@ -28,16 +33,54 @@ class User(AbstractUser):
         validators=[validate_time_zone],
         help_text=_("Used to show times to this person."),
     )
+    phone = models.CharField(
+        _("phone"),
+        max_length=20,
+        blank=True,
+        default="",
+        help_text=_("In international (E.164) form, e.g. +14155550100; where calls and SMS go once verified."),
+    )
+    phone_verified_at = models.DateTimeField(_("phone verified at"), null=True, blank=True)
+    phone_flagged = models.CharField(
+        _("phone flagged"),
+        max_length=300,
+        blank=True,
+        default="",
+        help_text=_("Why calls and SMS stopped (a provider said the number cannot be reached); verify it again."),
+    )
+    email_verified_at = models.DateTimeField(_("email verified at"), null=True, blank=True)
+    email_flagged = models.CharField(
+        _("email flagged"),
+        max_length=300,
+        blank=True,
+        default="",
+        help_text=_("Why email stopped (a hard bounce or a refusal); verify the address again."),
+    )
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
         constraints = [
             models.UniqueConstraint(Lower("email"), condition=~models.Q(email=""), name="oncall_user_email_unique"),
+            models.UniqueConstraint(fields=["phone"], condition=~models.Q(phone=""), name="oncall_user_phone_unique"),
         ]
 
     @property
     def display_name(self) -> str:
         return self.get_full_name() or self.username
+
+    @property
+    def reachable_phone(self) -> str | None:
+        """The phone calls and SMS may use: set, verified and not flagged."""
+        if self.phone and self.phone_verified_at and not self.phone_flagged:
+            return self.phone
+        return None
+
+    @property
+    def reachable_email(self) -> str | None:
+        """The address email notifications may use: set, verified and not flagged."""
+        if self.email and self.email_verified_at and not self.email_flagged:
+            return self.email
+        return None
 
 
 class Team(models.Model):

@@ -11,8 +11,9 @@ be told to fail, delay or rate-limit:
 | prefix | speaks |
 |---|---|
 | /twilio | Twilio REST 2010-04-01: Calls.json and Messages.json (form-encoded, HTTP Basic) |
-| /fcm | FCM HTTP v1 messages:send (Bearer token) |
-| /webpush | a Web Push endpoint (201) |
+| /fcm | FCM HTTP v1 messages:send (Bearer token); /fcm/token mints tokens for a signed service-account JWT |
+| /webpush | a Web Push endpoint (201; VAPID and aes128gcm checked when a VAPID public key is set; 410 once gone) |
+| /postmark | Postmark's send API, as django-anymail's Postmark backend calls it (X-Postmark-Server-Token) |
 | /dingtalk | DingTalk robot send (access_token; timestamp+sign checked when the token has a secret) |
 | /feishu | Feishu/Lark bot hook (sign checked in the body when the token has a secret) |
 | /wecom | WeCom group robot (key) |
@@ -31,6 +32,7 @@ import argparse
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import threading
 import time
@@ -39,6 +41,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import jwt
+from py_vapid import Vapid
 
 
 @dataclass
@@ -108,6 +113,12 @@ class ProviderServer:
         self.requests: list[Recorded] = []
         self.twilio_accounts: dict[str, str] = {}  # account sid -> auth token
         self.fcm_access_tokens: set[str] = set()
+        self.fcm_service_accounts: dict[str, str] = {}  # client_email -> public key PEM (checks the assertion)
+        self.fcm_unregistered: set[str] = set()  # registration tokens FCM answers UNREGISTERED for
+        self.webpush_vapid_key: str | None = None  # base64url VAPID public key the endpoint requires
+        self.webpush_gone: set[str] = set()  # subscription ids answered 410 Gone
+        self.postmark_tokens: set[str] = set()
+        self.postmark_inactive: set[str] = set()  # recipients Postmark refuses (ErrorCode 406)
         self.dingtalk_tokens: dict[str, str | None] = {}  # access_token -> signing secret (None: no signing)
         self.dingtalk_keywords: dict[str, list[str]] = {}  # access_token -> required keywords
         self.feishu_tokens: dict[str, str | None] = {}
@@ -119,6 +130,7 @@ class ProviderServer:
         self.webhook_secrets: dict[str, str] = {}  # hook id -> HMAC secret
         self.rate_limits: dict[str, tuple[int, float]] = {}  # prefix -> (max requests, per seconds)
         self._scripted: list[_Scripted] = []
+        self._token_numbers = itertools.count(1)
         self._delays: dict[str, float] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
@@ -158,8 +170,19 @@ class ProviderServer:
             self.webhook_secrets,
         ):
             registry.clear()
-        for collection in (self.fcm_access_tokens, self.wecom_keys, self.slack_hooks, self.telegram_bots):
+        for collection in (
+            self.fcm_access_tokens,
+            self.fcm_unregistered,
+            self.webpush_gone,
+            self.postmark_tokens,
+            self.postmark_inactive,
+            self.wecom_keys,
+            self.slack_hooks,
+            self.telegram_bots,
+        ):
             collection.clear()
+        self.fcm_service_accounts.clear()
+        self.webpush_vapid_key = None
 
     def fail_next(
         self,
@@ -291,8 +314,10 @@ class ProviderServer:
     def _route(self, request: Recorded) -> Answer:
         for prefix, handler in (
             ("/twilio/", self._twilio),
+            ("/fcm/token", self._fcm_token),
             ("/fcm/", self._fcm),
-            ("/webpush/", lambda r: Answer(201)),
+            ("/webpush/", self._webpush),
+            ("/postmark/", self._postmark),
             ("/dingtalk/", self._dingtalk),
             ("/feishu/", self._feishu),
             ("/wecom/", self._wecom),
@@ -353,8 +378,91 @@ class ProviderServer:
             return Answer.of_json(
                 400, {"error": {"code": 400, "message": "Invalid request", "status": "INVALID_ARGUMENT"}}
             )
+        if message["token"] in self.fcm_unregistered:
+            return Answer.of_json(
+                404,
+                {
+                    "error": {
+                        "code": 404,
+                        "message": "Requested entity was not found.",
+                        "status": "NOT_FOUND",
+                        "details": [
+                            {
+                                "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                                "errorCode": "UNREGISTERED",
+                            }
+                        ],
+                    }
+                },
+            )
         project = request.path.split("/")[4] if len(request.path.split("/")) > 4 else "project"
         return Answer.of_json(200, {"name": f"projects/{project}/messages/0:{uuid.uuid4().hex}"})
+
+    def _fcm_token(self, request: Recorded) -> Answer:
+        # Google's OAuth2 token endpoint for a service account's signed JWT (RFC 7523).
+        form = {key: values[0] for key, values in request.form.items()}
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return Answer.of_json(400, {"error": "unsupported_grant_type"})
+        assertion = form.get("assertion", "")
+        try:
+            issuer = jwt.decode(assertion, options={"verify_signature": False}).get("iss", "")
+            claims = jwt.decode(
+                assertion,
+                self.fcm_service_accounts.get(issuer, ""),
+                algorithms=["RS256"],
+                audience=self.url("/fcm/token"),
+            )
+        except (jwt.PyJWTError, ValueError):
+            return Answer.of_json(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
+        if claims.get("scope") != "https://www.googleapis.com/auth/firebase.messaging":
+            return Answer.of_json(400, {"error": "invalid_scope"})
+        token = f"ya29.fake-{next(self._token_numbers)}"
+        self.fcm_access_tokens.add(token)
+        return Answer.of_json(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+
+    def _webpush(self, request: Recorded) -> Answer:
+        subscription = request.path.rsplit("/", 1)[-1]
+        if subscription in self.webpush_gone:
+            return Answer.of_text(410, "push subscription has unsubscribed or expired.")
+        if self.webpush_vapid_key:
+            auth = request.headers.get("authorization", "")
+            try:
+                scheme, _, rest = auth.partition(" ")
+                parts = dict(item.split("=", 1) for item in rest.split(","))
+                valid = scheme == "vapid" and parts.get("k") == self.webpush_vapid_key and Vapid.verify(auth)
+            except (ValueError, KeyError, IndexError, AssertionError, TypeError):
+                valid = False
+            if not valid:
+                return Answer.of_text(401, "VAPID authorization failed")
+            if request.headers.get("content-encoding") != "aes128gcm" or "ttl" not in request.headers:
+                return Answer.of_text(400, "missing Content-Encoding aes128gcm or TTL")
+        return Answer(201, b"", {"Location": f"{self.url('/webpush/messages/')}{uuid.uuid4().hex}"})
+
+    def _postmark(self, request: Recorded) -> Answer:
+        if request.headers.get("x-postmark-server-token", "") not in self.postmark_tokens:
+            return Answer.of_json(401, {"ErrorCode": 10, "Message": "Bad or missing Server API token."})
+        data = request.json or {}
+        to = str(data.get("To", ""))
+        if to in self.postmark_inactive:
+            return Answer.of_json(
+                422,
+                {
+                    "ErrorCode": 406,
+                    "Message": "You tried to send to recipient(s) that have been marked as inactive. "
+                    f"Found inactive addresses: {to}. Inactive recipients are ones that have generated "
+                    "a hard bounce, a spam complaint, or a manual suppression.",
+                },
+            )
+        return Answer.of_json(
+            200,
+            {
+                "To": to,
+                "SubmittedAt": "2026-03-02T09:00:00Z",
+                "MessageID": str(uuid.uuid4()),
+                "ErrorCode": 0,
+                "Message": "OK",
+            },
+        )
 
     def _dingtalk(self, request: Recorded) -> Answer:
         token = (request.query.get("access_token") or [""])[0]

@@ -1,0 +1,73 @@
+"""Provider callbacks under /hooks/: Twilio's TwiML fetch, keypad and status callbacks.
+
+Every Twilio callback must carry X-Twilio-Signature for the PUBLIC URL it was sent to (PUBLIC_URL + path and
+query: behind a proxy the request's own Host is not what Twilio signed). A missing or wrong signature, or no
+TWILIO_AUTH_TOKEN at all, answers 403 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from channels_app import keypad
+from channels_app.providers import twilio
+from oncall.lib import clock
+
+logger = logging.getLogger(__name__)
+
+
+def twilio_signed(view):
+    @csrf_exempt
+    @require_POST
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        url = settings.PUBLIC_URL + request.get_full_path()
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not twilio.signature_valid(url, request.POST, signature):
+            logger.warning("Refused a Twilio callback to %s: bad or missing signature", request.path.split("/")[3])
+            return HttpResponseForbidden("invalid signature")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _twiml(body: str) -> HttpResponse:
+    return HttpResponse(body, content_type="application/xml")
+
+
+@twilio_signed
+def voice_twiml(request: HttpRequest, code: str) -> HttpResponse:
+    return _twiml(keypad.keypad_script(code=code, again=request.GET.get("again") == "1"))
+
+
+@twilio_signed
+def voice_gather(request: HttpRequest, code: str) -> HttpResponse:
+    return _twiml(keypad.keypad_press(code=code, digits=request.POST.get("Digits", ""), now=clock.now()))
+
+
+@twilio_signed
+def voice_status(request: HttpRequest, code: str) -> HttpResponse:
+    keypad.call_status(
+        code=code,
+        status=request.POST.get("CallStatus", ""),
+        duration=request.POST.get("CallDuration", ""),
+        now=clock.now(),
+    )
+    return HttpResponse(status=204)
+
+
+@twilio_signed
+def sms_status(request: HttpRequest, code: str) -> HttpResponse:
+    keypad.sms_status(
+        code=code,
+        status=request.POST.get("MessageStatus", ""),
+        error_code=request.POST.get("ErrorCode", ""),
+        now=clock.now(),
+    )
+    return HttpResponse(status=204)

@@ -1,0 +1,107 @@
+"""The voice call's keypad and Twilio's status callbacks, as services: what each callback means for the delivery
+and the incident. The views (channels_app.hooks) check Twilio's signature before calling any of these.
+
+A callback names its delivery by the unguessable code in its URL; an unknown code changes nothing (Twilio gets a
+polite answer, so it does not retry).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.utils.translation import gettext as _
+
+from channels_app.models import Delivery
+from channels_app.outcomes import Report, delivery_report
+from channels_app.providers import twilio
+from channels_app.providers.voice import GATHER, TWIML, twiml_goodbye, twiml_message
+from oncall.errors import IllegalTransition
+from oncall.models import Progress, Source
+from oncall.services.lifecycle import incident_acknowledge, incident_resolve
+
+
+def _delivery(code: str, method: str) -> Delivery | None:
+    if not code:
+        return None
+    return Delivery.objects.select_related("incident", "recipient").filter(callback_code=code, method=method).first()
+
+
+def _spoken(delivery: Delivery) -> str:
+    kept = (delivery.state.get("message") or {}).get("voice")
+    if kept:
+        return kept
+    incident = delivery.incident
+    return _("%(severity)s incident %(n)d: %(title)s.") % {
+        "severity": incident.severity,
+        "n": incident.number,
+        "title": incident.title[:200],
+    }
+
+
+def keypad_script(*, code: str, again: bool = False, prefix: str = "") -> str:
+    """The TwiML a call plays: the message and the keypad menu; the second time round, goodbye without a key."""
+    delivery = _delivery(code, "voice")
+    if delivery is None:
+        return twiml_goodbye(_("This call is no longer valid. Goodbye."))
+    incident = delivery.incident
+    if incident.progress == Progress.CLOSED:
+        return twiml_goodbye(_("Incident %(n)d is already closed. Goodbye.") % {"n": incident.number})
+    return twiml_message(
+        text=f"{prefix} {_spoken(delivery)}".strip(),
+        gather_url=twilio.callback_url(GATHER, code),
+        again_url=None if again else twilio.callback_url(TWIML, code, "again=1"),
+    )
+
+
+def keypad_press(*, code: str, digits: str, now: datetime) -> str:
+    """A key pressed during the call: 1 acknowledges and 2 closes the incident as the called person (from the
+    voice call), 9 repeats the message; any other key says so and repeats. Answers with the TwiML to play."""
+    delivery = _delivery(code, "voice")
+    if delivery is None:
+        return twiml_goodbye(_("This call is no longer valid. Goodbye."))
+    # A key was pressed, so the call reached the person.
+    delivery_report(
+        delivery_id=delivery.pk, report=Report("delivered", "key pressed", detail={"digits": digits[:5]}), now=now
+    )
+    incident, person = delivery.incident, delivery.recipient
+    number = incident.number
+    try:
+        if digits == "1":
+            incident_acknowledge(incident=incident, by=person, source=Source.VOICE, now=now)
+            return twiml_goodbye(_("Incident %(n)d is acknowledged. Goodbye.") % {"n": number})
+        if digits == "2":
+            if incident.progress == Progress.CLOSED:
+                raise IllegalTransition("closed")
+            incident_resolve(
+                incident=incident, by=person, source=Source.VOICE, now=now, reason=_("Closed from the phone keypad.")
+            )
+            return twiml_goodbye(_("Incident %(n)d is closed. Goodbye.") % {"n": number})
+    except IllegalTransition:
+        return twiml_goodbye(_("Incident %(n)d is already closed. Goodbye.") % {"n": number})
+    if digits == "9":
+        return keypad_script(code=code)
+    return keypad_script(code=code, prefix=_("That key does nothing."))
+
+
+def call_status(*, code: str, status: str, now: datetime, duration: str = "") -> None:
+    """Twilio's final call status: completed is delivered; busy, no-answer, failed and canceled are not reached
+    (called again after the backoff, up to the attempt limit)."""
+    meaning = twilio.call_status_report(status)
+    delivery = _delivery(code, "voice")
+    if meaning is None or delivery is None:
+        return
+    kind, reason = meaning
+    detail = {"status": status[:20], **({"duration": duration[:10]} if duration else {})}
+    delivery_report(delivery_id=delivery.pk, report=Report(kind, reason, detail=detail), now=now)
+
+
+def sms_status(*, code: str, status: str, error_code: str, now: datetime) -> None:
+    """Twilio's SMS status: delivered is delivered; failed or undelivered with a number error fails the delivery
+    and flags the phone; with a temporary error it is sent again after the backoff."""
+    meaning = twilio.sms_status_report(status, error_code)
+    delivery = _delivery(code, "sms")
+    if meaning is None or delivery is None:
+        return
+    kind, reason, flag = meaning
+    detail = {"status": status[:20], **({"error_code": error_code[:10]} if error_code else {})}
+    delivery_report(delivery_id=delivery.pk, report=Report(kind, reason, flag=flag, detail=detail), now=now)

@@ -1,0 +1,128 @@
+"""iOS push through APNs' HTTP/2 provider API with a token-based (.p8) key (shared/reference/protocols.md §10).
+
+Critical incidents go out as critical alerts (they sound through silent mode and Focus; the app needs Apple's
+critical-alerts entitlement, and APNS_CRITICAL_ALERTS=false turns them off); everything else is time-sensitive.
+The ES256 provider token is reused for 40 minutes (Apple refuses one older than an hour and throttles renewals).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import jwt
+from django.conf import settings
+
+from channels_app.providers.push import DeviceResult, PushMessage, retry_after_header
+from oncall.lib import http
+
+PLATFORM = "ios"
+TOKEN_REUSE_SECONDS = 40 * 60
+GONE_REASONS = {"Unregistered", "ExpiredToken", "BadDeviceToken", "DeviceTokenNotForTopic"}
+
+_token: dict[str, tuple[str, float]] = {}
+_lock = threading.Lock()
+
+
+def missing_settings() -> list[str]:
+    return [
+        name
+        for name in ("APNS_TEAM_ID", "APNS_KEY_ID", "APNS_PRIVATE_KEY", "APNS_TOPIC")
+        if not getattr(settings, name)
+    ]
+
+
+def provider_token(*, now: float | None = None) -> str:
+    """The signed provider token (JWT: ES256, kid = key id, iss = team id, iat)."""
+    now = time.time() if now is None else now
+    key = f"{settings.APNS_TEAM_ID}/{settings.APNS_KEY_ID}"
+    with _lock:
+        cached = _token.get(key)
+        if cached and now - cached[1] < TOKEN_REUSE_SECONDS:
+            return cached[0]
+        token = jwt.encode(
+            {"iss": settings.APNS_TEAM_ID, "iat": int(now)},
+            settings.APNS_PRIVATE_KEY,
+            algorithm="ES256",
+            headers={"kid": settings.APNS_KEY_ID},
+        )
+        _token[key] = (token, now)
+        return token
+
+
+def forget_provider_token() -> None:
+    with _lock:
+        _token.clear()
+
+
+def apns_payload(message: PushMessage, *, critical_alerts: bool) -> dict[str, Any]:
+    """The notification payload: a critical alert for a Critical incident (when allowed), time-sensitive otherwise."""
+    aps: dict[str, Any] = {
+        "alert": {"title": message.title, "body": message.body},
+        "thread-id": message.collapse_key,
+        "category": "INCIDENT",
+    }
+    if message.critical and critical_alerts:
+        aps["sound"] = {"critical": 1, "name": "default", "volume": 1.0}
+        aps["interruption-level"] = "critical"
+    else:
+        aps["sound"] = "default"
+        aps["interruption-level"] = "time-sensitive"
+    return {"aps": aps, **message.data()}
+
+
+def apns_headers(message: PushMessage, *, token: str, now: float) -> dict[str, str]:
+    return {
+        "authorization": f"bearer {token}",
+        "apns-topic": settings.APNS_TOPIC,
+        "apns-push-type": "alert",
+        "apns-priority": "10",
+        # An absolute time, not a duration: after it APNs stops trying an offline device.
+        "apns-expiration": str(int(now) + message.ttl),
+        "apns-collapse-id": message.collapse_key,
+    }
+
+
+def classify(device_id: int, status: int, body: Any, headers) -> DeviceResult:
+    """APNs' answer for one device: 200 sent; 410 and bad or foreign tokens gone; 429, 5xx and an expired provider
+    token retryable; anything else (configuration) permanent."""
+    if status == 200:
+        lower = {key.lower(): value for key, value in headers.items()}
+        return DeviceResult.sent(device_id, PLATFORM, lower.get("apns-id", ""))
+    reason = body.get("reason", "") if isinstance(body, dict) else ""
+    error = f"APNs {status} {reason}".strip()
+    if status == 410 or reason in GONE_REASONS:
+        return DeviceResult.permanent(device_id, PLATFORM, error, gone=True)
+    if status == 429 or status >= 500:
+        return DeviceResult.retryable(device_id, PLATFORM, error, retry_after_header(headers))
+    if reason == "ExpiredProviderToken":
+        return DeviceResult.retryable(device_id, PLATFORM, error)
+    return DeviceResult.permanent(device_id, PLATFORM, error)
+
+
+def push(device, message: PushMessage) -> DeviceResult:
+    """Send `message` to one iOS device."""
+    missing = missing_settings()
+    if missing:
+        return DeviceResult.permanent(device.pk, PLATFORM, f"APNs is not configured: set {', '.join(missing)}")
+    now = time.time()
+    try:
+        token = provider_token(now=now)
+    except (ValueError, TypeError, jwt.PyJWTError) as exc:
+        return DeviceResult.permanent(device.pk, PLATFORM, f"APNS_PRIVATE_KEY is not a usable .p8 key: {exc}")
+    payload = json.dumps(apns_payload(message, critical_alerts=settings.APNS_CRITICAL_ALERTS)).encode()
+    try:
+        response = http.request_http2(
+            "POST",
+            f"{settings.APNS_API_URL}/3/device/{device.token}",
+            headers={**apns_headers(message, token=token, now=now), "content-type": "application/json"},
+            content=payload,
+        )
+    except http.HttpError as exc:
+        return DeviceResult.retryable(device.pk, PLATFORM, f"APNs: {exc}")
+    result = classify(device.pk, response.status, response.json(), response.headers)
+    if response.status == 403:
+        forget_provider_token()
+    return result

@@ -1,0 +1,64 @@
+"""App push: the person's linked devices, each by its platform's push service (FCM for Android, APNs for iOS,
+Web Push for the installable web app). One delivery covers all of a person's devices and succeeds if any took it;
+devices whose token the push service reports gone are forgotten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext_lazy as _
+
+from channels_app.base import NotificationMethod, SendResult
+from channels_app.providers import apns, fcm, webpush
+from channels_app.providers.push import PushMessage, combine
+from oncall.models import Device
+
+PLATFORMS = {
+    Device.Platform.ANDROID: fcm.push,
+    Device.Platform.IOS: apns.push,
+    Device.Platform.WEB: webpush.push,
+}
+
+
+def incident_url(incident_id: int, fallback: str) -> str:
+    """Where tapping the notification leads: the incident's engineer page."""
+    try:
+        return settings.PUBLIC_URL + reverse("web:incident-detail", args=[incident_id])
+    except NoReverseMatch:
+        return fallback
+
+
+class AppMethod(NotificationMethod):
+    key = "app"
+    label = _("App push")
+    slots = ("push_title", "push_body")
+
+    def address_for(self, person: Any) -> str | None:
+        count = Device.objects.filter(person=person).count()
+        return f"{count} device(s)" if count else None
+
+    def unreachable_reason(self, person: Any) -> str:
+        return "no app device linked"
+
+    def send(
+        self, *, message: Mapping[str, str], context: Mapping[str, Any], address: str, delivery: Any
+    ) -> SendResult:
+        """Push the rendered title and body to every device the recipient has now."""
+        devices = list(Device.objects.filter(person_id=delivery.recipient_id).order_by("pk"))
+        if not devices:
+            return SendResult.permanent("no app device linked any more")
+        incident = context.get("incident") or {}
+        push = PushMessage(
+            title=message["push_title"],
+            body=message["push_body"],
+            incident_id=delivery.incident_id,
+            severity=str(incident.get("severity", "")),
+            event=delivery.event,
+            url=incident_url(delivery.incident_id, str(context.get("detail_url", ""))),
+            ttl=settings.PUSH_TTL_SECONDS,
+        )
+        return combine([PLATFORMS[device.platform](device, push) for device in devices])

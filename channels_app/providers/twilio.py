@@ -1,0 +1,133 @@
+"""Twilio's REST API as the voice and SMS methods use it: form-encoded POSTs with HTTP Basic auth, through
+oncall.lib.http, and the classification of every answer and status callback (shared/reference/protocols.md §8).
+
+Only the signature check of callbacks (RequestValidator) and TwiML (twiml.voice_response) come from the twilio
+package; requests go through the platform's one HTTP path, so they get its timeouts and address checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from twilio.request_validator import RequestValidator
+
+from channels_app.base import SendResult
+from oncall.lib import http
+
+# Errors about the recipient's number, on the API answer or an SMS status callback: retrying cannot help and the
+# number is flagged until the person verifies it again.
+NUMBER_ERRORS: dict[int, str] = {
+    21211: "invalid 'To' phone number",
+    21214: "the number cannot be reached",
+    21217: "not a valid phone number",
+    21610: "the recipient unsubscribed (replied STOP)",
+    21612: "the number cannot be reached from this sender",
+    21614: "not a mobile number",
+    30004: "message blocked by the recipient or their carrier",
+    30005: "unknown destination handset",
+    30006: "landline or unreachable carrier",
+}
+# Delivery errors that may pass (a phone switched off, a busy carrier): worth another attempt.
+TEMPORARY_ERRORS = {20429, 30001, 30003, 30008, 30017}
+
+
+def missing_settings(*names: str) -> list[str]:
+    """The Twilio settings still empty among the account's and `names`."""
+    needed = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", *names)
+    return [name for name in needed if not getattr(settings, name)]
+
+
+def callback_url(name: str, code: str, query: str = "") -> str:
+    """The public URL of one of our Twilio callbacks for the delivery with callback code `code`."""
+    url = settings.PUBLIC_URL + reverse(name, args=[code])
+    return f"{url}?{query}" if query else url
+
+
+def resource_url(resource: str) -> str:
+    return f"{settings.TWILIO_API_URL}/2010-04-01/Accounts/{settings.TWILIO_ACCOUNT_SID}/{resource}"
+
+
+def classify(status: int, body: Any, headers: Mapping[str, str]) -> SendResult:
+    """Twilio's answer to creating a call or a message."""
+    data = body if isinstance(body, dict) else {}
+    if status in (200, 201) and data.get("sid"):
+        return SendResult.sent(str(data["sid"]), detail={"status": str(data.get("status", ""))})
+    code = data.get("code")
+    message = str(data.get("message") or "")[:300]
+    error = f"Twilio {status}" + (f" error {code}" if code else "") + (f": {message}" if message else "")
+    if status == 429 or code in TEMPORARY_ERRORS:
+        return SendResult.retryable(error, retry_after=_retry_after(headers))
+    if status >= 500 or status in (200, 201):
+        return SendResult.retryable(error)
+    if code in NUMBER_ERRORS:
+        return SendResult.permanent(error, flag=f"Twilio {code}: {NUMBER_ERRORS[code]}")
+    return SendResult.permanent(error)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = {key.lower(): v for key, v in headers.items()}.get("retry-after", "")
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def post(resource: str, form: Mapping[str, Any]) -> SendResult:
+    """POST `form` to Calls.json or Messages.json of the configured account and classify the answer."""
+    try:
+        response = http.request(
+            "POST",
+            resource_url(resource),
+            data=dict(form),
+            auth=(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN),
+            headers={"Accept": "application/json"},
+        )
+    except http.HttpError as exc:
+        return SendResult.retryable(f"Twilio: {exc}")
+    return classify(response.status, response.json(), response.headers)
+
+
+def sms_status_report(status: str, error_code: str) -> tuple[str, str, str] | None:
+    """What an SMS status callback means for the delivery: (kind, reason, flag), or None for an interim status.
+
+    kind is "delivered", "not_reached" (a temporary error: sent again) or "refused" (never will be; with a flag
+    when the number is at fault).
+    """
+    if status in ("delivered", "read"):
+        return ("delivered", status, "")
+    if status not in ("failed", "undelivered", "canceled"):
+        return None
+    try:
+        code = int(error_code)
+    except (TypeError, ValueError):
+        code = 0
+    reason = f"SMS {status}" + (f" (Twilio error {code}: {NUMBER_ERRORS.get(code, 'see Twilio')})" if code else "")
+    if code in NUMBER_ERRORS:
+        return ("refused", reason, f"Twilio {code}: {NUMBER_ERRORS[code]}")
+    if code in TEMPORARY_ERRORS:
+        return ("not_reached", reason, "")
+    return ("refused", reason, "")
+
+
+def call_status_report(status: str) -> tuple[str, str] | None:
+    """What a call status callback means: completed is delivered; busy, no-answer, failed and canceled are not
+    reached (the person is called again after the backoff); anything else is interim (None)."""
+    if status == "completed":
+        return ("delivered", "call completed")
+    if status in ("busy", "no-answer", "failed", "canceled"):
+        return ("not_reached", f"call {status}")
+    return None
+
+
+def signature_valid(url: str, params: Any, signature: str) -> bool:
+    """Whether a callback carries Twilio's signature for `url` (the public URL it was sent to) and `params`.
+
+    Fails closed: without an auth token nothing is valid.
+    """
+    token = settings.TWILIO_AUTH_TOKEN
+    if not token or not signature:
+        return False
+    return RequestValidator(token).validate(url, params, signature)

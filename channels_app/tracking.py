@@ -1,0 +1,86 @@
+"""Email delivery events from the ESP's tracking webhook (django-anymail), applied to the deliveries they are about.
+
+anymail checks the webhook's HTTP basic auth (ANYMAIL["WEBHOOK_SECRET"]) and the ESP's own signature where there
+is one, normalises the ESP's events and sends them on its `tracking` signal; `hooks/anymail/` refuses every
+request while no secret is configured (fail closed), which anymail alone would only warn about.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+
+from anymail import urls as anymail_urls
+from anymail.signals import tracking
+from django.conf import settings
+from django.dispatch import receiver
+from django.http import HttpResponseForbidden
+from django.urls import URLPattern
+
+from channels_app.models import Delivery
+from channels_app.outcomes import Report, delivery_report
+from oncall.lib import clock
+
+# anymail's reject reasons that say the address itself is bad (not a full mailbox or a spam filter).
+ADDRESS_REJECTIONS = {"invalid", "bounced", "unsubscribed"}
+
+
+def email_event_report(*, event_type: str, reject_reason: str | None, description: str, esp: str) -> Report | None:
+    """What an ESP event means for the email's delivery (None: nothing; opens, clicks, deferrals)."""
+    detail = {"esp": esp, "event": event_type, **({"reject_reason": reject_reason} if reject_reason else {})}
+    why = (description or reject_reason or event_type)[:300]
+    if event_type == "delivered":
+        return Report("delivered", "delivered", detail=detail)
+    if event_type == "bounced":
+        return Report("refused", f"email bounced: {why}", flag=f"bounced ({esp}): {why}", detail=detail)
+    if event_type == "rejected":
+        flag = f"rejected ({esp}): {why}" if reject_reason in ADDRESS_REJECTIONS else ""
+        return Report("refused", f"email rejected: {why}", flag=flag, detail=detail)
+    if event_type == "failed":
+        return Report("refused", f"email failed: {why}", detail=detail)
+    return None
+
+
+def email_tracking_apply(
+    *, message_id: str, event_type: str, reject_reason: str | None, description: str, esp: str, now: datetime
+) -> int:
+    """Apply one tracking event to the email deliveries with that provider message id; returns how many."""
+    report = email_event_report(event_type=event_type, reject_reason=reject_reason, description=description, esp=esp)
+    if not message_id or report is None:
+        return 0
+    ids = list(Delivery.objects.filter(method="email", provider_id=message_id).values_list("pk", flat=True))
+    for delivery_id in ids:
+        delivery_report(delivery_id=delivery_id, report=report, now=now)
+    return len(ids)
+
+
+@receiver(tracking, dispatch_uid="channels_app.email_tracking")
+def on_tracking_event(sender, event, esp_name, **kwargs) -> None:
+    email_tracking_apply(
+        message_id=str(event.message_id or ""),
+        event_type=str(event.event_type or ""),
+        reject_reason=event.reject_reason,
+        description=str(event.description or event.mta_response or ""),
+        esp=str(esp_name),
+        now=clock.now(),
+    )
+
+
+def _secret_required(view):
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not (settings.ANYMAIL or {}).get("WEBHOOK_SECRET") and not getattr(settings, "ANYMAIL_WEBHOOK_SECRET", ""):
+            return HttpResponseForbidden("tracking webhooks are off: ANYMAIL WEBHOOK_SECRET is not set")
+        return view(request, *args, **kwargs)
+
+    wrapper.csrf_exempt = True
+    return wrapper
+
+
+def tracking_urlpatterns() -> list[URLPattern]:
+    """anymail's tracking webhook URLs (not its inbound ones), each refusing requests until a secret is set."""
+    return [
+        URLPattern(pattern.pattern, _secret_required(pattern.callback), pattern.default_args, pattern.name)
+        for pattern in anymail_urls.urlpatterns
+        if isinstance(pattern, URLPattern) and pattern.name and "tracking" in pattern.name
+    ]

@@ -1,0 +1,120 @@
+"""Devices a person links for app push: the iOS and Android apps and the installable web app."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from oncall.errors import ApplicationError
+from oncall.models import Device, User
+
+MAX_PER_PERSON = 20
+_APNS_TOKEN = re.compile(r"^[0-9a-fA-F]{64,200}$")
+_B64URL = re.compile(r"^[A-Za-z0-9_\-=]+$")
+
+
+def _token_hash(platform: str, token: str) -> str:
+    return hashlib.sha256(f"{platform}:{token}".encode()).hexdigest()
+
+
+def _web_subscription(subscription: object) -> dict:
+    """The browser's PushSubscription JSON, checked: an http(s) endpoint and base64url p256dh and auth keys."""
+    if not isinstance(subscription, Mapping):
+        raise ApplicationError(
+            _('A web device needs the browser\'s push subscription: {"endpoint", "keys": {"p256dh", "auth"}}.'),
+            field="subscription",
+        )
+    endpoint = subscription.get("endpoint")
+    keys = subscription.get("keys") if isinstance(subscription.get("keys"), Mapping) else {}
+    parts = urlsplit(endpoint) if isinstance(endpoint, str) else None
+    # Push services are public https endpoints; plain http only where private addresses are allowed (tests, demo).
+    schemes = ("https", "http") if settings.OUTBOUND_ALLOW_PRIVATE else ("https",)
+    if parts is None or parts.scheme not in schemes or not parts.hostname or len(endpoint) > 2000:
+        raise ApplicationError(_("The subscription's endpoint must be an https URL."), field="subscription")
+    clean_keys = {}
+    for name in ("p256dh", "auth"):
+        value = keys.get(name)
+        if not isinstance(value, str) or not value or len(value) > 200 or not _B64URL.match(value):
+            raise ApplicationError(
+                _("The subscription's keys.%(name)s is missing or not base64url.") % {"name": name},
+                field="subscription",
+            )
+        clean_keys[name] = value
+    return {"endpoint": endpoint, "keys": clean_keys}
+
+
+@transaction.atomic
+def device_link(
+    *,
+    person: User,
+    platform: str,
+    now: datetime,
+    token: str = "",
+    subscription: object = None,
+    name: str = "",
+    app_version: str = "",
+) -> Device:
+    """Link a device to `person` for push notifications (or refresh it, when it is linked already).
+
+    A token is a device, not a person: linking a token another person had moves it to `person` (the app was
+    signed in to another account). At most MAX_PER_PERSON devices per person.
+    """
+    if platform not in Device.Platform.values:
+        raise ApplicationError(
+            _("platform must be one of %(values)s.") % {"values": ", ".join(Device.Platform.values)}, field="platform"
+        )
+    web = {}
+    if platform == Device.Platform.WEB:
+        web = _web_subscription(subscription)
+        token = web["endpoint"]
+    else:
+        token = (token or "").strip()
+        if not token or len(token) > 4096:
+            raise ApplicationError(_("token is required (at most 4096 characters)."), field="token")
+        if platform == Device.Platform.IOS and not _APNS_TOKEN.match(token):
+            raise ApplicationError(_("An iOS device token is a hexadecimal string."), field="token")
+    token_hash = _token_hash(platform, token)
+    User.objects.select_for_update().filter(pk=person.pk).first()
+    existing = Device.objects.select_for_update().filter(token_hash=token_hash).first()
+    if existing is None and Device.objects.filter(person=person).count() >= MAX_PER_PERSON:
+        raise ApplicationError(
+            _("You have %(n)d devices linked already; unlink one first.") % {"n": MAX_PER_PERSON}, field="token"
+        )
+    fields = {
+        "person": person,
+        "platform": platform,
+        "token": token,
+        "subscription": web,
+        "name": (name or "").strip()[:100],
+        "app_version": (app_version or "").strip()[:50],
+    }
+    if existing is None:
+        return Device.objects.create(token_hash=token_hash, created_at=now, **fields)
+    for key, value in fields.items():
+        setattr(existing, key, value)
+    existing.save()
+    return existing
+
+
+def device_unlink(*, device: Device) -> None:
+    """Stop pushing to a device."""
+    device.delete()
+
+
+def devices_remove(*, device_ids: Iterable[int]) -> int:
+    """Forget devices whose push service said their token is gone (app uninstalled, subscription expired)."""
+    ids = list(device_ids)
+    if not ids:
+        return 0
+    return Device.objects.filter(pk__in=ids).delete()[0]
+
+
+def devices_pushed(*, device_ids: Iterable[int], now: datetime) -> None:
+    Device.objects.filter(pk__in=list(device_ids)).update(last_pushed_at=now)

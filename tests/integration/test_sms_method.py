@@ -1,0 +1,173 @@
+"""The SMS method against the fake Twilio: what is sent, the status callback, each class of error, retries and
+the daily quota."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+
+from channels_app.models import DailyUsage, Delivery
+from oncall.models import Incident, User
+from tests.factories import make_channel, make_integration, make_rule, make_user, push
+from tests.integration.paging import SMS_FROM, TWILIO_SID, configure_twilio, later, twilio_callback
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PHONE = "+14155550123"
+
+
+def event(key: str = "cpu") -> dict:
+    return {"title_rule": f"{key} high on db-1", "event_status": "Warning", "alert_key": key}
+
+
+@pytest.fixture
+def twilio(settings, fake_providers):
+    configure_twilio(settings, fake_providers)
+    return fake_providers
+
+
+@pytest.fixture
+def sam(clock):
+    return make_user("sam", phone=PHONE)
+
+
+@pytest.fixture
+def key(sam):
+    channel = make_channel("Ops")
+    make_rule(channel, [{"people": [sam], "methods": ["sms"]}])
+    return make_integration(channel=channel)[1]
+
+
+def status(client, delivery: Delivery, **fields):
+    url = f"{settings.PUBLIC_URL}/hooks/twilio/sms/{delivery.callback_code}/status/"
+    params = {"AccountSid": TWILIO_SID, "MessageSid": delivery.provider_id, "To": PHONE, "From": SMS_FROM, **fields}
+    return twilio_callback(client, url, params)
+
+
+def test_the_sms_is_sent_with_the_template_and_a_status_callback(client, clock, twilio, key):
+    push(client, key, event())
+    [sms] = twilio.received("/twilio/")
+    delivery = Delivery.objects.get()
+    number = Incident.objects.get().number
+    assert sms.path.endswith("/Messages.json")
+    assert (sms.field("To"), sms.field("From")) == (PHONE, SMS_FROM)
+    assert sms.field("Body").startswith(f"Triggered: [Warning] #{number} cpu high on db-1 (Ops).")
+    assert sms.field("StatusCallback") == f"{settings.PUBLIC_URL}/hooks/twilio/sms/{delivery.callback_code}/status/"
+    assert (delivery.status, delivery.provider_id[:2]) == ("sent", "SM")
+
+
+def test_the_status_callback_marks_it_delivered(client, clock, twilio, key):
+    push(client, key, event())
+    delivery = Delivery.objects.get()
+    assert status(client, delivery, MessageStatus="sent").status_code == 204
+    assert Delivery.objects.get().status == "sent"
+    assert status(client, delivery, MessageStatus="delivered").status_code == 204
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.delivered_at) == ("delivered", clock.current)
+
+
+def test_an_invalid_number_fails_at_once_and_flags_the_phone(client, clock, twilio, key, sam):
+    twilio.fail_next(
+        "/twilio",
+        status=400,
+        json={"code": 21211, "message": f"The 'To' number {PHONE} is not a valid phone number.", "status": 400},
+    )
+    push(client, key, event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert "21211" in delivery.error
+    sam.refresh_from_db()
+    assert sam.phone_flagged == "Twilio 21211: invalid 'To' phone number"
+    failure = Incident.objects.get().timeline.get(kind="notify_failed")
+    assert "flagged" in failure.message
+    later(clock, minutes=10)
+    assert len(twilio.received("/twilio/")) == 1
+    # The next incident skips the flagged number and says why.
+    push(client, key, event("mem"))
+    skipped = Incident.objects.get(title__startswith="mem").timeline.get(kind="notify_failed")
+    assert skipped.message == "Skipped sam (sms): phone number flagged: Twilio 21211: invalid 'To' phone number."
+
+
+def test_a_configuration_error_fails_without_flagging_anyone(client, clock, twilio, key, sam):
+    twilio.twilio_accounts.clear()  # the account's credentials are wrong: 401, code 20003
+    push(client, key, event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert "20003" in delivery.error
+    sam.refresh_from_db()
+    assert sam.phone_flagged == ""
+
+
+def test_undelivered_with_a_number_error_fails_and_flags(client, clock, twilio, key, sam):
+    push(client, key, event())
+    delivery = Delivery.objects.get()
+    status(client, delivery, MessageStatus="undelivered", ErrorCode="30006")
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+    sam.refresh_from_db()
+    assert sam.phone_flagged == "Twilio 30006: landline or unreachable carrier"
+
+
+def test_undelivered_with_a_temporary_error_is_sent_again(client, clock, twilio, key, sam):
+    push(client, key, event())
+    delivery = Delivery.objects.get()
+    status(client, delivery, MessageStatus="undelivered", ErrorCode="30003")
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.next_attempt_at) == ("pending", clock.current + timedelta(seconds=30))
+    later(clock, seconds=30)
+    assert len(twilio.received("/twilio/")) == 2
+    assert Delivery.objects.get().status == "sent"
+    sam.refresh_from_db()
+    assert sam.phone_flagged == ""
+
+
+def test_a_rate_limit_is_retried_after_retry_after_then_succeeds(client, clock, twilio, key):
+    twilio.fail_next(
+        "/twilio", status=429, json={"code": 20429, "message": "Too Many Requests"}, headers={"Retry-After": "90"}
+    )
+    push(client, key, event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.next_attempt_at) == ("pending", clock.current + timedelta(seconds=90))
+    later(clock, seconds=89)
+    assert len(twilio.received("/twilio/")) == 1
+    later(clock, seconds=1)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("sent", 2)
+    assert [entry["outcome"] for entry in delivery.attempt_log] == ["retryable", "sent"]
+
+
+def test_server_errors_and_timeouts_are_retried_until_the_attempts_run_out(client, clock, twilio, key, settings):
+    settings.HTTP_TOTAL_TIMEOUT = 0.5
+    twilio.fail_next("/twilio", status=503, text="Service Unavailable", times=2)
+    twilio.fail_next("/twilio", status=201, json={"sid": "SMlate"}, times=2, delay=1.0)
+    push(client, key, event())
+    for wait in (30, 120, 300):
+        later(clock, seconds=wait)
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 4)
+    assert [entry["outcome"] for entry in delivery.attempt_log] == ["retryable"] * 4
+    assert "did not answer within" in delivery.error
+    assert "failed after 4 attempt(s)" in Incident.objects.get().timeline.get(kind="notify_failed").message
+
+
+def test_the_daily_quota_stops_sms_and_tells_the_person_once(client, clock, twilio, key, settings, mailoutbox, sam):
+    settings.SMS_DAILY_QUOTA = 2
+    for name in ("a", "b", "c", "d"):
+        push(client, key, event(name))
+    assert len(twilio.received("/twilio/")) == 2
+    refused = Delivery.objects.filter(status="failed").order_by("pk")
+    assert refused.count() == 2
+    assert refused[0].error == "quota reached: 2 SMS today for this person"
+    entry = Incident.objects.get(title__startswith="c").timeline.get(kind="notify_failed")
+    assert entry.message == "SMS to sam not sent: quota reached (2 per day, SMS_DAILY_QUOTA)."
+    assert [mail.subject for mail in mailoutbox] == ["Daily SMS limit reached: you are not being paged by SMS"]
+    assert mailoutbox[0].to == ["sam@example.com"]
+    usage = DailyUsage.objects.get()
+    assert (usage.count, usage.refused) == (2, 2)
+    # A new day (the person's own) starts a new count.
+    User.objects.filter(pk=sam.pk).update(time_zone="UTC")
+    clock.advance(days=1)
+    push(client, key, event("e"))
+    assert len(twilio.received("/twilio/")) == 3

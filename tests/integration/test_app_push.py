@@ -1,0 +1,363 @@
+"""App push to every linked device: FCM (Android) and Web Push (the web app) against the fake provider server,
+APNs (iOS, HTTP/2 only) through an httpx.MockTransport in place of the HTTP/2 transport — the fake server speaks
+HTTP/1.1 only. Success, each class of error, gone tokens unlinking the device, retry then success, exhaustion."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from datetime import timedelta
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from channels_app.models import Delivery
+from channels_app.providers import apns, fcm
+from channels_app.providers.webpush import vapid_public_key
+from oncall.lib import http
+from oncall.models import Device, Incident
+from oncall.services.devices import device_link
+from tests.factories import make_channel, make_integration, make_rule, make_user, push
+from tests.integration.paging import later
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CLIENT_EMAIL = "oncall-push@demo-project.iam.gserviceaccount.com"
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def pem(key) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+@pytest.fixture(scope="module")
+def rsa_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def fcm_on(settings, fake_providers, rsa_key):
+    fcm._tokens.clear()
+    settings.FCM_API_URL = fake_providers.url("/fcm")
+    settings.FCM_SERVICE_ACCOUNT = json.dumps(
+        {
+            "type": "service_account",
+            "project_id": "demo-project",
+            "private_key_id": "key-1",
+            "private_key": pem(rsa_key),
+            "client_email": CLIENT_EMAIL,
+            "token_uri": fake_providers.url("/fcm/token"),
+        }
+    )
+    fake_providers.fcm_service_accounts[CLIENT_EMAIL] = (
+        rsa_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    yield fake_providers
+    fcm._tokens.clear()
+
+
+@pytest.fixture
+def webpush_on(settings, fake_providers):
+    key = ec.generate_private_key(ec.SECP256R1())
+    settings.WEBPUSH_VAPID_PRIVATE_KEY = b64url(key.private_numbers().private_value.to_bytes(32, "big"))
+    settings.WEBPUSH_VAPID_SUBJECT = "mailto:ops@example.com"
+    fake_providers.webpush_vapid_key = vapid_public_key()
+    return fake_providers
+
+
+class FakeApns:
+    """Stands in for APNs at the HTTP/2 transport: records requests, answers from a script (default 200)."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.answers: list[httpx.Response] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.answers:
+            return self.answers.pop(0)
+        return httpx.Response(200, headers={"apns-id": f"apns-{len(self.requests)}"})
+
+
+@pytest.fixture
+def apns_on(settings, monkeypatch):
+    key = ec.generate_private_key(ec.SECP256R1())
+    settings.APNS_API_URL = "https://api.sandbox.push.apple.com"
+    settings.APNS_TEAM_ID = "TEAM123456"
+    settings.APNS_KEY_ID = "KEY1234567"
+    settings.APNS_PRIVATE_KEY = pem(key)
+    settings.APNS_TOPIC = "com.example.oncall"
+    fake = FakeApns()
+    fake.public_key = key.public_key()
+    monkeypatch.setattr(http, "http2_transport", lambda: httpx.MockTransport(fake))
+    http.http2_reset()
+    apns.forget_provider_token()
+    yield fake
+    http.http2_reset()
+    apns.forget_provider_token()
+
+
+@pytest.fixture
+def ada(clock):
+    return make_user("ada")
+
+
+def link(person, platform: str, token: str, **fields) -> Device:
+    return device_link(person=person, platform=platform, token=token, now=person.date_joined, **fields)
+
+
+def browser_subscription(fake, name: str) -> dict:
+    receiver = ec.generate_private_key(ec.SECP256R1()).public_key()
+    point = receiver.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return {"endpoint": fake.url(f"/webpush/{name}"), "keys": {"p256dh": b64url(point), "auth": b64url(os.urandom(16))}}
+
+
+@pytest.fixture
+def key_for(ada):
+    def make(severity_methods=("app",)):
+        channel = make_channel("Core")
+        make_rule(channel, [{"people": [ada], "methods": list(severity_methods)}])
+        return make_integration(channel=channel)[1]
+
+    return make
+
+
+def event(severity: str = "Critical", key: str = "api") -> dict:
+    return {"title_rule": f"{key} is down", "event_status": severity, "alert_key": key}
+
+
+# -- FCM ---------------------------------------------------------------------------------------------------------
+
+
+def test_android_push_mints_an_access_token_and_sends_a_high_priority_message(client, clock, fcm_on, ada, key_for):
+    device = link(ada, "android", "fcm-token-ada")
+    key = key_for()
+    push(client, key, event())
+    [token_request] = fcm_on.received("/fcm/token")
+    assert token_request.field("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    assertion = jwt.get_unverified_header(token_request.field("assertion"))
+    assert assertion == {"alg": "RS256", "kid": "key-1", "typ": "JWT"}
+    [send] = fcm_on.received("/fcm/v1/")
+    assert send.path == "/fcm/v1/projects/demo-project/messages:send"
+    assert send.headers["authorization"] in {f"Bearer {t}" for t in fcm_on.fcm_access_tokens}
+    message = send.json["message"]
+    number = Incident.objects.get().number
+    assert message["token"] == "fcm-token-ada"
+    assert message["notification"]["title"] == f"[Critical] #{number} api is down"
+    assert message["android"]["priority"] == "HIGH"
+    assert message["android"]["notification"]["channel_id"] == "oncall_critical"
+    assert message["data"]["incident_id"] == str(Incident.objects.get().pk)
+    assert message["data"]["url"].endswith(f"/incidents/{Incident.objects.get().pk}/")
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.address) == ("sent", "1 device(s)")
+    assert delivery.provider_id.startswith("projects/demo-project/messages/")
+    device.refresh_from_db()
+    assert device.last_pushed_at == clock.current
+    # The token is kept: the next push does not mint another.
+    push(client, key, event(key="db"))
+    assert len(fcm_on.received("/fcm/token")) == 1
+    assert len(fcm_on.received("/fcm/v1/")) == 2
+
+
+def test_a_warning_uses_the_regular_channel(client, clock, fcm_on, ada, key_for):
+    link(ada, "android", "fcm-token-ada")
+    push(client, key_for(), event("Warning"))
+    message = fcm_on.received("/fcm/v1/")[0].json["message"]
+    assert message["android"]["notification"]["channel_id"] == "oncall_incidents"
+
+
+def test_an_unregistered_token_unlinks_the_device_and_fails_the_push(client, clock, fcm_on, ada, key_for):
+    link(ada, "android", "stale-token")
+    fcm_on.fcm_unregistered.add("stale-token")
+    push(client, key_for(), event())
+    assert Device.objects.count() == 0
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert "UNREGISTERED" in delivery.error
+    assert delivery.attempt_log[0]["devices"][0]["outcome"] == "permanent"
+    later(clock, minutes=10)
+    assert len(fcm_on.received("/fcm/v1/")) == 1
+
+
+def test_fcm_unavailable_is_retried_then_succeeds(client, clock, fcm_on, ada, key_for):
+    link(ada, "android", "fcm-token-ada")
+    fcm_on.fail_next(
+        "/fcm/v1", status=503, json={"error": {"code": 503, "status": "UNAVAILABLE", "message": "try later"}}
+    )
+    push(client, key_for(), event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.next_attempt_at) == ("pending", clock.current + timedelta(seconds=30))
+    later(clock, seconds=30)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("sent", 2)
+
+
+def test_fcm_retries_stop_after_the_last_attempt(client, clock, fcm_on, ada, key_for):
+    link(ada, "android", "fcm-token-ada")
+    fcm_on.fail_next("/fcm/v1", status=500, json={"error": {"code": 500, "status": "INTERNAL"}}, times=10)
+    push(client, key_for(), event())
+    for wait in (30, 120, 300):
+        later(clock, seconds=wait)
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 4)
+    assert Device.objects.count() == 1  # a server error says nothing against the device
+
+
+def test_a_rejected_access_token_is_minted_again(client, clock, fcm_on, ada, key_for):
+    link(ada, "android", "fcm-token-ada")
+    fcm_on.fail_next(
+        "/fcm/v1", status=401, json={"error": {"code": 401, "status": "UNAUTHENTICATED", "message": "expired"}}
+    )
+    push(client, key_for(), event())
+    later(clock, seconds=30)
+    assert len(fcm_on.received("/fcm/token")) == 2
+    assert Delivery.objects.get().status == "sent"
+
+
+def test_a_service_account_google_refuses_fails_the_push(client, clock, fcm_on, ada, key_for):
+    link(ada, "android", "fcm-token-ada")
+    fcm_on.fcm_service_accounts.clear()
+    push(client, key_for(), event())
+    delivery = Delivery.objects.get()
+    assert delivery.status == "failed" and "invalid_grant" in delivery.error
+
+
+# -- Web Push ----------------------------------------------------------------------------------------------------
+
+
+def test_web_push_is_encrypted_and_signed_with_vapid(client, clock, webpush_on, ada, key_for):
+    device_link(person=ada, platform="web", subscription=browser_subscription(webpush_on, "sub-1"), now=clock.current)
+    push(client, key_for(), event())
+    [request] = webpush_on.received("/webpush/")
+    assert request.headers["content-encoding"] == "aes128gcm"
+    assert request.headers["ttl"] == "3600"
+    assert request.headers["urgency"] == "high"
+    assert request.headers["authorization"].startswith("vapid t=")
+    assert b"api is down" not in request.body  # the payload is encrypted for the browser's keys
+    claims = jwt.decode(
+        request.headers["authorization"].split("t=")[1].split(",")[0], options={"verify_signature": False}
+    )
+    assert (claims["aud"], claims["sub"]) == (webpush_on.url(), "mailto:ops@example.com")
+    assert Delivery.objects.get().status == "sent"
+
+
+def test_a_gone_subscription_unlinks_the_browser(client, clock, webpush_on, ada, key_for):
+    device_link(person=ada, platform="web", subscription=browser_subscription(webpush_on, "old"), now=clock.current)
+    webpush_on.webpush_gone.add("old")
+    push(client, key_for(), event())
+    assert Device.objects.count() == 0
+    assert Delivery.objects.get().status == "failed"
+
+
+def test_web_push_rate_limited_is_retried(client, clock, webpush_on, ada, key_for):
+    device_link(person=ada, platform="web", subscription=browser_subscription(webpush_on, "s"), now=clock.current)
+    webpush_on.fail_next("/webpush", status=429, headers={"Retry-After": "60"})
+    push(client, key_for(), event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.next_attempt_at) == ("pending", clock.current + timedelta(seconds=60))
+    later(clock, seconds=60)
+    assert Delivery.objects.get().status == "sent"
+
+
+def test_a_wrong_vapid_key_fails_without_unlinking(client, clock, webpush_on, ada, key_for):
+    device_link(person=ada, platform="web", subscription=browser_subscription(webpush_on, "s"), now=clock.current)
+    webpush_on.webpush_vapid_key = "B" + "A" * 86  # the push service expects another key
+    push(client, key_for(), event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.error) == ("failed", f"web device {Device.objects.get().pk}: Web Push 401")
+
+
+# -- APNs --------------------------------------------------------------------------------------------------------
+
+
+def test_a_critical_incident_is_a_critical_alert_on_ios(client, clock, apns_on, ada, key_for):
+    link(ada, "ios", "ab" * 32)
+    push(client, key_for(), event("Critical"))
+    [request] = apns_on.requests
+    assert str(request.url) == f"https://api.sandbox.push.apple.com/3/device/{'ab' * 32}"
+    assert request.headers["apns-topic"] == "com.example.oncall"
+    assert request.headers["apns-push-type"] == "alert"
+    assert request.headers["apns-priority"] == "10"
+    token = request.headers["authorization"].removeprefix("bearer ")
+    assert jwt.get_unverified_header(token) == {"alg": "ES256", "kid": "KEY1234567", "typ": "JWT"}
+    assert jwt.decode(token, apns_on.public_key, algorithms=["ES256"])["iss"] == "TEAM123456"
+    aps = json.loads(request.content)["aps"]
+    assert aps["interruption-level"] == "critical"
+    assert aps["sound"] == {"critical": 1, "name": "default", "volume": 1.0}
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.provider_id) == ("sent", "apns-1")
+
+
+def test_other_severities_are_time_sensitive_on_ios(client, clock, apns_on, ada, key_for):
+    link(ada, "ios", "ab" * 32)
+    push(client, key_for(), event("Warning"))
+    aps = json.loads(apns_on.requests[0].content)["aps"]
+    assert (aps["interruption-level"], aps["sound"]) == ("time-sensitive", "default")
+
+
+def test_an_unregistered_ios_token_unlinks_the_device(client, clock, apns_on, ada, key_for):
+    link(ada, "ios", "ab" * 32)
+    apns_on.answers.append(httpx.Response(410, json={"reason": "Unregistered", "timestamp": 1700000000000}))
+    push(client, key_for(), event())
+    assert Device.objects.count() == 0
+    assert "APNs 410 Unregistered" in Delivery.objects.get().error
+
+
+def test_apns_server_errors_are_retried_then_succeed(client, clock, apns_on, ada, key_for):
+    link(ada, "ios", "ab" * 32)
+    apns_on.answers.append(httpx.Response(503, json={"reason": "ServiceUnavailable"}))
+    push(client, key_for(), event())
+    assert Delivery.objects.get().status == "pending"
+    later(clock, seconds=30)
+    assert Delivery.objects.get().status == "sent"
+    assert len(apns_on.requests) == 2
+
+
+def test_a_bad_provider_key_fails_at_once(client, clock, apns_on, ada, key_for):
+    link(ada, "ios", "ab" * 32)
+    apns_on.answers.append(httpx.Response(403, json={"reason": "InvalidProviderToken"}))
+    push(client, key_for(), event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert Device.objects.count() == 1
+
+
+# -- several devices ---------------------------------------------------------------------------------------------
+
+
+def test_the_push_succeeds_if_any_device_takes_it_and_gone_ones_are_unlinked(
+    client, clock, fcm_on, apns_on, ada, key_for
+):
+    link(ada, "android", "stale-token")
+    link(ada, "ios", "cd" * 32)
+    fcm_on.fcm_unregistered.add("stale-token")
+    push(client, key_for(), event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.address) == ("sent", "2 device(s)")
+    assert list(Device.objects.values_list("platform", flat=True)) == ["ios"]
+    assert sorted(d["outcome"] for d in delivery.attempt_log[0]["devices"]) == ["permanent", "sent"]
+
+
+def test_a_person_without_devices_is_skipped_with_the_reason(client, clock, ada, key_for):
+    push(client, key_for(), event())
+    assert Delivery.objects.count() == 0
+    assert (
+        Incident.objects.get().timeline.get(kind="notify_failed").message == "Skipped ada (app): no app device linked."
+    )
+
+
+def test_an_unconfigured_platform_fails_saying_what_is_missing(client, clock, ada, key_for):
+    link(ada, "android", "fcm-token")
+    push(client, key_for(), event())
+    assert "FCM is not configured" in Delivery.objects.get().error

@@ -25,14 +25,21 @@ from oncall.lib import clock
 ADDRESS_REJECTIONS = {"invalid", "bounced", "unsubscribed"}
 
 
-def email_event_report(*, event_type: str, reject_reason: str | None, description: str, esp: str) -> Report | None:
-    """What an ESP event means for the email's delivery (None: nothing; opens, clicks, deferrals)."""
+def email_event_report(
+    *, event_type: str, reject_reason: str | None, description: str, esp: str, soft: bool = False
+) -> Report | None:
+    """What an ESP event means for the email's delivery (None: nothing; opens, clicks, deferrals).
+
+    A hard bounce fails the delivery and flags the address; a soft one (a full mailbox; some ESPs report it as a
+    bounce) fails the delivery only.
+    """
     detail = {"esp": esp, "event": event_type, **({"reject_reason": reject_reason} if reject_reason else {})}
     why = (description or reject_reason or event_type)[:300]
     if event_type == "delivered":
         return Report("delivered", "delivered", detail=detail)
     if event_type == "bounced":
-        return Report("refused", f"email bounced: {why}", flag=f"bounced ({esp}): {why}", detail=detail)
+        flag = "" if soft else f"bounced ({esp}): {why}"
+        return Report("refused", f"email bounced: {why}", flag=flag, detail=detail)
     if event_type == "rejected":
         flag = f"rejected ({esp}): {why}" if reject_reason in ADDRESS_REJECTIONS else ""
         return Report("refused", f"email rejected: {why}", flag=flag, detail=detail)
@@ -42,10 +49,19 @@ def email_event_report(*, event_type: str, reject_reason: str | None, descriptio
 
 
 def email_tracking_apply(
-    *, message_id: str, event_type: str, reject_reason: str | None, description: str, esp: str, now: datetime
+    *,
+    message_id: str,
+    event_type: str,
+    reject_reason: str | None,
+    description: str,
+    esp: str,
+    now: datetime,
+    soft: bool = False,
 ) -> int:
     """Apply one tracking event to the email deliveries with that provider message id; returns how many."""
-    report = email_event_report(event_type=event_type, reject_reason=reject_reason, description=description, esp=esp)
+    report = email_event_report(
+        event_type=event_type, reject_reason=reject_reason, description=description, esp=esp, soft=soft
+    )
     if not message_id or report is None:
         return 0
     ids = list(Delivery.objects.filter(method="email", provider_id=message_id).values_list("pk", flat=True))
@@ -54,9 +70,16 @@ def email_tracking_apply(
     return len(ids)
 
 
+def _soft_bounce(esp_event) -> bool:
+    # anymail normalises Postmark's SoftBounce (and a few ESPs' transient bounces) to "bounced".
+    kind = esp_event.get("Type") or esp_event.get("type") or "" if isinstance(esp_event, dict) else ""
+    return str(kind).lower() in ("softbounce", "soft_bounce", "soft-bounce", "transient")
+
+
 @receiver(tracking, dispatch_uid="channels_app.email_tracking")
 def on_tracking_event(sender, event, esp_name, **kwargs) -> None:
     email_tracking_apply(
+        soft=_soft_bounce(event.esp_event),
         message_id=str(event.message_id or ""),
         event_type=str(event.event_type or ""),
         reject_reason=event.reject_reason,

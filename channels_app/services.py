@@ -17,7 +17,7 @@ from channels_app import registry
 from channels_app.base import SendResult
 from channels_app.messages import message_context
 from channels_app.models import Delivery
-from channels_app.outcomes import RETRY_BACKOFF, TRIGGER_EVENTS, delivery_record_outcome, no_longer_needed
+from channels_app.outcomes import delivery_record_outcome, no_longer_needed
 from channels_app.preferences import person_preferences
 from channels_app.quotas import quota_notice_send, quota_take
 from channels_app.templating import Rendered, render_slots
@@ -28,7 +28,6 @@ from oncall.services.incidents import timeline_add
 logger = logging.getLogger(__name__)
 
 SEND_TASK = "channels_app.tasks.delivery_send"
-__all__ = ["RETRY_BACKOFF", "TRIGGER_EVENTS", "delivery_record_outcome"]
 
 
 @dataclass(frozen=True)

@@ -75,3 +75,30 @@ class NotificationMethod(ABC):
     def send(
         self, *, message: Mapping[str, str], context: Mapping[str, Any], address: str, delivery: Any
     ) -> SendResult: ...
+
+    def send_test(
+        self, *, message: Mapping[str, str], context: Mapping[str, Any], address: str, person: Any
+    ) -> SendResult:
+        """Send a test message (a person checking that this method reaches them): the message as a notification
+        would be sent, with no incident or delivery behind it. Methods whose provider calls back (a voice call's
+        keypad) override this with a message that needs no callback."""
+        return self.send(message=message, context=context, address=address, delivery=TestDelivery(person))
+
+
+@dataclass(frozen=True)
+class TestDelivery:
+    """What a provider reads of a delivery, for a test message that has none."""
+
+    person: Any
+    pk: int = 0
+    incident_id: int = 0
+    event: str = "test"
+    callback_code: str = ""
+
+    @property
+    def recipient_id(self) -> int:
+        return self.person.pk
+
+    @property
+    def recipient(self) -> Any:
+        return self.person

@@ -132,3 +132,20 @@ class VoiceMethod(NotificationMethod):
             timeout=settings.TWILIO_CALL_TIMEOUT,
         )
         return twilio.post("Calls.json", form)
+
+    def send_test(
+        self, *, message: Mapping[str, str], context: Mapping[str, Any], address: str, person: Any
+    ) -> SendResult:
+        """A test call speaks its text once and hangs up: inline TwiML, no keypad and no callbacks."""
+        missing = twilio.missing_settings("TWILIO_VOICE_FROM")
+        if missing:
+            return SendResult.permanent(f"Twilio is not configured for calls: set {', '.join(missing)}")
+        return twilio.post(
+            "Calls.json",
+            {
+                "To": address,
+                "From": caller_id_for(address, settings.TWILIO_VOICE_FROM),
+                "Twiml": twiml_goodbye(message["voice"]),
+                "Timeout": str(settings.TWILIO_CALL_TIMEOUT),
+            },
+        )

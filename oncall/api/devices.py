@@ -17,7 +17,7 @@ from oncall.api import envelope
 from oncall.api.serializers import envelope_of, errors, items_data, items_of
 from oncall.lib import clock
 from oncall.models import Device
-from oncall.services.devices import device_link, device_unlink
+from oncall.services.devices import device_link, device_link_redeem, device_unlink
 
 TAGS = ["me"]
 
@@ -154,3 +154,53 @@ class VoiceNumbersVCardApi(APIView):
         response = HttpResponse(body, content_type="text/vcard; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="oncall-voice-numbers.vcf"'
         return response
+
+
+class DeviceLinkRedeemedSerializer(serializers.Serializer):
+    device = DeviceSerializer()
+    api_token = serializers.CharField(help_text="A personal API token for the app, shown only in this answer.")
+    person = serializers.DictField(help_text="Who the app now acts as: id, username, name.")
+
+
+class DeviceLinkRedeemApi(APIView):
+    """The phone app's side of the QR code: no session or API token, the one-time link code authenticates."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    class InputSerializer(DeviceLinkApi.InputSerializer):
+        link_token = serializers.CharField(
+            max_length=200, help_text="The token from the QR code (oncall://link?token=…)."
+        )
+
+        class Meta:
+            ref_name = "DeviceLinkRedeem"
+
+    @extend_schema(
+        operation_id="device_link_redeem",
+        summary="Link the app by its QR code",
+        tags=["devices"],
+        auth=[],
+        request=InputSerializer,
+        responses={201: envelope_of("DeviceLinkRedeemedEnvelope", DeviceLinkRedeemedSerializer()), **errors(400)},
+    )
+    def post(self, request):
+        """The app scanned the QR code of a person's settings page: link its device to that person and give it an
+        API token to act as them. The code works once, for 10 minutes."""
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        link_token = data.pop("link_token")
+        device, api_token = device_link_redeem(
+            token=link_token, now=clock.now(), push_token=data.pop("token", ""), **data
+        )
+        person = device.person
+        return envelope.ok(
+            request,
+            {
+                "device": DeviceSerializer(device).data,
+                "api_token": api_token,
+                "person": {"id": person.pk, "username": person.username, "name": person.display_name},
+            },
+            status=201,
+        )

@@ -50,6 +50,7 @@ me_patterns = [
 v1_patterns = [
     path("incidents/", include(incident_patterns)),
     path("me/", include(me_patterns)),
+    path("devices/link/", devices.DeviceLinkRedeemApi.as_view(), name="device-link-redeem"),
 ]
 
 urlpatterns = [

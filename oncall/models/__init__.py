@@ -1,4 +1,4 @@
-from oncall.models.contacts import Contact, Device, NotificationPreference, VerificationCode
+from oncall.models.contacts import Contact, Device, DeviceLinkToken, NotificationPreference, VerificationCode
 from oncall.models.incidents import (
     Alert,
     AlertProgress,
@@ -21,6 +21,7 @@ __all__ = [
     "Channel",
     "Contact",
     "Device",
+    "DeviceLinkToken",
     "EventBatch",
     "EventStatus",
     "Incident",

@@ -95,6 +95,27 @@ class Device(models.Model):
         return self.token[-6:]
 
 
+class DeviceLinkToken(models.Model):
+    """A one-time token the personal center shows as a QR code; the phone app scans it to link itself to the
+    person and get an API token, with no password typed on the phone. Stored hashed; short-lived."""
+
+    person = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_link_tokens", verbose_name=_("person")
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(_("created at"))
+    expires_at = models.DateTimeField(_("expires at"))
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("device link token")
+        verbose_name_plural = _("device link tokens")
+
+    def __str__(self) -> str:
+        return f"{self.person} {self.created_at:%Y-%m-%d %H:%M}"
+
+
 class NotificationPreference(models.Model):
     """How a person wants to be reached about incidents of one severity: any of the notification methods.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zoneinfo
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -26,6 +27,13 @@ class User(AbstractUser):
     in the admin) and while no provider has flagged it as unreachable for good.
     """
 
+    language = models.CharField(
+        _("language"),
+        max_length=10,
+        choices=settings.LANGUAGES,
+        blank=True,
+        help_text=_("Language of the pages; empty: the platform's default."),
+    )
     time_zone = models.CharField(
         _("time zone"),
         max_length=64,

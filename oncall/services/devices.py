@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets as pysecrets
 from collections.abc import Iterable, Mapping
-from datetime import datetime
-from urllib.parse import urlsplit
+from datetime import datetime, timedelta
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from oncall.errors import ApplicationError
-from oncall.models import Device, User
+from oncall.lib import secrets
+from oncall.models import Device, DeviceLinkToken, User
+from oncall.services.tokens import api_token_create
 
 MAX_PER_PERSON = 20
 _APNS_TOKEN = re.compile(r"^[0-9a-fA-F]{64,200}$")
@@ -118,3 +121,65 @@ def devices_remove(*, device_ids: Iterable[int]) -> int:
 
 def devices_pushed(*, device_ids: Iterable[int], now: datetime) -> None:
     Device.objects.filter(pk__in=list(device_ids)).update(last_pushed_at=now)
+
+
+LINK_TOKEN_TTL = timedelta(minutes=10)
+
+
+@transaction.atomic
+def device_link_token_create(*, person: User, now: datetime) -> tuple[DeviceLinkToken, str]:
+    """A one-time token for `person`'s phone app to link itself (shown as a QR code); the token is returned once
+    and stored hashed. Earlier unused tokens of the person stop working."""
+    DeviceLinkToken.objects.filter(person=person, used_at__isnull=True).update(expires_at=now)
+    value = pysecrets.token_urlsafe(32)
+    row = DeviceLinkToken.objects.create(
+        person=person, token_hash=secrets.key_hash(value), created_at=now, expires_at=now + LINK_TOKEN_TTL
+    )
+    return row, value
+
+
+def device_link_uri(token: str) -> str:
+    """What the QR code says: the app opens it (a custom scheme, so a phone's camera hands it to the app)."""
+    return "oncall://link?" + urlencode({"server": settings.PUBLIC_URL, "token": token})
+
+
+def device_link_redeem(
+    *,
+    token: str,
+    platform: str,
+    now: datetime,
+    push_token: str = "",
+    subscription: object = None,
+    name: str = "",
+    app_version: str = "",
+) -> tuple[Device, str]:
+    """The app redeems a link token: its device is linked to the token's person and it gets a personal API token
+    (returned once) to act as them. The link token works once and for a few minutes."""
+    with transaction.atomic():
+        row = (
+            DeviceLinkToken.objects.select_for_update()
+            .select_related("person")
+            .filter(token_hash=secrets.key_hash(token or ""))
+            .first()
+        )
+        if row is None or row.used_at is not None or row.expires_at <= now or not row.person.is_active:
+            raise ApplicationError(
+                _("This link code is not valid any more; show a new QR code in your settings."), field="link_token"
+            )
+        row.used_at = now
+        row.save(update_fields=["used_at"])
+        device = device_link(
+            person=row.person,
+            platform=platform,
+            now=now,
+            token=push_token,
+            subscription=subscription,
+            name=name,
+            app_version=app_version,
+        )
+        _api_token, value = api_token_create(
+            user=row.person,
+            name=_("App on %(device)s") % {"device": device.name or device.get_platform_display()},
+            now=now,
+        )
+    return device, value

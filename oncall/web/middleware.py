@@ -1,10 +1,10 @@
-"""Show times in the signed-in person's own time zone."""
+"""Show the pages in the signed-in person's own time zone and language."""
 
 from __future__ import annotations
 
 import zoneinfo
 
-from django.utils import timezone
+from django.utils import timezone, translation
 
 
 class PersonTimeZoneMiddleware:
@@ -13,11 +13,15 @@ class PersonTimeZoneMiddleware:
 
     def __call__(self, request):
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and getattr(user, "time_zone", ""):
+        signed_in = user is not None and user.is_authenticated
+        if signed_in and getattr(user, "time_zone", ""):
             try:
                 timezone.activate(zoneinfo.ZoneInfo(user.time_zone))
             except zoneinfo.ZoneInfoNotFoundError:
                 timezone.deactivate()
         else:
             timezone.deactivate()
+        if signed_in and getattr(user, "language", ""):
+            translation.activate(user.language)
+            request.LANGUAGE_CODE = user.language
         return self.get_response(request)

@@ -8,10 +8,14 @@ import re
 import pytest
 from django.test import Client
 from django.urls import reverse
+from rest_framework.test import APIClient
 
+from channels_app.preferences import person_preferences
 from oncall.models import ApiToken, Incident
+from oncall.services.devices import device_link
 from oncall.services.tokens import api_token_create
 from tests.factories import make_channel, make_integration, make_rule, make_team, make_user, push
+from tests.integration.paging import configure_twilio
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -199,3 +203,79 @@ def test_the_web_app_can_be_installed(world):
 def test_password_reset_sends_a_link_by_email(world, mailoutbox):
     Client().post(reverse("password_reset"), {"email": "alice@example.com"})
     assert mailoutbox[-1].to == ["alice@example.com"] and "/accounts/reset/" in mailoutbox[-1].body
+
+
+@pytest.fixture
+def twilio(settings, fake_providers):
+    configure_twilio(settings, fake_providers)
+    return fake_providers
+
+
+def test_an_engineer_binds_and_verifies_a_phone_number_on_the_page(world, twilio):
+    alice = signed_in(world["alice"])
+    page = alice.post("/me/contacts/code/", {"contact": "phone", "phone": "+1 415 555 0123"}, follow=True)
+    assert "A code was sent to +14155550123" in page.content.decode()
+    code = re.search(r"\b(\d{6})\b", twilio.received("/twilio/")[-1].field("Body")).group(1)
+    wrong = alice.post("/me/contacts/verify/", {"contact": "phone", "code": "000000"}, follow=True).content.decode()
+    assert "That code is wrong" in wrong
+    done = alice.post("/me/contacts/verify/", {"contact": "phone", "code": code}, follow=True).content.decode()
+    assert "Verified" in done
+    world["alice"].refresh_from_db()
+    assert world["alice"].phone == "+14155550123" and world["alice"].phone_verified_at is not None
+
+
+def test_preferences_are_saved_per_severity_and_tests_reach_me(world, mailoutbox):
+    alice = signed_in(world["alice"])
+    alice.post("/me/preferences/", {"Critical": ["email", "voice"], "Warning": ["email"]})
+    assert person_preferences(person=world["alice"]) == {
+        "Critical": ["email", "voice"],
+        "Warning": ["email"],
+        "Info": [],
+    }
+    page = alice.post("/me/test/email/", follow=True).content.decode()
+    assert "Test sent by Email" in page
+    assert mailoutbox[-1].to == ["alice@example.com"] and "Test notification" in mailoutbox[-1].subject
+    refused = alice.post("/me/test/sms/", follow=True).content.decode()
+    assert "no verified sms contact" in refused
+
+
+def test_a_phone_app_links_itself_by_the_qr_code_once(world, clock):
+    alice = signed_in(world["alice"])
+    page = alice.post("/me/devices/link-code/").content.decode()
+    assert '<div class="qr-code" id="link-qr"><svg' in page
+    token = _link_token_from(page)
+    api = APIClient()
+    body = {"link_token": token, "platform": "android", "token": "fcm-token-123", "name": "Pixel"}
+    linked = api.post("/api/v1/devices/link/", body, format="json")
+    assert linked.status_code == 201, linked.json()
+    data = linked.json()["data"]
+    assert data["person"]["username"] == "alice" and data["device"]["name"] == "Pixel"
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {data['api_token']}")
+    assert api.get("/api/v1/me/").json()["data"]["username"] == "alice"
+    again = APIClient().post("/api/v1/devices/link/", body, format="json")
+    assert again.status_code == 400 and again.json()["error"]["field"] == "link_token"
+    assert "Pixel" in alice.get("/me/").content.decode()
+
+
+def test_link_codes_expire(world, clock):
+    token = _link_token_from(signed_in(world["alice"]).post("/me/devices/link-code/").content.decode())
+    clock.advance(minutes=11)
+    body = {"link_token": token, "platform": "android", "token": "fcm-token-9"}
+    assert APIClient().post("/api/v1/devices/link/", body, format="json").status_code == 400
+
+
+def test_nobody_can_unlink_someone_elses_device(world, clock):
+    device = device_link(person=world["bob"], platform="android", token="bobs-phone", now=clock.current)
+    assert signed_in(world["alice"]).post(f"/me/devices/{device.pk}/unlink/").status_code == 404
+    signed_in(world["bob"]).post(f"/me/devices/{device.pk}/unlink/")
+    assert not world["bob"].devices.exists()
+
+
+def test_the_page_language_follows_my_setting(world):
+    alice = signed_in(world["alice"])
+    alice.post("/me/profile/", {"first_name": "Alice", "last_name": "", "time_zone": "UTC", "language": "zh-hans"})
+    assert '<html lang="zh-hans">' in alice.get("/me/").content.decode()
+
+
+def _link_token_from(page: str) -> str:
+    return re.search(r'<code class="secret" id="link-code">([^<]+)</code>', page).group(1)

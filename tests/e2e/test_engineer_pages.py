@@ -4,13 +4,16 @@ settings. Also screenshots of the main pages at phone and desktop widths."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import requests
 
+from channels_app.preferences import person_preferences
 from oncall.models import Incident
 from tests.e2e.conftest import DESKTOP, PHONE, screenshot, sign_in
 from tests.factories import make_channel, make_integration, make_rule, make_team, make_user
+from tests.integration.paging import configure_twilio
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,9 +38,34 @@ def push(live_server, key: str, body: dict) -> None:
     assert response.status_code == 200, response.text
 
 
-def test_an_engineer_sees_a_new_incident_appear_and_acknowledges_it(page, live_server, world):
+def test_an_engineer_binds_a_phone_sets_preferences_and_acknowledges_a_new_incident(
+    page, live_server, world, settings, fake_providers
+):
+    configure_twilio(settings, fake_providers)
     sign_in(page, "alice")
     page.get_by_text("No incidents match").wait_for()
+
+    # Bind and verify a phone number with the code the fake SMS provider received.
+    page.goto("/me/")
+    page.get_by_label("Phone number").fill("+1 415 555 0123")
+    page.get_by_role("button", name="Send a code to this number").click()
+    page.get_by_text("A code was sent to +14155550123").wait_for()
+    code = re.search(r"\b(\d{6})\b", fake_providers.received("/twilio/")[-1].field("Body")).group(1)
+    page.locator("#verify-phone input[name=code]").fill(code)
+    page.locator("#verify-phone").get_by_role("button", name="Verify").click()
+    page.get_by_text("Verified: notifications may use it now.").wait_for()
+    assert page.locator("#contacts").get_by_text("+14155550123").is_visible()
+
+    # Critical incidents by SMS and email, nothing else.
+    for severity, methods in (("Critical", {"sms", "email"}), ("Warning", {"email"}), ("Info", set())):
+        for method in ("app", "voice", "sms", "email"):
+            box = page.locator(f"input[name={severity}][value={method}]")
+            box.set_checked(method in methods)
+    page.get_by_role("button", name="Save preferences").click()
+    page.get_by_text("Notification preferences saved.").wait_for()
+    assert person_preferences(person=world["alice"])["Critical"] == ["sms", "email"]
+
+    page.goto("/incidents/")
     push(
         live_server,
         world["key"],

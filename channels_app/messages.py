@@ -16,7 +16,8 @@ from oncall.models import AlertProgress, Incident, Responder, User
 
 
 def incident_detail_url(incident_id: int) -> str:
-    return settings.PUBLIC_URL + reverse("admin:oncall_incident_change", args=[incident_id])
+    """The incident's page for engineers (staff can also open it in the admin)."""
+    return settings.PUBLIC_URL + reverse("web:incident-detail", args=[incident_id])
 
 
 def responder_im_ids(person_ids: Sequence[int]) -> dict[int, dict[str, str]]:

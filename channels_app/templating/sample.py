@@ -114,7 +114,7 @@ def sample_context(
         **parts,
         event=event,
         now=now,
-        detail_url=f"{SAMPLE_URL}/admin/oncall/incident/{incident['id']}/change/",
+        detail_url=f"{SAMPLE_URL}/incidents/{incident['id']}/",
         ack_url=f"{SAMPLE_URL}/incidents/{incident['id']}/ack/1tTnQV:sample-token/",
         time_zone=time_zone,
         actor=actor,

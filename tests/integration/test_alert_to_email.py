@@ -49,7 +49,7 @@ def test_an_event_becomes_an_incident_a_timeline_and_an_email(client, clock, set
     mail = mailoutbox[0]
     assert mail.to == ["alice@example.com"]
     assert mail.subject == f"[Critical] #{incident.number} CPU above 90% on db-1"
-    assert f"https://oncall.example.test/admin/oncall/incident/{incident.pk}/change/" in mail.body
+    assert f"https://oncall.example.test/incidents/{incident.pk}/" in mail.body
     html = mail.alternatives[0][0]
     assert "CPU above 90% on db-1" in html
 

@@ -102,7 +102,7 @@ def test_the_readme_curl_produces_an_incident_and_an_email(tmp_path):
 
         assert output.wait_for("Subject: [Critical] #1 CPU above 90% on db-1", 60), output.text
         assert "To: alice@example.com" in output.text
-        assert f"http://127.0.0.1:{port}/admin/oncall/incident/1/change/" in output.text, "links point at this server"
+        assert f"http://127.0.0.1:{port}/incidents/1/" in output.text, "links point at this server"
         with sqlite3.connect(tmp_path / "oncall.sqlite3") as db:
             assert db.execute("select title, progress from oncall_incident").fetchall() == [
                 ("CPU above 90% on db-1", "Triggered")

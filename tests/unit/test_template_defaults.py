@@ -87,7 +87,7 @@ def test_the_acknowledge_link_is_offered_only_while_nobody_has_acknowledged():
     acknowledged = render_slot("email_text", bodies=None, context=sample_context("acknowledged")).text
     assert "Acknowledge: https://oncall.example.com/incidents/42/ack/" in triggered
     assert "/ack/" not in acknowledged
-    assert "Open the incident: https://oncall.example.com/admin/oncall/incident/42/change/" in acknowledged
+    assert "Open the incident: https://oncall.example.com/incidents/42/" in acknowledged
 
 
 def test_an_incident_with_many_alerts_lists_some_and_counts_all():

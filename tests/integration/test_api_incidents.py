@@ -345,7 +345,7 @@ def test_detail_shows_the_incident_its_responders_and_alert_counts(world, alice_
     ]
     assert (data["alert_count"], data["active_alert_count"], data["labels"], data["manual_overrides"]) == (1, 1, {}, [])
     assert data["merged_into"] is None
-    assert data["detail_url"].endswith(f"/{world.db_down.pk}/change/")
+    assert data["detail_url"].endswith(f"/incidents/{world.db_down.pk}/")
 
 
 def test_alerts_of_an_incident_are_paged_newest_first(world, client, clock):

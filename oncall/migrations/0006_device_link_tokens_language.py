@@ -6,31 +6,44 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('oncall', '0005_contacts_devices_preferences'),
+        ("oncall", "0005_contacts_devices_preferences"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='user',
-            name='language',
-            field=models.CharField(blank=True, choices=[('en', 'English'), ('zh-hans', '简体中文')], help_text="Language of the pages; empty: the platform's default.", max_length=10, verbose_name='language'),
+            model_name="user",
+            name="language",
+            field=models.CharField(
+                blank=True,
+                choices=[("en", "English"), ("zh-hans", "简体中文")],
+                help_text="Language of the pages; empty: the platform's default.",
+                max_length=10,
+                verbose_name="language",
+            ),
         ),
         migrations.CreateModel(
-            name='DeviceLinkToken',
+            name="DeviceLinkToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(verbose_name='created at')),
-                ('expires_at', models.DateTimeField(verbose_name='expires at')),
-                ('used_at', models.DateTimeField(blank=True, null=True, verbose_name='used at')),
-                ('person', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='device_link_tokens', to=settings.AUTH_USER_MODEL, verbose_name='person')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("token_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(verbose_name="created at")),
+                ("expires_at", models.DateTimeField(verbose_name="expires at")),
+                ("used_at", models.DateTimeField(blank=True, null=True, verbose_name="used at")),
+                (
+                    "person",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="device_link_tokens",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="person",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'device link token',
-                'verbose_name_plural': 'device link tokens',
-                'ordering': ['-created_at'],
+                "verbose_name": "device link token",
+                "verbose_name_plural": "device link tokens",
+                "ordering": ["-created_at"],
             },
         ),
     ]

@@ -18,7 +18,6 @@ from django.utils import timezone
 from django_q.models import OrmQ
 
 from channels_app.models import Delivery
-from channels_app.registry import METHODS
 from escalation.models import EscalationLevel, EscalationRule, EscalationState, Timer
 from escalation.services import rule_snapshot, timer_fire
 from oncall.models import Channel, Incident, User
@@ -36,20 +35,29 @@ def _reset() -> None:
     call_command("bench_prepare", verbosity=0)
 
 
-def _people(count: int, prefix: str):
+# The level's methods: email and SMS, to a verified address and phone number each.
+METHODS = ("email", "sms")
 
-    existing = {u.username: u for u in User.objects.filter(username__startswith=prefix)}
-    missing = [
-        User(username=f"{prefix}{n}", email=f"{prefix}{n}@bench.test")
+
+def _people(count: int, prefix: str):
+    """`count` new people, each with a verified email address and phone number."""
+    User.objects.filter(username__startswith=prefix).delete()
+    verified = timezone.now()
+    area = 100 + sum(map(ord, prefix)) % 900  # distinct numbers per prefix, stable between runs
+    User.objects.bulk_create(
+        User(
+            username=f"{prefix}{n}",
+            email=f"{prefix}{n}@bench.test",
+            email_verified_at=verified,
+            phone=f"+1415{area}{n:04d}",
+            phone_verified_at=verified,
+        )
         for n in range(count)
-        if f"{prefix}{n}" not in existing
-    ]
-    User.objects.bulk_create(missing)
-    return list(User.objects.filter(username__startswith=prefix).order_by("pk")[:count])
+    )
+    return list(User.objects.filter(username__startswith=prefix).order_by("pk"))
 
 
 def _rule(name: str, levels: list[list]):
-
     channel = Channel.objects.get(name="Bench")
     rule, _ = EscalationRule.objects.get_or_create(channel=channel, name=name)
     rule.levels.all().delete()
@@ -167,7 +175,6 @@ def timer_lateness(db_url: str, incidents: int, spread: float) -> dict:
 
 
 def fan_out(people: int) -> dict:
-
     _reset()
     targets = _people(people, "fan-")
     _, snapshot = _rule("Fan-out", [targets])

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from channels_app.models import Delivery
 from escalation.models import Timer
 from oncall.lib import clock
-from oncall.models import EventBatch, Incident, Progress, Severity
+from oncall.models import EventBatch, Incident, Progress, Severity, User
 
 
 def dashboard(now) -> dict:
@@ -42,6 +42,9 @@ def dashboard(now) -> dict:
         "retrying": Delivery.objects.filter(status=Delivery.Status.PENDING, attempts__gt=0).count(),
         "overdue_timers": Timer.objects.filter(done_at__isnull=True, due_at__lt=now - timedelta(minutes=1)).count(),
         "failed_batches": EventBatch.objects.filter(failed_at__isnull=False).count(),
+        "flagged_contacts": list(
+            User.objects.filter(is_active=True).exclude(phone_flagged="", email_flagged="").order_by("username")[:20]
+        ),
         "waiting_batches": EventBatch.objects.filter(failed_at__isnull=True).count(),
     }
 

@@ -183,3 +183,6 @@ def test_the_admin_front_page_shows_what_needs_attention(staff_client, populated
     assert "Open incidents by channel and severity" in page
     assert "Production" in page
     assert "Deliveries failing in the last hour" in page
+    make_user("flaky", phone="+14155550199", phone_flagged="Twilio 21614: not a mobile number")
+    page = staff_client.get(reverse("admin:index")).content.decode()
+    assert "Twilio 21614: not a mobile number" in page

@@ -29,6 +29,13 @@ class SendResult:
     gone_devices: tuple[int, ...] = ()
     pushed_devices: tuple[int, ...] = ()
     detail: Mapping[str, Any] = field(default_factory=dict)  # kept in the delivery's attempt log
+    # The provider said "too fast" (a rate limit): wait retry_after and try again, without counting the attempt.
+    rate_limited: bool = False
+    # Bots that send several requests per message (Telegram chats, WeCom's mention text): what is done so far,
+    # kept on the delivery so a retry sends only the rest.
+    progress: Mapping[str, Any] | None = None
+    # Settings the provider told us to change on the bot (Telegram's migrate_to_chat_id: the new chat ids).
+    bot_changes: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def sent(cls, provider_id: str = "", **kwargs) -> SendResult:
@@ -102,3 +109,85 @@ class TestDelivery:
     @property
     def recipient(self) -> Any:
         return self.person
+
+
+# -- bots ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BotTarget:
+    """What a bot provider needs of a bot, as plain data (the secrets included: never log this)."""
+
+    id: int
+    name: str
+    url: str
+    secret: str = ""
+    chat_ids: tuple[str, ...] = ()
+    message_format: str = "markdown"
+    at_all: bool = False
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A person a bot message is about: `phone` is their verified number (E.164) or "", `im_id` their user id on
+    the bot's platform from its mapping table, or ""."""
+
+    person_id: int | None
+    name: str
+    email: str = ""
+    phone: str = ""
+    im_id: str = ""
+
+
+@dataclass(frozen=True)
+class BotMessage:
+    """One message for a bot: the rendered template slot, the context it came from, who to @mention, and what
+    earlier attempts already delivered (`progress`, see SendResult)."""
+
+    text: str
+    context: Mapping[str, Any]
+    mentions: tuple[Mention, ...] = ()
+    progress: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `count` messages in any `seconds`-long window."""
+
+    count: int
+    seconds: float
+
+
+class BotProvider(ABC):
+    """A kind of group-chat bot: how its messages are built, signed, sent and judged.
+
+    `slot` is the template slot of its text; `fields` the bot settings the kind uses beside its URL (shown in the
+    admin); `secret_label` names its secret (None: the kind has none) and `secret_help` says what it is for;
+    `mapping_platform` the user mapping tables its @mentions read (None: it needs none); `mentions_need_table`
+    says whether @mentions work only with a table; `rate_limits` pace messages to one bot; `default_url` is used
+    when the bot's URL is empty (Telegram's API).
+
+    `send` builds the requests as plain data (see each module's `build`), sends them through oncall.lib.http and
+    classifies the answers as sent, retryable (with `rate_limited` for "too fast") or permanent.
+    """
+
+    key: ClassVar[str]
+    label: ClassVar[Any]
+    slot: ClassVar[str]
+    url_help: ClassVar[Any] = ""
+    secret_label: ClassVar[Any] = None
+    secret_help: ClassVar[Any] = ""
+    secret_required: ClassVar[bool] = False
+    fields: ClassVar[tuple[str, ...]] = ()
+    mapping_platform: ClassVar[str | None] = None
+    mentions_need_table: ClassVar[bool] = False
+    mention_help: ClassVar[Any] = ""
+    rate_limits: ClassVar[tuple[RateLimit, ...]] = ()
+    default_url: ClassVar[str] = ""
+
+    def requests_for(self, bot: BotTarget, mentions: tuple[Mention, ...]) -> int:
+        """How many requests one message takes (what pacing counts against the rate limits)."""
+        return 1
+
+    @abstractmethod
+    def send(self, *, bot: BotTarget, message: BotMessage, now: Any) -> SendResult: ...

@@ -14,7 +14,34 @@ from zoneinfo import ZoneInfo
 from django.utils.translation import gettext as _
 
 # The events a message can announce. Escalation sends the first four to people; the others are for bots.
-EVENTS = ("triggered", "refired", "escalated", "assigned", "acknowledged", "snoozed", "woken", "closed", "reopened")
+EVENTS = (
+    "triggered",
+    "refired",
+    "escalated",
+    "assigned",
+    "acknowledged",
+    "unacknowledged",
+    "snoozed",
+    "woken",
+    "closed",
+    "reopened",
+    "reassigned",
+)
+# Flashduty's incident webhook event types (`event_type` in the custom webhook's body). Flashduty has no type for
+# a repeated notification: "i_notify" is the timeline's notification entry.
+WEBHOOK_EVENT_TYPES = {
+    "triggered": "i_new",
+    "refired": "i_notify",
+    "escalated": "i_assign",
+    "assigned": "i_a_rspd",
+    "acknowledged": "i_ack",
+    "unacknowledged": "i_unack",
+    "snoozed": "i_snooze",
+    "woken": "i_wake",
+    "closed": "i_rslv",
+    "reopened": "i_reopen",
+    "reassigned": "i_assign",
+}
 ALERTS_IN_CONTEXT = 50
 DESCRIPTION_MAX = 8000
 ALERT_DESCRIPTION_MAX = 2000
@@ -59,10 +86,12 @@ def event_label(event: str) -> str:
         "escalated": _("Escalated"),
         "assigned": _("Assigned"),
         "acknowledged": _("Acknowledged"),
+        "unacknowledged": _("Unacknowledged"),
         "snoozed": _("Snoozed"),
         "woken": _("Woken"),
         "closed": _("Closed"),
         "reopened": _("Reopened"),
+        "reassigned": _("Reassigned"),
     }.get(event, event.capitalize())
 
 
@@ -81,6 +110,14 @@ def headline(*, event: str, actor: Mapping | None, level: int, round: int, incid
         return _("This incident has been assigned to you.")
     if event == "acknowledged":
         return _("%(who)s acknowledged this incident.") % {"who": who} if who else _("This incident was acknowledged.")
+    if event == "unacknowledged":
+        if who:
+            return _("%(who)s withdrew their acknowledgement: this incident needs attention again.") % {"who": who}
+        return _("The acknowledgement was withdrawn: this incident needs attention again.")
+    if event == "reassigned":
+        if who:
+            return _("%(who)s reassigned this incident.") % {"who": who}
+        return _("This incident was reassigned.")
     if event == "snoozed":
         until = incident.get("snoozed_until")
         if until:
@@ -129,8 +166,16 @@ def build_context(
     recipient: Mapping[str, Any] | None = None,
     level: int = 1,
     round: int = 0,
+    event_id: str = "",
+    event_time: datetime | None = None,
+    people: Sequence[Mapping[str, Any]] = (),
+    fallback: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The template context for one message. `level` counts from 1; `round` is 0 for the first notification.
+
+    `event_id` and `event_time` identify the message for receivers that deduplicate (the same for every attempt
+    of one message); `people` are who a bot message is about (the level's people, or the responders); `fallback`
+    says which bot could not deliver the message this one stands in for.
 
     Alerts beyond ALERTS_IN_CONTEXT are left out (`alert_count` still counts them); long descriptions and label
     values are shortened, so no incident can make a render slow.
@@ -162,6 +207,11 @@ def build_context(
             event=event, actor=actor_data, level=level, round=round, incident=data, time_zone=time_zone
         ),
         "fire_type": "refire" if event == "refired" else "fire",
+        "event_type": WEBHOOK_EVENT_TYPES.get(event, event),
+        "event_id": event_id,
+        "event_time": event_time or now,
+        "people": [dict(person) for person in people],
+        "fallback": dict(fallback) if fallback else None,
         "actor": actor_data,
         "recipient": dict(recipient) if recipient else None,
         "level": level,

@@ -100,8 +100,22 @@ def join_labels(source: object, key: str, separator: str = ", ") -> str:
     return separator.join(values)
 
 
+def timestamp(value: object) -> int | None:
+    """Unix seconds of a date (None stays None): `{{ incident.start_time|timestamp }}`."""
+    moment = to_datetime(value)
+    return int(moment.timestamp()) if moment else None
+
+
+def timestamp_ms(value: object) -> int | None:
+    """Unix milliseconds of a date (None stays None), as Flashduty's webhooks give `event_time`."""
+    moment = to_datetime(value)
+    return int(moment.timestamp() * 1000) if moment else None
+
+
 FILTERS = {
     "date": date,
+    "timestamp": timestamp,
+    "timestamp_ms": timestamp_ms,
     "ago": ago,
     "severity_color": severity_color,
     "join_labels": join_labels,

@@ -54,9 +54,11 @@ def sample_incident(variant: str = "full", *, now: datetime = SAMPLE_NOW) -> dic
     alerts = [_alert(n, start) for n in (1, 2, 3)]
     responders = [
         {
+            "person_id": 7,
             "name": "Alice Chen",
             "email": "alice@example.com",
-            "im_ids": {},
+            "phone": "+8613800000000",
+            "im_ids": {"feishu": "ou_7d8a6e6df7621556ce0d21922b676706", "slack": "U012AB3CD"},
             "assigned_at": start,
             "acknowledged_at": None,
         }
@@ -99,8 +101,8 @@ def sample_context(
     parts = sample_incident(variant, now=now)
     incident = parts["incident"]
     actor = None
-    if event in ("acknowledged", "snoozed", "closed", "reopened", "assigned"):
-        actor = {"name": "Bob Martin", "email": "bob@example.com"}
+    if event in ("acknowledged", "unacknowledged", "snoozed", "closed", "reopened", "assigned", "reassigned"):
+        actor = {"id": 8, "name": "Bob Martin", "email": "bob@example.com"}
     if event == "acknowledged":
         incident.update(progress="Processing", ack_time=now - timedelta(minutes=1))
         parts["responders"] = [dict(r, acknowledged_at=now - timedelta(minutes=1)) for r in parts["responders"]]
@@ -121,4 +123,10 @@ def sample_context(
         recipient={"name": "Alice Chen", "email": "alice@example.com"},
         level=2 if event == "escalated" else 1,
         round=1 if event == "refired" else 0,
+        event_id="5f0c2a9e8d1b4c3a2f1e0d9c",
+        event_time=now,
+        people=[
+            {key: responder[key] for key in ("person_id", "name", "email", "phone", "im_ids")}
+            for responder in parts["responders"]
+        ],
     )

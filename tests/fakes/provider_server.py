@@ -3,7 +3,7 @@
 One threaded HTTP server; each provider lives under a path prefix, so a test points a provider's base URL setting
 (or a bot's webhook URL) at `server.url("/dingtalk")` and so on. The server checks what the real one checks
 (credentials, signatures, tokens), answers with the real success and error bodies, records every request, and can
-be told to fail, delay or rate-limit:
+be told to fail, delay or rate-limit (against its `now` clock, which a test may bind to its fake clock):
 
     server.fail_next("/dingtalk", status=200, json={"errcode": 130101, "errmsg": "send too fast"})
     server.delay("/slack", 3.0)
@@ -20,7 +20,7 @@ be told to fail, delay or rate-limit:
 | /slack | Slack incoming webhook (plain-text "ok") |
 | /zoom | Zoom incoming webhook (Authorization: verification token, format=full) |
 | /telegram | Telegram Bot API sendMessage |
-| /teams | Teams Workflows webhook (202) |
+| /teams | Teams Workflows webhook (202; 404 for a flow not in `teams_flows` once any is registered) |
 | /hook | a custom webhook (HMAC-SHA256 signature header checked when configured) |
 
 Run it alone for local demos: `python -m tests.fakes.provider_server --port 8025`.
@@ -121,13 +121,20 @@ class ProviderServer:
         self.postmark_inactive: set[str] = set()  # recipients Postmark refuses (ErrorCode 406)
         self.dingtalk_tokens: dict[str, str | None] = {}  # access_token -> signing secret (None: no signing)
         self.dingtalk_keywords: dict[str, list[str]] = {}  # access_token -> required keywords
+        self.dingtalk_stopped: set[str] = set()  # access tokens of robots that were stopped (400102)
         self.feishu_tokens: dict[str, str | None] = {}
+        self.feishu_keywords: dict[str, list[str]] = {}  # hook token -> required keywords (19024)
         self.wecom_keys: set[str] = set()
         self.slack_hooks: set[str] = set()  # path after /slack
+        self.slack_archived: set[str] = set()  # hooks whose channel was archived (410)
         self.zoom_tokens: dict[str, str] = {}  # webhook id -> verification token
         self.telegram_bots: set[str] = set()  # bot tokens
         self.telegram_migrations: dict[str, int] = {}  # old chat id -> new chat id
+        self.telegram_gone: dict[str, str] = {}  # chat id -> why it cannot be reached (403/400 description)
+        self.teams_flows: set[str] = set()  # flow ids (the path after /teams/); empty: every flow exists
         self.webhook_secrets: dict[str, str] = {}  # hook id -> HMAC secret
+        # The clock for signature freshness and rate limits (Unix seconds); a test may bind it to its fake clock.
+        self.now: Callable[[], float] = time.time
         self.rate_limits: dict[str, tuple[int, float]] = {}  # prefix -> (max requests, per seconds)
         self._scripted: list[_Scripted] = []
         self._token_numbers = itertools.count(1)
@@ -160,11 +167,14 @@ class ProviderServer:
             self._scripted.clear()
             self._delays.clear()
             self.rate_limits.clear()
+        self.now = time.time
         for registry in (
             self.twilio_accounts,
             self.dingtalk_tokens,
             self.dingtalk_keywords,
             self.feishu_tokens,
+            self.feishu_keywords,
+            self.telegram_gone,
             self.zoom_tokens,
             self.telegram_migrations,
             self.webhook_secrets,
@@ -178,7 +188,10 @@ class ProviderServer:
             self.postmark_inactive,
             self.wecom_keys,
             self.slack_hooks,
+            self.slack_archived,
             self.telegram_bots,
+            self.teams_flows,
+            self.dingtalk_stopped,
         ):
             collection.clear()
         self.fcm_service_accounts.clear()
@@ -250,7 +263,7 @@ class ProviderServer:
             query=parse_qs(parts.query, keep_blank_values=True),
             headers={key.lower(): value for key, value in handler.headers.items()},
             body=body,
-            received_at=time.monotonic(),
+            received_at=self.now(),
         )
         with self._lock:
             self.requests.append(request)
@@ -324,7 +337,7 @@ class ProviderServer:
             ("/slack/", self._slack),
             ("/zoom/", self._zoom),
             ("/telegram/", self._telegram),
-            ("/teams/", lambda r: Answer(202)),
+            ("/teams/", self._teams),
             ("/hook/", self._hook),
         ):
             if request.path.startswith(prefix):
@@ -468,11 +481,13 @@ class ProviderServer:
         token = (request.query.get("access_token") or [""])[0]
         if token not in self.dingtalk_tokens:
             return Answer.of_json(200, {"errcode": 300001, "errmsg": "token is not exist"})
+        if token in self.dingtalk_stopped:
+            return Answer.of_json(200, {"errcode": 400102, "errmsg": "robot stopped"})
         secret = self.dingtalk_tokens[token]
         if secret:
             timestamp = (request.query.get("timestamp") or [""])[0]
             sign = (request.query.get("sign") or [""])[0]  # parse_qs has URL-decoded it once
-            fresh = timestamp.isdigit() and abs(int(timestamp) / 1000 - time.time()) < 3600
+            fresh = timestamp.isdigit() and abs(int(timestamp) / 1000 - self.now()) < 3600
             if not fresh or not hmac.compare_digest(sign, dingtalk_sign(timestamp, secret)):
                 return Answer.of_json(
                     200,
@@ -507,11 +522,14 @@ class ProviderServer:
         secret = self.feishu_tokens[token]
         if secret:
             timestamp, sign = str(data.get("timestamp", "")), str(data.get("sign", ""))
-            fresh = timestamp.isdigit() and abs(int(timestamp) - time.time()) < 3600
+            fresh = timestamp.isdigit() and abs(int(timestamp) - self.now()) < 3600
             if not fresh or not hmac.compare_digest(sign, feishu_sign(timestamp, secret)):
                 return Answer.of_json(
                     200, {"code": 19021, "msg": "sign match fail or timestamp is not within one hour from current time"}
                 )
+        keywords = self.feishu_keywords.get(token)
+        if keywords and not any(word in request.body.decode("utf-8") for word in keywords):
+            return Answer.of_json(200, {"code": 19024, "msg": "Key Words Not Found"})
         return Answer.of_json(
             200, {"StatusCode": 0, "StatusMessage": "success", "code": 0, "data": {}, "msg": "success"}
         )
@@ -539,6 +557,8 @@ class ProviderServer:
     def _slack(self, request: Recorded) -> Answer:
         if request.path[len("/slack") :] not in self.slack_hooks:
             return Answer.of_text(404, "no_service")
+        if request.path[len("/slack") :] in self.slack_archived:
+            return Answer.of_text(410, "channel_is_archived")
         data = request.json
         if not isinstance(data, dict) or not (data.get("text") or data.get("blocks")):
             return Answer.of_text(400, "no_text")
@@ -571,6 +591,10 @@ class ProviderServer:
                     "parameters": {"migrate_to_chat_id": new_id},
                 },
             )
+        if chat_id in self.telegram_gone:
+            reason = self.telegram_gone[chat_id]
+            status = 403 if reason.startswith("Forbidden") else 400
+            return Answer.of_json(status, {"ok": False, "error_code": status, "description": reason})
         text = data.get("text", "")
         if not text:
             return Answer.of_json(
@@ -592,6 +616,15 @@ class ProviderServer:
                 },
             },
         )
+
+    def _teams(self, request: Recorded) -> Answer:
+        flow = request.path[len("/teams/") :]
+        if self.teams_flows and flow not in self.teams_flows:
+            return Answer.of_json(
+                404, {"error": {"code": "WorkflowNotFound", "message": "The workflow could not be found."}}
+            )
+        # What the flow does with the card (or a body without attachments) is not reported back: always 202.
+        return Answer(202)
 
     def _hook(self, request: Recorded) -> Answer:
         hook = request.path.split("/")[2] if len(request.path.split("/")) > 2 else ""

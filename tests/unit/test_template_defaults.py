@@ -32,8 +32,9 @@ def test_every_default_renders_within_its_limit_for_every_event_and_sample(name,
     if slot.single_line:
         assert "\n" not in rendered.text
     if slot.markup == MarkupKind.JSON:
-        document = json.loads(rendered.text)
-        assert document["event"] == event
+        document = json.loads(rendered.text)  # Flashduty's incident webhook body
+        assert document["oncall"]["event"] == event
+        assert document["event_type"].startswith("i_")
         assert document["incident"]["title"] == context["incident"]["title"]
     if name not in ("voice", "push_body", "webhook"):  # the push body goes under its title, which has the number
         assert f"#{context['incident']['number']}" in rendered.text

@@ -1,0 +1,110 @@
+"""What the bot providers share: a request as plain data, sending it through oncall.lib.http, reading the answer,
+and the small text helpers every chat message needs (its title, its colour, fitting mentions within a limit)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json as jsonlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from channels_app.base import SendResult
+from channels_app.templating import limits
+from channels_app.templating.slots import slot as template_slot
+from oncall.lib import http
+
+RESPONSE_SHOWN = 1000  # characters of a provider's answer kept on the delivery and shown by "Send test message"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request to a bot, as plain data: what tests compare with golden files."""
+
+    url: str
+    json: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None  # sent as is instead of `json` (a body that is signed byte for byte)
+
+    def payload(self) -> Any:
+        """The JSON document this request carries."""
+        return jsonlib.loads(self.body) if self.body is not None else self.json
+
+
+def with_query(url: str, query: str) -> str:
+    """`url` with `query` (already encoded) appended, so nothing is encoded twice."""
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+def send(request: Request) -> http.HttpResponse | SendResult:
+    """POST the request; an answer, or a retryable result when there was none (timeout, refused connection)."""
+    headers = {"Content-Type": "application/json; charset=utf-8", **request.headers}
+    body = request.body
+    if body is None:
+        body = jsonlib.dumps(request.json, ensure_ascii=False).encode("utf-8")
+    try:
+        return http.request("POST", request.url, headers=headers, data=body)
+    except http.HttpError as exc:
+        return SendResult.retryable(str(exc), detail={"http_status": None, "response": ""})
+
+
+def detail(response: http.HttpResponse) -> dict[str, Any]:
+    return {"http_status": response.status, "response": response.text[:RESPONSE_SHOWN]}
+
+
+def retry_after(headers: Mapping[str, str], default: float | None = None) -> float | None:
+    value = {key.lower(): v for key, v in headers.items()}.get("retry-after", "")
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return default
+
+
+def classify_status(response: http.HttpResponse, name: str, *, rate_wait: float = 30.0) -> SendResult:
+    """For the kinds whose HTTP status is the answer (Slack, Zoom, Teams, webhooks): 2xx sent; 429 too fast;
+    408 and 5xx retried; any other 4xx is a configuration error (a revoked URL, a bad token)."""
+    info = detail(response)
+    status = response.status
+    text = response.text.strip()[:300]
+    error = f"{name} answered HTTP {status}" + (f": {text}" if text else "")
+    if 200 <= status < 300:
+        return SendResult.sent(detail=info)
+    if status == 429:
+        return SendResult.retryable(
+            error, retry_after=retry_after(response.headers, rate_wait), rate_limited=True, detail=info
+        )
+    if status == 408 or status >= 500:
+        return SendResult.retryable(error, retry_after=retry_after(response.headers), detail=info)
+    return SendResult.permanent(error, detail=info)
+
+
+def title_of(context: Mapping[str, Any], limit: int = 200) -> str:
+    """A message's one-line title: `[Critical] #42 Disk full`, and the event when it is not a trigger."""
+    incident = context.get("incident") or {}
+    event = context.get("event")
+    prefix = "" if event in ("triggered", None) else f"[{context.get('event_label', event)}] "
+    title = f"{prefix}[{incident.get('severity')}] #{incident.get('number')} {incident.get('title', '')}"
+    title = " ".join(title.split())
+    return title if len(title) <= limit else title[: limit - 1] + "…"
+
+
+def color_name(context: Mapping[str, Any]) -> str:
+    """A colour word for the incident's state: red, orange, yellow (by severity) or green once closed."""
+    incident = context.get("incident") or {}
+    if incident.get("progress") == "Closed":
+        return "green"
+    return {"Critical": "red", "Warning": "orange", "Info": "yellow"}.get(incident.get("severity"), "grey")
+
+
+def fit(text: str, suffix: str, *, slot: str, limit: int | None = None) -> str:
+    """`text` + `suffix`, the text cut (with the slot's marker) so that both fit in `limit` (default: the slot's
+    limit), counted in the slot's unit. Mentions are added after rendering; they must not push a message over
+    what the service takes."""
+    base = template_slot(slot)
+    room = (limit or base.limit) - limits.size_of(suffix, base.unit)
+    if room <= 0:
+        return suffix
+    cut, _ = limits.truncate(text, dataclasses.replace(base, limit=room), max_segments=settings.SMS_MAX_SEGMENTS)
+    return cut + suffix

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Q
+from django.db.models.functions import Lower
 from django.urls import reverse
 
 from channels_app.acklinks import ack_url
+from channels_app.models import Delivery, MappingEntry
 from channels_app.templating.context import ALERTS_IN_CONTEXT, build_context
-from oncall.models import AlertProgress, Incident, Responder, User
+from oncall.models import AlertProgress, Incident, IncidentEvent, Responder, User
 
 
 def incident_detail_url(incident_id: int) -> str:
@@ -21,17 +23,40 @@ def incident_detail_url(incident_id: int) -> str:
 
 
 def responder_im_ids(person_ids: Sequence[int]) -> dict[int, dict[str, str]]:
-    """Each person's user id on each IM platform ({"feishu": "ou_…", "dingtalk": "…"}), for @mentions.
+    """Each person's user id on each IM platform ({"feishu": "ou_…", "slack": "U…"}), from the user mapping
+    tables (matched by email, case-insensitively). With several tables for one platform, the oldest table wins."""
+    emails = {
+        pk: email.lower() for pk, email in User.objects.filter(pk__in=person_ids).values_list("pk", "email") if email
+    }
+    if not emails:
+        return {}
+    by_email: dict[str, dict[str, str]] = {}
+    entries = (
+        MappingEntry.objects.annotate(email_lower=Lower("email"))
+        .filter(email_lower__in=set(emails.values()))
+        .order_by("table_id")
+        .values_list("email", "table__platform", "im_id")
+    )
+    for email, platform, im_id in entries:
+        by_email.setdefault(email.lower(), {}).setdefault(platform, im_id)
+    return {pk: by_email[email] for pk, email in emails.items() if email in by_email}
 
-    Empty until the mapping tables (email → IM user id, per platform) exist; they will be read here.
-    """
-    return {}
+
+def person_card(user: User, im_ids: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What a message may say about a person: name, email, verified phone, IM ids."""
+    return {
+        "person_id": user.pk,
+        "name": user.display_name,
+        "email": user.email,
+        "phone": user.phone if user.phone and user.phone_verified_at else "",
+        "im_ids": dict(im_ids or {}),
+    }
 
 
-def _person(user: User | None) -> dict[str, str] | None:
+def _person(user: User | None) -> dict[str, Any] | None:
     if user is None:
         return None
-    return {"name": user.display_name, "email": user.email}
+    return {"id": user.pk, "name": user.display_name, "email": user.email}
 
 
 def message_context(
@@ -44,6 +69,10 @@ def message_context(
     recipient: User | None = None,
     recipient_address: str = "",
     actor: User | None = None,
+    event_id: str = "",
+    event_time: datetime | None = None,
+    people: Sequence[User] = (),
+    fallback: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The template context of a message about `incident` announcing `event` (see templating.context).
 
@@ -61,12 +90,10 @@ def message_context(
     responder_rows = list(
         Responder.objects.filter(incident=incident).select_related("person").order_by("assigned_at", "id")
     )
-    im_ids = responder_im_ids([row.person_id for row in responder_rows])
+    im_ids = responder_im_ids([row.person_id for row in responder_rows] + [person.pk for person in people])
     responders = [
         {
-            "name": row.person.display_name,
-            "email": row.person.email,
-            "im_ids": im_ids.get(row.person_id, {}),
+            **person_card(row.person, im_ids.get(row.person_id)),
             "assigned_at": row.assigned_at,
             "acknowledged_at": row.acknowledged_at,
         }
@@ -108,4 +135,16 @@ def message_context(
         recipient=recipient_data,
         level=level + 1,
         round=round,
+        event_id=event_id,
+        event_time=event_time,
+        people=[person_card(person, im_ids.get(person.pk)) for person in people],
+        fallback=fallback,
     )
+
+
+def delivery_actor(delivery: Delivery) -> User | None:
+    """Who caused the incident event a delivery announces (a reassignment, for example), if anyone."""
+    if delivery.incident_event_id is None:
+        return None
+    event = IncidentEvent.objects.select_related("actor").filter(pk=delivery.incident_event_id).first()
+    return event.actor if event else None

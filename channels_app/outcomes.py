@@ -12,11 +12,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils.translation import gettext as _
 
 from channels_app import registry
 from channels_app.base import Outcome, SendResult
 from channels_app.models import Delivery
+from channels_app.templating import Rendered
 from oncall.models import Progress, TimelineEntry
 from oncall.services.contacts import contact_flag
 from oncall.services.devices import devices_pushed, devices_remove
@@ -26,6 +28,10 @@ from oncall.services.incidents import timeline_add
 RETRY_BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=5))
 TRIGGER_EVENTS = ("triggered", "refired", "escalated")
 LOG_MAX = 50
+# A provider's "too fast" answer (a bot's rate limit) does not count as a failed attempt for this long after the
+# message was written: it is delayed, not dropped. Past it, such answers count like any temporary failure.
+RATE_LIMIT_PATIENCE = timedelta(hours=1)
+RATE_LIMIT_DEFAULT_WAIT = 30.0
 
 
 def backoff(attempts: int) -> timedelta:
@@ -91,10 +97,19 @@ def delivery_record_outcome(
         "provider_id": result.provider_id[:200],
         **dict(result.detail),
     }
+    if result.rate_limited:
+        entry["rate_limited"] = True
     fields: dict = {"lease_until": None, "error": result.error[:2000], "attempt_log": _log(delivery, entry, now)}
+    if result.progress is not None:
+        fields["state"] = {**delivery.state, "progress": dict(result.progress)}
     gave_up = False
     if result.outcome == Outcome.SENT:
         fields.update(status=Delivery.Status.SENT, sent_at=now, provider_id=result.provider_id[:200], error="")
+    elif (
+        result.outcome == Outcome.RETRYABLE and result.rate_limited and now - delivery.created_at < RATE_LIMIT_PATIENCE
+    ):
+        wait = timedelta(seconds=result.retry_after or RATE_LIMIT_DEFAULT_WAIT)
+        fields.update(status=Delivery.Status.PENDING, next_attempt_at=now + wait, attempts=F("attempts") - 1)
     elif result.outcome == Outcome.RETRYABLE and delivery.attempts < settings.DELIVERY_MAX_ATTEMPTS:
         wait = backoff(delivery.attempts)
         if result.retry_after:
@@ -223,3 +238,30 @@ def _not_reached(delivery: Delivery, report: Report, now: datetime) -> list[str]
         not_reached=True,
     )
     return ["status", "error"]
+
+
+def template_failures_record(*, delivery: Delivery, rendered: dict[str, Rendered], now: datetime) -> None:
+    """Note on the delivery and in the timeline, once per delivery, which slots fell back to the default."""
+    failed = [item for item in rendered.values() if item.error]
+    if not failed or delivery.template_error:
+        return
+    set_name = delivery.template_set.name if delivery.template_set else _("Default")
+    error = "; ".join(f"{item.slot}: {item.error}" for item in failed)
+    with transaction.atomic():
+        updated = Delivery.objects.filter(pk=delivery.pk, template_error="").update(template_error=error[:2000])
+        if updated:
+            delivery.template_error = error[:2000]
+            timeline_add(
+                incident=delivery.incident,
+                kind=TimelineEntry.Kind.NOTIFY_FAILED,
+                message=_("Template set %(set)s failed for %(slots)s, so the default was sent: %(error)s")
+                % {"set": set_name, "slots": ", ".join(item.slot for item in failed), "error": error[:400]},
+                now=now,
+                detail={
+                    "delivery_id": delivery.pk,
+                    "template_set_id": delivery.template_set_id,
+                    "template_set": set_name,
+                    "slots": {item.slot: item.error[:500] for item in failed},
+                    "fallback": True,
+                },
+            )

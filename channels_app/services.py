@@ -3,39 +3,36 @@
 from __future__ import annotations
 
 import logging
-import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F, Q
 from django.utils.translation import gettext as _
 
 from channels_app import registry
 from channels_app.base import SendResult
-from channels_app.messages import message_context
+from channels_app.bots.sending import BOT_METHOD, bot_delivery_send
+from channels_app.deliveries import SEND_TASK, PlannedDelivery, deliveries_create
+from channels_app.messages import delivery_actor, message_context
 from channels_app.models import Delivery
-from channels_app.outcomes import delivery_record_outcome, no_longer_needed
+from channels_app.outcomes import delivery_record_outcome, no_longer_needed, template_failures_record
 from channels_app.preferences import person_preferences
 from channels_app.quotas import quota_notice_send, quota_take
-from channels_app.templating import Rendered, render_slots
+from channels_app.templating import render_slots
 from oncall.lib import claims, queue
-from oncall.models import Incident, IncidentEvent, Progress, TimelineEntry, User
-from oncall.services.incidents import timeline_add
+from oncall.models import Progress, User
 
 logger = logging.getLogger(__name__)
 
-SEND_TASK = "channels_app.tasks.delivery_send"
-
-
-@dataclass(frozen=True)
-class PlannedDelivery:
-    recipient_key: str
-    address: str
-    method: str
-    recipient_id: int | None = None
+__all__ = [
+    "PlannedDelivery",
+    "deliveries_create",
+    "deliveries_enqueue_due",
+    "delivery_send",
+    "method_address",
+    "method_unreachable_reason",
+    "person_methods",
+]
 
 
 def person_methods(*, person: User, severity: str) -> list[str]:
@@ -55,60 +52,6 @@ def method_unreachable_reason(*, person: User, method: str) -> str:
     return registry.method(method).unreachable_reason(person)
 
 
-def deliveries_create(
-    *,
-    incident: Incident,
-    run: int,
-    level: int,
-    round: int,
-    event: str,
-    planned: Sequence[PlannedDelivery],
-    now: datetime,
-    event_id: int | None = None,
-    template_set_id: int | None = None,
-) -> list[int]:
-    """Write one pending delivery per planned message and hand them to the worker once the transaction commits.
-
-    A delivery that already exists (same incident, run, level, round, recipient and method; or, for a
-    notification caused by one incident event, same event, recipient and method) is left alone: the unique key
-    turns a second writer into a no-op, never into a second page.
-    """
-    scope = f"event/{event_id}" if event_id is not None else f"{run}/{level}/{round}"
-    rows = [
-        Delivery(
-            incident=incident,
-            escalation_run=run,
-            level=level,
-            round=round,
-            recipient_id=item.recipient_id,
-            recipient_key=item.recipient_key,
-            address=item.address,
-            method=item.method,
-            event=event,
-            template_set_id=template_set_id,
-            dedup_key=Delivery.make_dedup_key(
-                incident_id=incident.pk, scope=scope, recipient_key=item.recipient_key, method=item.method
-            ),
-            status=Delivery.Status.PENDING,
-            callback_code=secrets.token_urlsafe(24),
-            next_attempt_at=now,
-            # Leased to the enqueue below; if that never happens, the ticker hands it out when the lease ends.
-            lease_until=now + timedelta(seconds=settings.TIMER_LEASE_SECONDS),
-            created_at=now,
-        )
-        for item in planned
-    ]
-    Delivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
-    ids = list(
-        Delivery.objects.filter(
-            dedup_key__in=[row.dedup_key for row in rows], status=Delivery.Status.PENDING
-        ).values_list("pk", flat=True)
-    )
-    for delivery_id in ids:
-        queue.enqueue(SEND_TASK, delivery_id, group="delivery")
-    return ids
-
-
 def delivery_send(*, delivery_id: int, now: datetime) -> Delivery | None:
     """Make one attempt at a delivery, if it is due and no other worker holds it; record the outcome."""
     lease = timedelta(seconds=settings.DELIVERY_SEND_LEASE_SECONDS)
@@ -120,7 +63,11 @@ def delivery_send(*, delivery_id: int, now: datetime) -> Delivery | None:
     )
     if not claimed:
         return None
-    delivery = Delivery.objects.select_related("incident__channel", "recipient", "template_set").get(pk=delivery_id)
+    delivery = Delivery.objects.select_related("incident__channel", "recipient", "template_set", "bot").get(
+        pk=delivery_id
+    )
+    if delivery.method == BOT_METHOD:
+        return bot_delivery_send(delivery=delivery, now=now)
     incident = delivery.incident
     needless = no_longer_needed(delivery)
     if needless and (delivery.attempts > 1 or incident.progress == Progress.CLOSED):
@@ -143,11 +90,12 @@ def delivery_send(*, delivery_id: int, now: datetime) -> Delivery | None:
             round=delivery.round,
             recipient=delivery.recipient,
             recipient_address=delivery.address,
-            actor=_event_actor(delivery),
+            actor=delivery_actor(delivery),
+            fallback=delivery.state.get("fallback_for"),
         )
         template_set = delivery.template_set
         rendered = render_slots(method.slots, bodies=template_set.bodies if template_set else None, context=context)
-        _record_template_failures(delivery=delivery, rendered=rendered, now=now)
+        template_failures_record(delivery=delivery, rendered=rendered, now=now)
         message = {name: item.text for name, item in rendered.items()}
         if method.kept_slots:
             # Kept before the provider is called: its callbacks (the call's TwiML fetch) may come before it answers.
@@ -187,41 +135,6 @@ def _quota_reached(*, delivery: Delivery, method, limit: int, now: datetime) -> 
         now=now,
     )
     return delivery
-
-
-def _event_actor(delivery: Delivery) -> User | None:
-    """Who caused the incident event a delivery announces (a reassignment, for example), if anyone."""
-    if delivery.incident_event_id is None:
-        return None
-    event = IncidentEvent.objects.select_related("actor").filter(pk=delivery.incident_event_id).first()
-    return event.actor if event else None
-
-
-def _record_template_failures(*, delivery: Delivery, rendered: dict[str, Rendered], now: datetime) -> None:
-    """Note on the delivery and in the timeline, once per delivery, which slots fell back to the default."""
-    failed = [item for item in rendered.values() if item.error]
-    if not failed or delivery.template_error:
-        return
-    set_name = delivery.template_set.name if delivery.template_set else _("Default")
-    error = "; ".join(f"{item.slot}: {item.error}" for item in failed)
-    with transaction.atomic():
-        updated = Delivery.objects.filter(pk=delivery.pk, template_error="").update(template_error=error[:2000])
-        if updated:
-            delivery.template_error = error[:2000]
-            timeline_add(
-                incident=delivery.incident,
-                kind=TimelineEntry.Kind.NOTIFY_FAILED,
-                message=_("Template set %(set)s failed for %(slots)s, so the default was sent: %(error)s")
-                % {"set": set_name, "slots": ", ".join(item.slot for item in failed), "error": error[:400]},
-                now=now,
-                detail={
-                    "delivery_id": delivery.pk,
-                    "template_set_id": delivery.template_set_id,
-                    "template_set": set_name,
-                    "slots": {item.slot: item.error[:500] for item in failed},
-                    "fallback": True,
-                },
-            )
 
 
 def deliveries_enqueue_due(*, now: datetime, limit: int = 500) -> int:

@@ -105,6 +105,7 @@ class LevelPlan:
     force_escalate: bool = False
     repeat_times: int = 0
     repeat_every: timedelta = timedelta(minutes=10)
+    bots: tuple[int, ...] = ()  # bot ids, each posting by its own filters
 
     def to_json(self) -> dict:
         return {
@@ -118,6 +119,7 @@ class LevelPlan:
             "force_escalate": self.force_escalate,
             "repeat_times": self.repeat_times,
             "repeat_every_seconds": int(self.repeat_every.total_seconds()),
+            "bots": list(self.bots),
         }
 
     @classmethod
@@ -134,6 +136,8 @@ class LevelPlan:
             force_escalate=data.get("force_escalate", False),
             repeat_times=data.get("repeat_times", 0),
             repeat_every=timedelta(seconds=data.get("repeat_every_seconds", 600)),
+            # Snapshots frozen before bots existed have no "bots".
+            bots=tuple(data.get("bots", ())),
         )
 
 
@@ -155,6 +159,10 @@ class Snapshot:
             "template_set_id": self.template_set_id,
             "levels": [level.to_json() for level in self.levels],
         }
+
+    def bot_ids(self) -> tuple[int, ...]:
+        """Every bot of every level, once, in level order."""
+        return tuple(dict.fromkeys(bot for level in self.levels for bot in level.bots))
 
     @classmethod
     def from_json(cls, data: Mapping) -> Snapshot:

@@ -1,10 +1,11 @@
-"""The one place that reacts to incident events: start, stop, restart escalations and notify people."""
+"""The one place that reacts to incident events: start, stop, restart escalations, notify people and tell the
+bots that posted about the incident."""
 
 from __future__ import annotations
 
 from django.dispatch import receiver
 
-from escalation import services
+from escalation import bots, services
 from escalation.models import EscalationState
 from oncall.models import IncidentEvent
 from oncall.signals import incident_event
@@ -39,3 +40,5 @@ def on_incident_event(sender, *, event: IncidentEvent, incident, now, **kwargs) 
         services.notify_people(incident=incident, person_ids=event.detail["person_ids"], event_id=event.pk, now=now)
     elif kind == Kind.RESPONDERS_ADDED:
         services.notify_people(incident=incident, person_ids=event.detail["person_ids"], event_id=event.pk, now=now)
+    # Lifecycle events (acknowledged, closed, escalated…) go to the bots already in the conversation.
+    bots.bots_announce(incident=incident, event=event, now=now)

@@ -23,6 +23,7 @@ from channels_app.services import (
     person_methods,
 )
 from escalation import engine
+from escalation.bots import level_bots_post
 from escalation.models import EscalationRule, EscalationState, Timer
 from escalation.schedules import schedule_targets_on_call
 from oncall.lib import claims, queue
@@ -38,7 +39,7 @@ Status = EscalationState.Status
 def rule_snapshot(rule: EscalationRule) -> engine.Snapshot:
     """Freeze a rule and its levels into plain data."""
     levels = []
-    for level in rule.levels.order_by("position", "id").prefetch_related("people", "teams"):
+    for level in rule.levels.order_by("position", "id").prefetch_related("people", "teams", "bots"):
         levels.append(
             engine.LevelPlan(
                 people=tuple(person.pk for person in level.people.order_by("pk")),
@@ -58,6 +59,7 @@ def rule_snapshot(rule: EscalationRule) -> engine.Snapshot:
                 force_escalate=level.force_escalate,
                 repeat_times=level.repeat_times,
                 repeat_every=timedelta(minutes=level.repeat_every_minutes),
+                bots=tuple(bot.pk for bot in level.bots.order_by("pk")),
             )
         )
     return engine.Snapshot(
@@ -452,8 +454,21 @@ def _run_level(
         },
     )
     _record_empty_schedules(incident=incident, answers=schedule_answers, now=now, detail=detail)
-    # Nobody to notify directly does not end the level: its timer runs on, and the level's bots (a later
-    # issue) still post.
+    # Nobody to notify directly does not end the level: its timer runs on, and its bots still post (about the
+    # level's people, whom they mention and remind should the bot fail).
+    if plan.bots:
+        level_bots_post(
+            incident=incident,
+            bot_ids=plan.bots,
+            event=event,
+            people_ids=[pk for pk in person_ids if pk in users and users[pk].is_active],
+            run=state.run,
+            level=level,
+            round=round,
+            template_set_id=snapshot.template_set_id,
+            now=now,
+            detail=detail,
+        )
     if round == 0:
         state.level_started_at = now
     state.level = level

@@ -50,3 +50,10 @@ def fake_providers(_provider_server):
     _provider_server.reset()
     yield _provider_server
     _provider_server.reset()
+
+
+@pytest.fixture
+def fakes(fake_providers, clock):
+    """The fake providers, checking signature freshness and rate limits against the test's clock."""
+    fake_providers.now = lambda: clock.current.timestamp()
+    return fake_providers

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from django.test import TestCase
 
+from channels_app.models import Bot, MappingEntry, MappingTable
 from escalation.models import EscalationLevel, EscalationRule, Layer, LayerMember, Schedule
 from oncall.models import Channel, Integration, Team, User
 
@@ -64,7 +65,7 @@ def make_rule(
     priority: int = 100,
     enabled: bool = True,
 ) -> EscalationRule:
-    """levels: [{"people": [user, ...], "methods": ["email"], "after": 30}, ...]"""
+    """levels: [{"people": [user, ...], "methods": ["email"], "after": 30, "bots": [bot, ...]}, ...]"""
     rule = EscalationRule.objects.create(
         channel=channel, name=name or f"Rule {next(_seq)}", priority=priority, enabled=enabled
     )
@@ -79,7 +80,20 @@ def make_rule(
             escalate_after_minutes=spec.get("after", 30),
         )
         level.people.set(spec.get("people", []))
+        level.bots.set(spec.get("bots", []))
     return rule
+
+
+def make_bot(kind: str, url: str, *, name: str | None = None, **fields) -> Bot:
+    """A bot of `kind` posting to `url` (a fake provider's), every event type and severity unless told."""
+    return Bot.objects.create(name=name or f"{kind} bot {next(_seq)}", kind=kind, url=url, **fields)
+
+
+def make_mapping_table(platform: str, entries: dict[str, str], *, name: str | None = None) -> MappingTable:
+    """A user mapping table of `platform` with `entries` (email -> IM user id)."""
+    table = MappingTable.objects.create(name=name or f"{platform} table {next(_seq)}", platform=platform)
+    MappingEntry.objects.bulk_create([MappingEntry(table=table, email=e, im_id=i) for e, i in entries.items()])
+    return table
 
 
 def make_schedule(

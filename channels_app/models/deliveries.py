@@ -58,7 +58,7 @@ class TemplateSet(models.Model):
 
 
 class Delivery(models.Model):
-    """One message to one person (or address) by one notification method.
+    """One message to one person (or address) by one notification method, or to one bot (method "bot").
 
     `dedup_key` makes "the same (incident, escalation run, level, round, recipient, method) is never sent twice"
     a database guarantee: whoever writes a delivery second gets a conflict, not a second page.
@@ -86,8 +86,16 @@ class Delivery(models.Model):
         related_name="deliveries",
         verbose_name=_("recipient"),
     )
-    recipient_key = models.CharField(max_length=300, help_text=_("person:<id> or email:<address>"))
-    address = models.CharField(_("address"), max_length=300, help_text=_("Where it was sent."))
+    bot = models.ForeignKey(
+        "channels_app.Bot",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        verbose_name=_("bot"),
+    )
+    recipient_key = models.CharField(max_length=300, help_text=_("person:<id>, email:<address> or bot:<id>"))
+    address = models.CharField(_("address"), max_length=300, help_text=_("Where it was sent (a bot: its name)."))
     method = models.CharField(_("method"), max_length=30)
     event = models.CharField(_("event"), max_length=20, default="triggered")
     dedup_key = models.CharField(max_length=500, unique=True, editable=False)

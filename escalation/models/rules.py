@@ -122,7 +122,8 @@ class EscalationRule(models.Model):
 
 
 class EscalationLevel(models.Model):
-    """One stage of a rule: the people to notify and by which methods, and when to move to the next stage."""
+    """One stage of a rule: the people to notify and by which methods, the bots to post to, and when to move to
+    the next stage."""
 
     rule = models.ForeignKey(EscalationRule, on_delete=models.CASCADE, related_name="levels")
     position = models.PositiveSmallIntegerField(_("position"), default=0, help_text=_("Levels run in this order."))
@@ -141,6 +142,13 @@ class EscalationLevel(models.Model):
         related_name="+",
         verbose_name=_("schedules"),
         help_text=_("Whoever is on call in these schedules (in a role, or in any role) when the level runs."),
+    )
+    bots = models.ManyToManyField(
+        "channels_app.Bot",
+        blank=True,
+        related_name="levels",
+        verbose_name=_("bots"),
+        help_text=_("Group chats this level posts to, each by its own filters; they post even when nobody is on call."),
     )
     emails = models.JSONField(
         _("email addresses"),

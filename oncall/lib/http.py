@@ -35,6 +35,9 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 logger = logging.getLogger(__name__)
+# urllib3 logs every request line, query string included, at DEBUG: bot tokens live in URLs (DingTalk's
+# access_token, Telegram's path), so it never logs below INFO, whatever LOG_LEVEL says.
+logging.getLogger("urllib3").setLevel(logging.INFO)
 
 USER_AGENT = "oncall-platform/0.1 (+https://github.com/)"
 MAX_RESPONSE_BYTES = 1024 * 1024

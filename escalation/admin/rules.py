@@ -1,4 +1,4 @@
-"""Admin of escalation rules with their levels (people, teams, schedules, methods), and running escalations."""
+"""Admin of escalation rules with their levels (people, teams, schedules, methods, bots), and running escalations."""
 
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ class EscalationLevelForm(forms.ModelForm):
             "teams",
             "schedule_targets",
             "emails",
+            "bots",
             "follow_preferences",
             "critical_methods",
             "warning_methods",
@@ -92,7 +93,7 @@ class EscalationLevelInline(admin.StackedInline):
     form = EscalationLevelForm
     extra = 0
     min_num = 1
-    autocomplete_fields = ("people", "teams")
+    autocomplete_fields = ("people", "teams", "bots")
     ordering = ("position", "id")
 
 

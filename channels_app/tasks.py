@@ -2,7 +2,9 @@
 
 from channels_app import services
 from oncall.lib import clock
+from oncall.lib.logs import log_context
 
 
 def delivery_send(delivery_id: int) -> None:
-    services.delivery_send(delivery_id=delivery_id, now=clock.now())
+    with log_context(delivery_id=delivery_id):
+        services.delivery_send(delivery_id=delivery_id, now=clock.now())

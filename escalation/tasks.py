@@ -2,11 +2,14 @@
 
 from escalation import reminders, services
 from oncall.lib import clock
+from oncall.lib.logs import log_context
 
 
 def timer_fire(timer_id: int) -> None:
-    services.timer_fire(timer_id=timer_id, now=clock.now())
+    with log_context(timer_id=timer_id):
+        services.timer_fire(timer_id=timer_id, now=clock.now())
 
 
 def shift_reminder_send(reminder_id: int) -> None:
-    reminders.shift_reminder_send(reminder_id=reminder_id, now=clock.now())
+    with log_context(reminder_id=reminder_id):
+        reminders.shift_reminder_send(reminder_id=reminder_id, now=clock.now())

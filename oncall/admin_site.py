@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import admin
-from django.db.models import Count
+from django.db.models import Count, F, Q
 from django.utils.translation import gettext_lazy as _
 
-from channels_app.models import Delivery
+from channels_app.models import Bot, Delivery
 from escalation.models import Timer
 from oncall.lib import clock
 from oncall.models import EventBatch, Incident, Progress, Severity, User
@@ -44,6 +44,12 @@ def dashboard(now) -> dict:
         "failed_batches": EventBatch.objects.filter(failed_at__isnull=False).count(),
         "flagged_contacts": list(
             User.objects.filter(is_active=True).exclude(phone_flagged="", email_flagged="").order_by("username")[:20]
+        ),
+        # A bot is in error when its last attempt failed: an error and no success since.
+        "failing_bots": list(
+            Bot.objects.filter(enabled=True, last_error_at__isnull=False)
+            .filter(Q(last_success_at__isnull=True) | Q(last_success_at__lt=F("last_error_at")))
+            .order_by("-last_error_at")[:20]
         ),
         "waiting_batches": EventBatch.objects.filter(failed_at__isnull=True).count(),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib import admin
@@ -14,7 +15,7 @@ from django.urls import reverse
 from escalation.models import EscalationRule
 from oncall.models import Integration
 from oncall.services.tokens import api_token_authenticate, api_token_create
-from tests.factories import make_channel, make_integration, make_rule, make_user, push
+from tests.factories import make_bot, make_channel, make_integration, make_rule, make_user, push
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -186,3 +187,44 @@ def test_the_admin_front_page_shows_what_needs_attention(staff_client, populated
     make_user("flaky", phone="+14155550199", phone_flagged="Twilio 21614: not a mobile number")
     page = staff_client.get(reverse("admin:index")).content.decode()
     assert "Twilio 21614: not a mobile number" in page
+
+
+def test_the_admin_front_page_lists_bots_whose_last_message_failed(staff_client, clock):
+    earlier, later = clock(), clock() + timedelta(minutes=5)
+    make_bot(
+        "dingtalk",
+        "https://oapi.dingtalk.com/robot/send?access_token=a",
+        name="Recovered bot",
+        last_error="errcode 310000",
+        last_error_at=earlier,
+        last_success_at=later,
+    )
+    make_bot(
+        "feishu",
+        "https://open.feishu.cn/open-apis/bot/v2/hook/b",
+        name="Broken bot",
+        last_error="code 19021: sign match fail",
+        last_error_at=later,
+        last_success_at=earlier,
+    )
+    make_bot(
+        "slack",
+        "https://hooks.slack.com/services/c",
+        name="Never worked bot",
+        last_error="404 no_service",
+        last_error_at=later,
+    )
+    make_bot(
+        "wecom",
+        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=d",
+        name="Switched off bot",
+        last_error="errcode 93000",
+        last_error_at=later,
+        enabled=False,
+    )
+    page = staff_client.get(reverse("admin:index")).content.decode()
+    section = page[page.index("Bots in error") : page.index("Contacts in error")]
+    assert "Broken bot" in section and "code 19021: sign match fail" in section
+    assert "Never worked bot" in section
+    assert "Recovered bot" not in section
+    assert "Switched off bot" not in section

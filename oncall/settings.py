@@ -219,6 +219,13 @@ Q_CLUSTER = {
     "label": "Task queue",
     "sync": env.bool("Q_SYNC", default=False),
 }
+# Optional: django-q2 on Redis instead of the ORM broker, for several machines or high task rates. Tasks are then
+# handed over after the deciding transaction commits rather than inside it; a task lost in between (or popped by a
+# worker that died) is handed out again by the ticker, since timers, deliveries and batches are rows with leases.
+Q_REDIS_URL = env.str("Q_REDIS_URL", default="")
+if Q_REDIS_URL:
+    del Q_CLUSTER["orm"]
+    Q_CLUSTER["redis"] = Q_REDIS_URL
 if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
     raise ImproperlyConfigured("Q_RETRY must be larger than Q_TIMEOUT, or a slow task is handed out twice.")
 

@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models import Count, Min, Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django_q.models import OrmQ
+from django_q.brokers import get_broker
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
@@ -77,7 +77,8 @@ class DatabaseCollector:
         yield deliveries
 
         queues = GaugeMetricFamily("oncall_queue_depth", "Work waiting, by queue.", labels=["queue"])
-        queues.add_metric(["tasks"], OrmQ.objects.count())
+        # Tasks waiting for a worker, on whichever broker is configured (the database or Redis).
+        queues.add_metric(["tasks"], get_broker().queue_size())
         queues.add_metric(["event_batches"], EventBatch.objects.filter(failed_at__isnull=True).count())
         queues.add_metric(["timers_due"], Timer.objects.filter(done_at__isnull=True, due_at__lte=now).count())
         queues.add_metric(

@@ -4,12 +4,9 @@ turns a push into an incident and an email, with tasks travelling through Redis 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
 import pytest
@@ -18,7 +15,7 @@ import requests
 
 from oncall.management.commands.load_demo import DEMO_INTEGRATION_KEY
 from tests.fakes.smtp import free_port
-from tests.integration.test_run_command import ROOT, Output
+from tests.integration.test_run_command import interrupt, newcomer_env, runplatform, wait_for_http
 
 REDIS_SERVER = shutil.which("redis-server")
 pytestmark = [
@@ -53,38 +50,12 @@ def redis_url(tmp_path):
 def test_the_platform_runs_on_the_redis_broker_and_cache(tmp_path, redis_url):
     url = redis_url
     port = free_port()
-    ours = ("DATABASE_URL", "SECRET_KEY", "Q_", "EMAIL", "PUBLIC_URL", "ALLOWED_HOSTS", "DEBUG", "CACHE_URL")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
-    env.update(
-        DEBUG="true",
-        VAR_DIR=str(tmp_path),
-        PYTHONUNBUFFERED="1",
-        DJANGO_SETTINGS_MODULE="oncall.settings",
-        Q_REDIS_URL=f"{url}/0",
-        CACHE_URL=f"{url}/1",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "runplatform", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    output = Output(process.stdout)
+    env = newcomer_env(tmp_path, Q_REDIS_URL=f"{url}/0", CACHE_URL=f"{url}/1")
+    process, output = runplatform(env, port)
     try:
         assert output.wait_for("ready for work", 120), output.text
         assert "[django_q:oncall:q]" in output.text, "the worker reads the Redis list"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, output.text
-            time.sleep(0.3)
+        wait_for_http(f"http://127.0.0.1:{port}/readyz", output)
 
         pushed = requests.post(
             f"http://127.0.0.1:{port}/event/push/alert/standard?integration_key={DEMO_INTEGRATION_KEY}",
@@ -101,9 +72,4 @@ def test_the_platform_runs_on_the_redis_broker_and_cache(tmp_path, redis_url):
         # The integration-key lookup and the push's rate-limit counter live in the shared cache.
         assert redis.Redis.from_url(f"{url}/1").keys("*")
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            raise
+        interrupt(process)

@@ -58,6 +58,50 @@ class Output:
         return False
 
 
+def newcomer_env(var_dir: Path, **settings: str) -> dict[str, str]:
+    """A newcomer's environment: none of the settings the test suite itself runs with, plus `settings`."""
+    ours = ("DATABASE_URL", "SECRET_KEY", "Q_", "EMAIL", "PUBLIC_URL", "ALLOWED_HOSTS", "DEBUG", "CACHE_URL")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+    env.update(DEBUG="true", VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="oncall.settings")
+    return {**env, **settings}
+
+
+def runplatform(env: dict[str, str], port: int) -> tuple[subprocess.Popen, Output]:
+    """`manage.py runplatform` in its own process group, its output collected as it comes."""
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runplatform", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    return process, Output(process.stdout)
+
+
+def wait_for_http(url: str, output: Output, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, output.text
+        time.sleep(0.3)
+
+
+def interrupt(process: subprocess.Popen) -> None:
+    """Ctrl-C, as a person stops it; everything is killed if it has not stopped within 30 s."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+
+
 def test_make_run_starts_the_platform_command():
     if not shutil.which("make"):
         pytest.skip("make is not installed on this machine")
@@ -69,31 +113,12 @@ def test_make_run_starts_the_platform_command():
 def test_the_readme_curl_produces_an_incident_and_an_email(tmp_path):
     port = free_port()
     # A newcomer's environment: none of the settings the test suite itself runs with.
-    ours = ("DATABASE_URL", "SECRET_KEY", "Q_", "EMAIL", "PUBLIC_URL", "ALLOWED_HOSTS", "DEBUG")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
-    env.update(DEBUG="true", VAR_DIR=str(tmp_path), PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="oncall.settings")
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "runplatform", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    output = Output(process.stdout)
+    env = newcomer_env(tmp_path)
+    process, output = runplatform(env, port)
     try:
         assert output.wait_for("integration_key=demo", 120), output.text
         assert f"http://127.0.0.1:{port}/admin/" in output.text
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/admin/login/", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, output.text
-            time.sleep(0.3)
+        wait_for_http(f"http://127.0.0.1:{port}/admin/login/", output)
         assert output.wait_for("ready for work", 60), output.text
 
         pushed = subprocess.run(["bash", "-c", readme_curl(port)], capture_output=True, text=True, timeout=30)
@@ -123,12 +148,7 @@ def test_the_readme_curl_produces_an_incident_and_an_email(tmp_path):
         assert acked.returncode == 0, acked.stderr
         assert '"progress":"Processing"' in acked.stdout.replace(" ", "")
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            raise
+        interrupt(process)
     children = re.findall(r"started \(pid=(\d+)\)", output.text)
     assert len(children) == 3, output.text
     for pid in children:

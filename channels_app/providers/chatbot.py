@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json as jsonlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,3 +108,39 @@ def fit(text: str, suffix: str, *, slot: str, limit: int | None = None) -> str:
         return suffix
     cut, _ = limits.truncate(text, dataclasses.replace(base, limit=room), max_segments=settings.SMS_MAX_SEGMENTS)
     return cut + suffix
+
+
+@dataclass(frozen=True)
+class BodyCodes:
+    """How a kind whose answer is a code in the body (DingTalk, WeCom, Feishu) sorts its codes: too fast (wait
+    `rate_wait` and try again without spending an attempt), transient (retry), anything else a configuration
+    error, with a hint for the admin where one is known."""
+
+    name: str
+    rate_limited: Collection[int]
+    rate_wait: float
+    transient: Collection[int] = ()
+    hints: Mapping[int, str] = field(default_factory=dict)
+    server_errors_transient: bool = False  # a code that comes with HTTP 5xx is retried whatever it is
+
+    def unreadable(self, response: http.HttpResponse) -> SendResult:
+        """An answer without the code: judged by its HTTP status."""
+        info = detail(response)
+        if response.status == 429:
+            return SendResult.retryable(
+                f"{self.name}: HTTP 429", retry_after=self.rate_wait, rate_limited=True, detail=info
+            )
+        if 400 <= response.status < 500:
+            return SendResult.permanent(f"{self.name}: HTTP {response.status}", detail=info)
+        return SendResult.retryable(f"{self.name}: unexpected answer (HTTP {response.status})", detail=info)
+
+    def failed(self, response: http.HttpResponse, code: object, message: str) -> SendResult:
+        """A non-zero code."""
+        info = detail(response)
+        error = f"{self.name} error {code}: {message}"
+        if code in self.rate_limited:
+            return SendResult.retryable(error, retry_after=self.rate_wait, rate_limited=True, detail=info)
+        if code in self.transient or (self.server_errors_transient and response.status >= 500):
+            return SendResult.retryable(error, detail=info)
+        hint = self.hints.get(code)
+        return SendResult.permanent(f"{error} ({hint})" if hint else error, detail=info)

@@ -38,6 +38,7 @@ CONFIG_HINTS = {
     460101: "the message is too long",
 }
 RATE_WAIT = 60.0  # DingTalk: "retry after at least 60 s"
+CODES = chatbot.BodyCodes("DingTalk", RATE_LIMITED, RATE_WAIT, TRANSIENT, CONFIG_HINTS)
 TEXT_LIMIT = 6000  # the rendered text is cut to 4000 bytes; room for the @mentions (DingTalk takes 20000)
 
 
@@ -95,25 +96,13 @@ def build(bot: BotTarget, message: BotMessage, now: datetime) -> chatbot.Request
 
 def classify(response: HttpResponse) -> SendResult:
     """DingTalk's answer: the body's errcode decides, whatever the HTTP status."""
-    info = chatbot.detail(response)
     data = response.json()
     if not isinstance(data, dict) or "errcode" not in data:
-        if response.status == 429:
-            return SendResult.retryable("DingTalk: HTTP 429", retry_after=RATE_WAIT, rate_limited=True, detail=info)
-        if 400 <= response.status < 500:
-            return SendResult.permanent(f"DingTalk: HTTP {response.status}", detail=info)
-        return SendResult.retryable(f"DingTalk: unexpected answer (HTTP {response.status})", detail=info)
+        return CODES.unreadable(response)
     code = data.get("errcode")
-    errmsg = str(data.get("errmsg", ""))[:300]
     if code == 0:
-        return SendResult.sent(detail=info)
-    error = f"DingTalk error {code}: {errmsg}"
-    if code in RATE_LIMITED:
-        return SendResult.retryable(error, retry_after=RATE_WAIT, rate_limited=True, detail=info)
-    if code in TRANSIENT:
-        return SendResult.retryable(error, detail=info)
-    hint = CONFIG_HINTS.get(code)
-    return SendResult.permanent(f"{error} ({hint})" if hint else error, detail=info)
+        return SendResult.sent(detail=chatbot.detail(response))
+    return CODES.failed(response, code, str(data.get("errmsg", ""))[:300])
 
 
 class DingTalkBot(BotProvider):

@@ -29,6 +29,7 @@ CONFIG_HINTS = {
     9499: "Feishu refused the body (malformed or over 20 KB)",
 }
 RATE_WAIT = 60.0
+CODES = chatbot.BodyCodes("Feishu", RATE_LIMITED, RATE_WAIT, hints=CONFIG_HINTS, server_errors_transient=True)
 TEXT_LIMIT = 6000  # the rendered text is cut to 4000 bytes; room for the mentions (the body may be 20 KB)
 
 
@@ -63,24 +64,13 @@ def build(bot: BotTarget, message: BotMessage, now: datetime) -> chatbot.Request
 
 def classify(response: HttpResponse) -> SendResult:
     """Feishu's answer: the body's `code` (or the legacy StatusCode) decides."""
-    info = chatbot.detail(response)
     data = response.json()
     if not isinstance(data, dict) or not ({"code", "StatusCode"} & set(data)):
-        if response.status == 429:
-            return SendResult.retryable("Feishu: HTTP 429", retry_after=RATE_WAIT, rate_limited=True, detail=info)
-        if 400 <= response.status < 500:
-            return SendResult.permanent(f"Feishu: HTTP {response.status}", detail=info)
-        return SendResult.retryable(f"Feishu: unexpected answer (HTTP {response.status})", detail=info)
+        return CODES.unreadable(response)
     code = data.get("code", data.get("StatusCode"))
     if code == 0:
-        return SendResult.sent(detail=info)
-    error = f"Feishu error {code}: {str(data.get('msg', data.get('StatusMessage', '')))[:300]}"
-    if code in RATE_LIMITED:
-        return SendResult.retryable(error, retry_after=RATE_WAIT, rate_limited=True, detail=info)
-    if response.status >= 500:
-        return SendResult.retryable(error, detail=info)
-    hint = CONFIG_HINTS.get(code)
-    return SendResult.permanent(f"{error} ({hint})" if hint else error, detail=info)
+        return SendResult.sent(detail=chatbot.detail(response))
+    return CODES.failed(response, code, str(data.get("msg", data.get("StatusMessage", "")))[:300])
 
 
 class FeishuBot(BotProvider):

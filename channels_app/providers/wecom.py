@@ -30,6 +30,7 @@ CONFIG_HINTS = {
     46004: "an unknown userid in the mentions (check the mapping table)",
 }
 RATE_WAIT = 60.0
+CODES = chatbot.BodyCodes("WeCom", RATE_LIMITED, RATE_WAIT, TRANSIENT, CONFIG_HINTS)
 MARKDOWN_LIMIT = 4096  # bytes of markdown content
 TEXT_LIMIT = 2048  # bytes of text content
 
@@ -67,25 +68,14 @@ def build(bot: BotTarget, message: BotMessage) -> dict[str, chatbot.Request]:
 
 def classify(response: HttpResponse) -> SendResult:
     """WeCom's answer: the body's errcode decides (never errmsg, which WeCom says may change)."""
-    info = chatbot.detail(response)
     data = response.json()
     if not isinstance(data, dict) or "errcode" not in data:
-        if response.status == 429:
-            return SendResult.retryable("WeCom: HTTP 429", retry_after=RATE_WAIT, rate_limited=True, detail=info)
-        if 400 <= response.status < 500:
-            return SendResult.permanent(f"WeCom: HTTP {response.status}", detail=info)
-        return SendResult.retryable(f"WeCom: unexpected answer (HTTP {response.status})", detail=info)
+        return CODES.unreadable(response)
     code = data.get("errcode")
     if code == 0:
-        return SendResult.sent(detail=info)
+        return SendResult.sent(detail=chatbot.detail(response))
     # errmsg may carry the caller's IP and a hint; the code is what counts.
-    error = f"WeCom error {code}: {str(data.get('errmsg', '')).split(',')[0][:200]}"
-    if code in RATE_LIMITED:
-        return SendResult.retryable(error, retry_after=RATE_WAIT, rate_limited=True, detail=info)
-    if code in TRANSIENT:
-        return SendResult.retryable(error, detail=info)
-    hint = CONFIG_HINTS.get(code)
-    return SendResult.permanent(f"{error} ({hint})" if hint else error, detail=info)
+    return CODES.failed(response, code, str(data.get("errmsg", "")).split(",")[0][:200])
 
 
 class WeComBot(BotProvider):

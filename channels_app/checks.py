@@ -13,46 +13,45 @@ from channels_app.templating import SLOTS, TemplateFailure
 from channels_app.templating.render import compile_body, default_source
 
 
-@checks.register()
-def check_method_registry(app_configs, **kwargs) -> list[checks.CheckMessage]:
-    errors = []
-    for key, path in METHODS.items():
+def _registered(registry: dict[str, str], base: type, noun: str, ids: tuple[str, str, str], errors: list):
+    """The classes a registry names, each imported, a subclass of `base` and keyed as registered; a check error
+    (with the given ids: cannot import, wrong base, wrong key) for every one that is not."""
+    cannot_import, wrong_base, wrong_key = ids
+    for key, path in registry.items():
         try:
             cls = import_string(path)
         except ImportError as exc:
-            errors.append(checks.Error(f"Notification method {key!r}: cannot import {path}: {exc}", id="channels.E001"))
+            errors.append(checks.Error(f"{noun} {key!r}: cannot import {path}: {exc}", id=cannot_import))
             continue
-        if not (isinstance(cls, type) and issubclass(cls, NotificationMethod)):
-            errors.append(checks.Error(f"{path} is not a NotificationMethod", id="channels.E002"))
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            errors.append(checks.Error(f"{path} is not a {base.__name__}", id=wrong_base))
         elif getattr(cls, "key", None) != key:
             errors.append(
-                checks.Error(f"{path}.key is {getattr(cls, 'key', None)!r}, registered as {key!r}", id="channels.E003")
+                checks.Error(f"{path}.key is {getattr(cls, 'key', None)!r}, registered as {key!r}", id=wrong_key)
             )
         else:
-            unknown = [name for name in getattr(cls, "slots", ()) if name not in SLOTS]
-            if unknown or not getattr(cls, "slots", ()):
-                errors.append(
-                    checks.Error(f"{path}.slots names no template slot or unknown ones: {unknown}", id="channels.E004")
-                )
+            yield path, cls
+
+
+@checks.register()
+def check_method_registry(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    ids = ("channels.E001", "channels.E002", "channels.E003")
+    for path, cls in _registered(METHODS, NotificationMethod, "Notification method", ids, errors):
+        unknown = [name for name in getattr(cls, "slots", ()) if name not in SLOTS]
+        if unknown or not getattr(cls, "slots", ()):
+            errors.append(
+                checks.Error(f"{path}.slots names no template slot or unknown ones: {unknown}", id="channels.E004")
+            )
     return errors
 
 
 @checks.register()
 def check_bot_registry(app_configs, **kwargs) -> list[checks.CheckMessage]:
-    errors = []
-    for key, path in BOTS.items():
-        try:
-            cls = import_string(path)
-        except ImportError as exc:
-            errors.append(checks.Error(f"Bot kind {key!r}: cannot import {path}: {exc}", id="channels.E007"))
-            continue
-        if not (isinstance(cls, type) and issubclass(cls, BotProvider)):
-            errors.append(checks.Error(f"{path} is not a BotProvider", id="channels.E008"))
-        elif getattr(cls, "key", None) != key:
-            errors.append(
-                checks.Error(f"{path}.key is {getattr(cls, 'key', None)!r}, registered as {key!r}", id="channels.E009")
-            )
-        elif getattr(cls, "slot", None) not in SLOTS:
+    errors: list[checks.CheckMessage] = []
+    ids = ("channels.E007", "channels.E008", "channels.E009")
+    for path, cls in _registered(BOTS, BotProvider, "Bot kind", ids, errors):
+        if getattr(cls, "slot", None) not in SLOTS:
             errors.append(checks.Error(f"{path}.slot names no template slot", id="channels.E010"))
         elif cls.mapping_platform is not None and cls.mapping_platform not in PLATFORMS:
             errors.append(checks.Error(f"{path}.mapping_platform is not a known platform", id="channels.E011"))

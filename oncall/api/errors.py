@@ -16,6 +16,9 @@ from oncall.errors import ApplicationError, RateLimited
 
 logger = logging.getLogger(__name__)
 
+# How long a client should wait before retrying a request the database could not serve (down or restarting).
+DATABASE_RETRY_AFTER_SECONDS = 5
+
 _DRF_CODES = {
     exceptions.ParseError: envelope.INVALID_PARAMETER,
     exceptions.UnsupportedMediaType: envelope.INVALID_CONTENT_TYPE,
@@ -80,7 +83,7 @@ def exception_handler(exc, context) -> Response | None:
             503,
             envelope.SERVICE_UNAVAILABLE,
             "The service is temporarily unavailable; retry later.",
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
     logger.exception("Unhandled error in %s", getattr(request, "path", "?"))
     return envelope.error(request, 500, envelope.INTERNAL_ERROR, "Internal error; retry later.")

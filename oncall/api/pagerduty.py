@@ -12,6 +12,9 @@ so these endpoints answer in PagerDuty's shapes, not in the Flashduty envelope:
   answers "Invalid routing key" with 400, not 401/403; the error names the field the key came from:
   `integration_key` from the query, else `routing_key` (v2) or `service_key` (v1)), and a trigger that matches no
   routing rule of an integration without a default route (acknowledge and resolve are never refused for that).
+- The database unavailable (down, restarting, out of connections): 503 `{"status": "unavailable", "message": …,
+  "errors": ["…"]}` with `Retry-After`, for v1 and v2 alike: the event was not stored, and every PagerDuty client
+  retries a 5xx.
 - Over the integration's rate limit: PagerDuty's throttle body `{"status": "throttle exceeded", "message": …}` with
   `Retry-After` and, as an addition, `errors` naming the limit. The status is 429 for v2 events, as PagerDuty's
   Events API v2 answers; for v1 events it is 403, which is what the v1 API answered and what v1 clients retry on
@@ -26,6 +29,9 @@ integration's other pushes, like every format; a refusal writes nothing.
 
 from __future__ import annotations
 
+import logging
+
+from django.db import InterfaceError, OperationalError
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -33,6 +39,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from oncall.api import envelope
+from oncall.api.errors import DATABASE_RETRY_AFTER_SECONDS
 from oncall.api.ingest import IngestError, check_rate_limit, read_json_body, resolve_integration
 from oncall.errors import ApplicationError
 from oncall.lib import clock
@@ -40,11 +47,15 @@ from oncall.services.ingest import events_accept
 from oncall.sources import pagerduty
 from oncall.sources.base import SourceError
 
+logger = logging.getLogger(__name__)
+
 PROCESSED = "Event processed"
 INVALID_STATUS = "invalid event"
 INVALID_MESSAGE = "Event object is invalid"
 THROTTLE_STATUS = "throttle exceeded"
 THROTTLE_MESSAGE = "Requests for this service are arriving too quickly. Please retry later."
+UNAVAILABLE_STATUS = "unavailable"
+UNAVAILABLE_MESSAGE = "The service is temporarily unavailable. Please retry later."
 
 
 def _answer(name: str, **fields) -> serializers.Serializer:
@@ -90,6 +101,10 @@ _RESPONSES = {
     ),
     403: OpenApiResponse(_THROTTLED, "A v1 event over the integration's rate limit; see Retry-After."),
     429: OpenApiResponse(_THROTTLED, "A v2 event over the integration's rate limit; see Retry-After."),
+    503: OpenApiResponse(
+        _answer("PagerDutyUnavailable", errors=serializers.ListField(child=serializers.CharField())),
+        "The database is unavailable: nothing stored; retry after Retry-After.",
+    ),
 }
 
 
@@ -150,6 +165,14 @@ class PagerDutyEventApi(APIView):
         if api_version == 1:
             return _respond(request, 200, {"status": "success", "message": PROCESSED, "incident_key": key})
         return _respond(request, 202, {"status": "success", "message": PROCESSED, "dedup_key": key})
+
+    def handle_exception(self, exc):
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            # The transaction that stores the event rolled back: a retryable failure, in PagerDuty's shape.
+            logger.warning("Database unavailable: %s", exc)
+            body = {"status": UNAVAILABLE_STATUS, "message": UNAVAILABLE_MESSAGE, "errors": [UNAVAILABLE_MESSAGE]}
+            return _respond(self.request, 503, body, {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+        return super().handle_exception(exc)
 
     def _admit(self, request):
         """The body, the integration it is for and its API version, or a PagerDutyRefusal."""

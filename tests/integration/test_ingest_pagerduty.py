@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from django.db import OperationalError
 from django.test import TestCase
 
-from oncall.models import Alert, Incident, IncidentEvent, TimelineEntry
+from oncall.models import Alert, EventBatch, Incident, IncidentEvent, TimelineEntry
 from tests.factories import make_channel, make_integration
 
 pytestmark = pytest.mark.django_db
@@ -300,3 +301,19 @@ def test_v1_pushes_over_the_rate_limit_get_403_which_v1_clients_retry(client, cl
     statuses = [send(client, key, load("v1_docs_trigger.json", incident_key=f"k{n}")).status_code for n in range(3)]
     assert statuses == [200, 200, 403]
     assert Alert.objects.count() == 2
+
+
+@pytest.mark.parametrize("path", ["/event/push/alert/pagerduty", "/v2/enqueue"])
+def test_a_database_outage_is_pagerdutys_retryable_503_with_nothing_stored(client, key, monkeypatch, path):
+    def unavailable(*args, **kwargs):
+        raise OperationalError("could not connect to server: Connection refused")
+
+    monkeypatch.setattr(EventBatch.objects, "create", unavailable)
+    body = {**load("v2_docs_trigger.json"), "routing_key": key}
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post(path, data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["status"] == "unavailable"
+    assert "Connection refused" not in response.content.decode(), "no internals in the answer"
+    assert not EventBatch.objects.exists() and not Alert.objects.exists()

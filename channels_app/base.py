@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 
 class Outcome(StrEnum):
@@ -50,6 +51,13 @@ class SendResult:
         return cls(Outcome.PERMANENT, error=error, **kwargs)
 
 
+def provider_key_of(url: str) -> str:
+    """The bulkhead key of a provider reached at `url`: its host, and its port when the URL names one."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return f"{host}:{parts.port}" if parts.port else host
+
+
 class NotificationMethod(ABC):
     """A direct way to reach a person (email, SMS, voice, app push).
 
@@ -63,6 +71,12 @@ class NotificationMethod(ABC):
     `contact` names the person's contact a permanent recipient error flags ("phone", "email"; None for none);
     `quota_setting` names the setting that caps how many of these one person receives per day; `kept_slots` are
     stored on the delivery before sending, for the provider's callbacks (the spoken text of a call).
+
+    `reports_back` says the provider calls back about every message it accepts, at a URL carrying the delivery's
+    callback code (Twilio's status callbacks). An attempt whose worker died before recording the answer is then
+    settled from the callback instead of being sent again (channels_app.outcomes.deliveries_settle_interrupted).
+    Methods without it are sent again, with markers that let the receiver recognise the repeat (the same email
+    Message-ID, the same push collapse id).
     """
 
     key: ClassVar[str]
@@ -71,12 +85,18 @@ class NotificationMethod(ABC):
     contact: ClassVar[str | None] = None
     quota_setting: ClassVar[str | None] = None
     kept_slots: ClassVar[tuple[str, ...]] = ()
+    reports_back: ClassVar[bool] = False
 
     @abstractmethod
     def address_for(self, person: Any) -> str | None: ...
 
     def unreachable_reason(self, person: Any) -> str:
         return f"no verified {self.key} contact"
+
+    def provider_key(self) -> str:
+        """Which provider this method's attempts call, for the delivery bulkhead (channels_app.bulkhead): methods
+        that share a provider's API return the same key (SMS and voice: Twilio's host)."""
+        return f"method:{self.key}"
 
     @abstractmethod
     def send(

@@ -57,6 +57,7 @@ def voice_status(request: HttpRequest, code: str) -> HttpResponse:
         code=code,
         status=request.POST.get("CallStatus", ""),
         duration=request.POST.get("CallDuration", ""),
+        sid=request.POST.get("CallSid", ""),
         now=clock.now(),
     )
     return HttpResponse(status=204)
@@ -68,6 +69,7 @@ def sms_status(request: HttpRequest, code: str) -> HttpResponse:
         code=code,
         status=request.POST.get("MessageStatus", ""),
         error_code=request.POST.get("ErrorCode", ""),
+        sid=request.POST.get("MessageSid", ""),
         now=clock.now(),
     )
     return HttpResponse(status=204)

@@ -83,25 +83,29 @@ def keypad_press(*, code: str, digits: str, now: datetime) -> str:
     return keypad_script(code=code, prefix=_("That key does nothing."))
 
 
-def call_status(*, code: str, status: str, now: datetime, duration: str = "") -> None:
-    """Twilio's final call status: completed is delivered; busy, no-answer, failed and canceled are not reached
-    (called again after the backoff, up to the attempt limit)."""
+def call_status(*, code: str, status: str, now: datetime, duration: str = "", sid: str = "") -> None:
+    """Twilio's call status: initiated (and the other interim ones) says Twilio has the call; completed is
+    delivered; busy, no-answer, failed and canceled are not reached (called again after the backoff, up to the
+    attempt limit). `sid` is Twilio's CallSid."""
     meaning = twilio.call_status_report(status)
     delivery = _delivery(code, "voice")
     if meaning is None or delivery is None:
         return
     kind, reason = meaning
     detail = {"status": status[:20], **({"duration": duration[:10]} if duration else {})}
-    delivery_report(delivery_id=delivery.pk, report=Report(kind, reason, detail=detail), now=now)
+    report = Report(kind, reason, detail=detail, provider_id=sid[:200])
+    delivery_report(delivery_id=delivery.pk, report=report, now=now)
 
 
-def sms_status(*, code: str, status: str, error_code: str, now: datetime) -> None:
-    """Twilio's SMS status: delivered is delivered; failed or undelivered with a number error fails the delivery
-    and flags the phone; with a temporary error it is sent again after the backoff."""
+def sms_status(*, code: str, status: str, error_code: str, now: datetime, sid: str = "") -> None:
+    """Twilio's SMS status: queued, sent (and the other interim ones) say Twilio has it; delivered is delivered;
+    failed or undelivered with a number error fails the delivery and flags the phone; with a temporary error it is
+    sent again after the backoff. `sid` is Twilio's MessageSid."""
     meaning = twilio.sms_status_report(status, error_code)
     delivery = _delivery(code, "sms")
     if meaning is None or delivery is None:
         return
     kind, reason, flag = meaning
     detail = {"status": status[:20], **({"error_code": error_code[:10]} if error_code else {})}
-    delivery_report(delivery_id=delivery.pk, report=Report(kind, reason, flag=flag, detail=detail), now=now)
+    report = Report(kind, reason, flag=flag, detail=detail, provider_id=sid[:200])
+    delivery_report(delivery_id=delivery.pk, report=report, now=now)

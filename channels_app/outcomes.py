@@ -5,6 +5,7 @@ incident's timeline; a temporary failure is attempted again after a backoff, thr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +25,8 @@ from oncall.services.contacts import contact_flag
 from oncall.services.devices import devices_pushed, devices_remove
 from oncall.services.incidents import timeline_add
 
+logger = logging.getLogger(__name__)
+
 # Waits before attempts 2, 3, 4...; the last value repeats.
 RETRY_BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=5))
 TRIGGER_EVENTS = ("triggered", "refired", "escalated")
@@ -32,6 +35,9 @@ LOG_MAX = 50
 # message was written: it is delayed, not dropped. Past it, such answers count like any temporary failure.
 RATE_LIMIT_PATIENCE = timedelta(hours=1)
 RATE_LIMIT_DEFAULT_WAIT = 30.0
+# What a delivery keeps of the provider's callbacks about the attempt in flight: a final report to apply once the
+# attempt is recorded, and the proof that the provider has the message (which settles an interrupted attempt).
+PROVIDER_PROOFS = ("early_report", "provider_seen")
 
 
 def backoff(attempts: int) -> timedelta:
@@ -89,41 +95,42 @@ def delivery_record_outcome(
     *, delivery: Delivery, result: SendResult, now: datetime, timeline_message: str = ""
 ) -> Delivery:
     """Store what the provider answered an attempt; schedule a retry or give up, tell the timeline about failures,
-    flag a contact that cannot be reached, forget devices whose token is gone."""
-    entry = {
-        "attempt": delivery.attempts,
-        "outcome": result.outcome.value,
-        "error": result.error[:500],
-        "provider_id": result.provider_id[:200],
-        **dict(result.detail),
-    }
-    if result.rate_limited:
-        entry["rate_limited"] = True
-    fields: dict = {"lease_until": None, "error": result.error[:2000], "attempt_log": _log(delivery, entry, now)}
-    if result.progress is not None:
-        fields["state"] = {**delivery.state, "progress": dict(result.progress)}
-    gave_up = False
-    if result.outcome == Outcome.SENT:
-        fields.update(status=Delivery.Status.SENT, sent_at=now, provider_id=result.provider_id[:200], error="")
-    elif (
-        result.outcome == Outcome.RETRYABLE and result.rate_limited and now - delivery.created_at < RATE_LIMIT_PATIENCE
-    ):
-        wait = timedelta(seconds=result.retry_after or RATE_LIMIT_DEFAULT_WAIT)
-        fields.update(status=Delivery.Status.PENDING, next_attempt_at=now + wait, attempts=F("attempts") - 1)
-    elif result.outcome == Outcome.RETRYABLE and delivery.attempts < settings.DELIVERY_MAX_ATTEMPTS:
-        wait = backoff(delivery.attempts)
-        if result.retry_after:
-            wait = max(wait, timedelta(seconds=result.retry_after))
-        fields.update(status=Delivery.Status.PENDING, next_attempt_at=now + wait)
-    else:
-        gave_up = True
-        fields.update(status=Delivery.Status.FAILED)
+    flag a contact that cannot be reached, forget devices whose token is gone.
+
+    A provider callback about the attempt that came before this (kept on the delivery) is applied once the attempt
+    is recorded as sent. An attempt that got no answer (a timeout) but whose provider called back about it was
+    accepted: it is recorded as sent, not retried, so the person is not paged twice.
+    """
+    early = None
     with transaction.atomic():
-        updated = Delivery.objects.filter(
-            pk=delivery.pk, status=Delivery.Status.SENDING, attempts=delivery.attempts
-        ).update(**fields)
+        # Locked, so a provider callback arriving now is either in what is read here or comes after the attempt is
+        # recorded; the state and the log are re-read because callbacks may have added to them during the attempt.
+        current = (
+            Delivery.objects.select_for_update()
+            .filter(pk=delivery.pk, status=Delivery.Status.SENDING, attempts=delivery.attempts)
+            .values_list("state", "attempt_log")
+            .first()
+        )
+        updated = 0
+        if current is not None:
+            state, delivery.attempt_log = current
+            early = state.get("early_report")
+            proof = early or state.get("provider_seen")
+            if proof and result.outcome == Outcome.RETRYABLE and not result.rate_limited:
+                result = SendResult.sent(
+                    str(proof.get("provider_id", "")),
+                    detail={**dict(result.detail), "reconciled": True, "unanswered": result.error[:300]},
+                )
+            fields = _outcome_fields(delivery, result, now)
+            fields["state"] = {key: value for key, value in state.items() if key not in PROVIDER_PROOFS}
+            if result.progress is not None:
+                fields["state"]["progress"] = dict(result.progress)
+            updated = Delivery.objects.filter(
+                pk=delivery.pk, status=Delivery.Status.SENDING, attempts=delivery.attempts
+            ).update(**fields)
+        gave_up = updated and fields["status"] == Delivery.Status.FAILED
         flagged = updated and result.outcome == Outcome.PERMANENT and _flag(delivery, result.flag)
-        if updated and gave_up:
+        if gave_up:
             message = timeline_message or _("%(method)s to %(address)s failed after %(n)d attempt(s): %(error)s") % {
                 "method": _label(delivery),
                 "address": delivery.address,
@@ -137,7 +144,6 @@ def delivery_record_outcome(
             devices_remove(device_ids=result.gone_devices)
             devices_pushed(device_ids=result.pushed_devices, now=now)
     delivery.refresh_from_db()
-    early = delivery.state.get("early_report")
     if updated and result.outcome == Outcome.SENT and early:
         # The provider's callback came before this attempt was recorded; it applies now.
         delivery_report(delivery_id=delivery.pk, report=Report(**early), now=now)
@@ -145,28 +151,131 @@ def delivery_record_outcome(
     return delivery
 
 
+def deliveries_settle_interrupted(*, now: datetime, limit: int = 500) -> int:
+    """Settle the attempts whose worker died mid-send (still "sending" after their lease), so that none is lost and
+    none is sent twice when that can be known. Returns how many were put back to be sent again.
+
+    By a method whose provider calls back about every message it accepts (`reports_back`: Twilio's SMS and calls),
+    a callback about the attempt proves the provider has it: the attempt is recorded as sent with the provider's
+    id, and a final report (delivered, not reached...) applies as usual. Without one, the attempt waits
+    DELIVERY_RECONCILE_SECONDS after its lease for a callback, then is sent again. By any other method we cannot
+    know whether the provider got it, and a lost page is worse than a repeated one: it is sent again at once,
+    carrying the same markers (email Message-ID, push collapse id, webhook Idempotency-Key) so that the receiver
+    can recognise the repeat.
+    """
+    grace = timedelta(seconds=settings.DELIVERY_RECONCILE_SECONDS)
+    interrupted = (
+        Delivery.objects.filter(status=Delivery.Status.SENDING, lease_until__lt=now)
+        .select_related("incident", "recipient")
+        .order_by("lease_until")[:limit]
+    )
+    resent = 0
+    for delivery in interrupted:
+        reports_back = delivery.method in registry.METHODS and registry.method(delivery.method).reports_back
+        proof = next((delivery.state[key] for key in PROVIDER_PROOFS if key in delivery.state), None)
+        if reports_back and proof:
+            logger.warning(
+                "Delivery %s: its worker stopped mid-attempt; the provider's callback shows it was sent", delivery.pk
+            )
+            delivery_record_outcome(
+                delivery=delivery,
+                result=SendResult.sent(str(proof.get("provider_id", "")), detail={"reconciled": True}),
+                now=now,
+            )
+            continue
+        if reports_back and delivery.lease_until + grace > now:
+            continue  # the provider may still call back about it
+        if reports_back:
+            error = _("The previous attempt was interrupted and the provider did not report on it within %(n)d s.") % {
+                "n": settings.DELIVERY_RECONCILE_SECONDS
+            }
+        else:
+            error = _("The previous attempt was interrupted.")
+        entry = {"attempt": delivery.attempts, "outcome": "interrupted", "error": error}
+        pending = Delivery.objects.filter(
+            pk=delivery.pk,
+            status=Delivery.Status.SENDING,
+            attempts=delivery.attempts,
+            lease_until=delivery.lease_until,
+        )
+        if reports_back:
+            # A callback landing meanwhile wins: the provider has it after all.
+            pending = pending.exclude(state__has_key="early_report").exclude(state__has_key="provider_seen")
+        if pending.update(
+            status=Delivery.Status.PENDING,
+            next_attempt_at=now,
+            lease_until=None,
+            error=error,
+            attempt_log=_log(delivery, entry, now),
+        ):
+            logger.warning("Delivery %s: its worker stopped mid-attempt; it is sent again", delivery.pk)
+            resent += 1
+    return resent
+
+
+def _outcome_fields(delivery: Delivery, result: SendResult, now: datetime) -> dict:
+    """The delivery's fields after an attempt with this result: sent, pending again (after a backoff or a rate
+    limit's wait) or failed."""
+    entry = {
+        "attempt": delivery.attempts,
+        "outcome": result.outcome.value,
+        "error": result.error[:500],
+        "provider_id": result.provider_id[:200],
+        **dict(result.detail),
+    }
+    if result.rate_limited:
+        entry["rate_limited"] = True
+    fields: dict = {"lease_until": None, "error": result.error[:2000], "attempt_log": _log(delivery, entry, now)}
+    if result.outcome == Outcome.SENT:
+        fields.update(status=Delivery.Status.SENT, sent_at=now, provider_id=result.provider_id[:200], error="")
+    elif (
+        result.outcome == Outcome.RETRYABLE and result.rate_limited and now - delivery.created_at < RATE_LIMIT_PATIENCE
+    ):
+        wait = timedelta(seconds=result.retry_after or RATE_LIMIT_DEFAULT_WAIT)
+        fields.update(status=Delivery.Status.PENDING, next_attempt_at=now + wait, attempts=F("attempts") - 1)
+    elif result.outcome == Outcome.RETRYABLE and delivery.attempts < settings.DELIVERY_MAX_ATTEMPTS:
+        wait = backoff(delivery.attempts)
+        if result.retry_after:
+            wait = max(wait, timedelta(seconds=result.retry_after))
+        fields.update(status=Delivery.Status.PENDING, next_attempt_at=now + wait)
+    else:
+        fields.update(status=Delivery.Status.FAILED)
+    return fields
+
+
 @dataclass(frozen=True)
 class Report:
     """What a provider reported after accepting a message.
 
-    kind: "delivered" (it reached the person), "not_reached" (worth another attempt: a call not answered, an SMS
-    the carrier could not deliver now) or "refused" (never will: a hard bounce, an undeliverable number).
+    kind: "accepted" (the provider has it, nothing more yet: an SMS queued or sent, a call initiated or ringing),
+    "delivered" (it reached the person), "not_reached" (worth another attempt: a call not answered, an SMS the
+    carrier could not deliver now) or "refused" (never will: a hard bounce, an undeliverable number).
+    `provider_id` is the provider's id for the message, when the report names it (Twilio's CallSid, MessageSid).
     """
 
     kind: str
     reason: str = ""
     flag: str = ""  # for "refused": flag the contact with this reason
     detail: Mapping[str, Any] = field(default_factory=dict)
+    provider_id: str = ""
 
     def as_json(self) -> dict:
-        return {"kind": self.kind, "reason": self.reason, "flag": self.flag, "detail": dict(self.detail)}
+        return {
+            "kind": self.kind,
+            "reason": self.reason,
+            "flag": self.flag,
+            "detail": dict(self.detail),
+            "provider_id": self.provider_id,
+        }
 
 
 def delivery_report(*, delivery_id: int, report: Report, now: datetime) -> Delivery | None:
     """Apply what the provider reported about a delivery it had accepted.
 
-    Reports about a delivery still being sent are kept and applied when the attempt is recorded; reports about a
-    delivery already settled (failed, cancelled) are logged and change nothing.
+    Reports about a delivery still being sent are kept: a final one is applied when the attempt is recorded, and
+    any one proves the provider has the message should the worker die before recording it (see
+    deliveries_settle_interrupted). "accepted" says nothing new about a delivery already recorded and is dropped;
+    other reports about a delivery already settled (failed, cancelled) are logged and change nothing.
     """
     with transaction.atomic():
         delivery = (
@@ -177,12 +286,15 @@ def delivery_report(*, delivery_id: int, report: Report, now: datetime) -> Deliv
         )
         if delivery is None:
             return None
+        status = delivery.status
+        if report.kind == "accepted" and status != Delivery.Status.SENDING:
+            return delivery
         entry = {"callback": report.kind, "reason": report.reason[:300], **dict(report.detail)}
         delivery.attempt_log = _log(delivery, entry, now)
         fields = ["attempt_log", "updated_at"]
-        status = delivery.status
         if status == Delivery.Status.SENDING:
-            delivery.state = {**delivery.state, "early_report": report.as_json()}
+            kept = "provider_seen" if report.kind == "accepted" else "early_report"
+            delivery.state = {**delivery.state, kept: report.as_json()}
             fields.append("state")
         elif report.kind == "delivered" and status == Delivery.Status.SENT:
             delivery.status, delivery.delivered_at = Delivery.Status.DELIVERED, now
@@ -201,8 +313,8 @@ def delivery_report(*, delivery_id: int, report: Report, now: datetime) -> Deliv
             if flagged:
                 message += " " + _("The contact is flagged and receives nothing until it is verified again.")
             _fail_timeline(delivery, message, now, error=report.reason[:500], flagged=flagged)
-        if "early_report" in delivery.state and status != Delivery.Status.SENDING:
-            delivery.state = {k: v for k, v in delivery.state.items() if k != "early_report"}
+        if status != Delivery.Status.SENDING and any(key in delivery.state for key in PROVIDER_PROOFS):
+            delivery.state = {k: v for k, v in delivery.state.items() if k not in PROVIDER_PROOFS}
             fields.append("state")
         delivery.save(update_fields=list(dict.fromkeys(fields)))
     return delivery

@@ -6,16 +6,22 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils.translation import gettext as _
 
-from channels_app import registry
+from channels_app import bulkhead, registry
 from channels_app.base import SendResult
 from channels_app.bots.sending import BOT_METHOD, bot_delivery_send
 from channels_app.deliveries import SEND_TASK, PlannedDelivery, deliveries_create
 from channels_app.messages import delivery_actor, message_context
 from channels_app.models import Delivery
-from channels_app.outcomes import delivery_record_outcome, no_longer_needed, template_failures_record
+from channels_app.outcomes import (
+    deliveries_settle_interrupted,
+    delivery_record_outcome,
+    no_longer_needed,
+    template_failures_record,
+)
 from channels_app.preferences import person_preferences
 from channels_app.quotas import quota_notice_send, quota_take
 from channels_app.templating import render_slots
@@ -66,6 +72,16 @@ def delivery_send(*, delivery_id: int, now: datetime) -> Delivery | None:
     delivery = Delivery.objects.select_related("incident__channel", "recipient", "template_set", "bot").get(
         pk=delivery_id
     )
+    # The bulkhead: a provider that hangs gets only its share of the workers; the rest waits without spending
+    # attempts, and other providers' messages go on.
+    admission = bulkhead.provider_call_begin(delivery=delivery, now=now)
+    if admission is None:
+        return bulkhead.delivery_defer(delivery=delivery, now=now)
+    with admission:
+        return admission.observe(_delivery_attempt(delivery=delivery, now=now))
+
+
+def _delivery_attempt(*, delivery: Delivery, now: datetime) -> Delivery:
     if delivery.method == BOT_METHOD:
         return bot_delivery_send(delivery=delivery, now=now)
     incident = delivery.incident
@@ -138,19 +154,16 @@ def _quota_reached(*, delivery: Delivery, method, limit: int, now: datetime) -> 
 
 
 def deliveries_enqueue_due(*, now: datetime, limit: int = 500) -> int:
-    """Hand due deliveries to the worker: retries whose time has come, and any whose worker died mid-attempt."""
-    # An attempt whose worker vanished (lease over, still "sending"): we cannot know whether the provider got it,
-    # and a lost page is worse than a doubled one, so it is attempted again.
-    Delivery.objects.filter(status=Delivery.Status.SENDING, lease_until__lt=now).update(
-        status=Delivery.Status.PENDING,
-        next_attempt_at=now,
-        lease_until=None,
-        error=_("The previous attempt was interrupted."),
-    )
+    """Hand due deliveries to the worker: retries whose time has come, and any whose worker died mid-attempt
+    (settled first: recorded as sent when the provider's callback shows it had the message, else sent again)."""
+    deliveries_settle_interrupted(now=now, limit=limit)
     due = Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now).filter(
         Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     )
-    ids = claims.claim_due(due, now=now, lease=timedelta(seconds=settings.TIMER_LEASE_SECONDS), limit=limit)
-    for delivery_id in ids:
-        queue.enqueue(SEND_TASK, delivery_id, group="delivery")
+    # One transaction: with the database broker the tasks commit with the claims, so a ticker that dies here
+    # leaves neither a claim without its task nor a task without its claim.
+    with transaction.atomic():
+        ids = claims.claim_due(due, now=now, lease=timedelta(seconds=settings.TIMER_LEASE_SECONDS), limit=limit)
+        for delivery_id in ids:
+            queue.enqueue(SEND_TASK, delivery_id, group="delivery")
     return len(ids)

@@ -234,7 +234,23 @@ if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
 TICKER_INTERVAL = env.float("TICKER_INTERVAL", default=1.0)
 TIMER_LEASE_SECONDS = env.int("TIMER_LEASE_SECONDS", default=30)
 DELIVERY_SEND_LEASE_SECONDS = env.int("DELIVERY_SEND_LEASE_SECONDS", default=45)
+# An attempt whose worker died (its lease ran out while sending) by a method whose provider calls back about every
+# message (Twilio's status callbacks) is not sent again at once: the provider may have accepted it. A callback
+# within this many seconds after the lease settles it as sent; without one it is sent again.
+DELIVERY_RECONCILE_SECONDS = env.int("DELIVERY_RECONCILE_SECONDS", default=120)
 DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=4)
+# The delivery bulkhead (channels_app.bulkhead): a provider whose attempt has been in flight this long, or whose
+# last attempt took this long, is slow and may have only DELIVERY_BULKHEAD_SLOW_LIMIT attempts in flight; one more
+# for each quick answer since, up to DELIVERY_BULKHEAD_MAX_IN_FLIGHT (0: no cap). Attempts over the limit wait
+# DELIVERY_BULKHEAD_DEFER_SECONDS without counting as attempts, and the other providers keep the workers.
+DELIVERY_BULKHEAD_SLOW_SECONDS = env.float("DELIVERY_BULKHEAD_SLOW_SECONDS", default=5.0)
+DELIVERY_BULKHEAD_SLOW_LIMIT = env.int("DELIVERY_BULKHEAD_SLOW_LIMIT", default=1)
+DELIVERY_BULKHEAD_MAX_IN_FLIGHT = env.int("DELIVERY_BULKHEAD_MAX_IN_FLIGHT", default=0)
+DELIVERY_BULKHEAD_DEFER_SECONDS = env.float("DELIVERY_BULKHEAD_DEFER_SECONDS", default=3.0)
+if DELIVERY_BULKHEAD_SLOW_LIMIT < 1 or DELIVERY_BULKHEAD_MAX_IN_FLIGHT < 0:
+    raise ImproperlyConfigured(
+        "DELIVERY_BULKHEAD_SLOW_LIMIT must be at least 1 and DELIVERY_BULKHEAD_MAX_IN_FLIGHT at least 0 (no cap)."
+    )
 
 # Notification templates: SMS are cut to this many segments (160 GSM-7 / 70 UCS-2 characters, 153 / 67 each
 # when split); acknowledge links in messages stay valid this many seconds.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 from collections.abc import Mapping
 from email.utils import make_msgid
@@ -13,6 +14,18 @@ from django.core.mail import EmailMultiAlternatives
 from django.utils.translation import gettext_lazy as _
 
 from channels_app.base import NotificationMethod, SendResult
+
+
+def stable_message_id(delivery: Any) -> str:
+    """The Message-ID of a delivery's email: the same on every attempt, so that a repeat (an attempt whose worker
+    died after the mail server took it is sent again) is one message to mail clients and archives that deduplicate
+    by Message-ID. The delivery's random callback code makes it unique to this installation; a test message, which
+    has no delivery, gets a fresh one."""
+    code = getattr(delivery, "callback_code", "")
+    if not code:
+        return make_msgid(idstring="test", domain="oncall")
+    digest = hashlib.sha256(f"{delivery.dedup_key}\n{code}".encode()).hexdigest()[:32]
+    return f"<delivery.{digest}@oncall>"
 
 
 class EmailMethod(NotificationMethod):
@@ -39,7 +52,7 @@ class EmailMethod(NotificationMethod):
         address; ESP API errors are permanent for 4xx other than 429, retryable otherwise. Later bounces arrive
         by the ESP's tracking webhook (channels_app.tracking).
         """
-        message_id = make_msgid(idstring=f"delivery-{delivery.pk}", domain="oncall")
+        message_id = stable_message_id(delivery)
         mail = EmailMultiAlternatives(
             subject=message["email_subject"],
             body=message["email_text"],

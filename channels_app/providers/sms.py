@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from channels_app.base import NotificationMethod, SendResult
+from channels_app.base import NotificationMethod, SendResult, provider_key_of
 from channels_app.providers import twilio
 
 STATUS_CALLBACK = "twilio-sms-status"
@@ -25,6 +25,7 @@ class SmsMethod(NotificationMethod):
     slots = ("sms",)
     contact = "phone"
     quota_setting = "SMS_DAILY_QUOTA"
+    reports_back = True  # every accepted SMS gets status callbacks (sent, delivered, failed...)
 
     def address_for(self, person: Any) -> str | None:
         return person.reachable_phone
@@ -33,6 +34,9 @@ class SmsMethod(NotificationMethod):
         if person.phone and person.phone_flagged:
             return f"phone number flagged: {person.phone_flagged}"
         return "no verified sms contact"
+
+    def provider_key(self) -> str:
+        return provider_key_of(settings.TWILIO_API_URL)  # calls and SMS share Twilio's API
 
     def send(
         self, *, message: Mapping[str, str], context: Mapping[str, Any], address: str, delivery: Any

@@ -90,12 +90,21 @@ def post(resource: str, form: Mapping[str, Any]) -> SendResult:
     return classify(response.status, response.json(), response.headers)
 
 
-def sms_status_report(status: str, error_code: str) -> tuple[str, str, str] | None:
-    """What an SMS status callback means for the delivery: (kind, reason, flag), or None for an interim status.
+# Statuses that say only that Twilio has the message or call: they settle an attempt whose worker died before
+# recording Twilio's answer (it is not sent again), and change nothing else.
+SMS_ACCEPTED = ("queued", "accepted", "scheduled", "sending", "sent", "partially_delivered")
+CALL_ACCEPTED = ("queued", "initiated", "ringing", "in-progress")
 
-    kind is "delivered", "not_reached" (a temporary error: sent again) or "refused" (never will be; with a flag
-    when the number is at fault).
+
+def sms_status_report(status: str, error_code: str) -> tuple[str, str, str] | None:
+    """What an SMS status callback means for the delivery: (kind, reason, flag), or None for a status that is not
+    about an outgoing message.
+
+    kind is "accepted" (Twilio has it, nothing more yet), "delivered", "not_reached" (a temporary error: sent
+    again) or "refused" (never will be; with a flag when the number is at fault).
     """
+    if status in SMS_ACCEPTED:
+        return ("accepted", f"SMS {status}", "")
     if status in ("delivered", "read"):
         return ("delivered", status, "")
     if status not in ("failed", "undelivered", "canceled"):
@@ -113,8 +122,11 @@ def sms_status_report(status: str, error_code: str) -> tuple[str, str, str] | No
 
 
 def call_status_report(status: str) -> tuple[str, str] | None:
-    """What a call status callback means: completed is delivered; busy, no-answer, failed and canceled are not
-    reached (the person is called again after the backoff); anything else is interim (None)."""
+    """What a call status callback means: queued, initiated, ringing and in-progress say Twilio has the call
+    (accepted); completed is delivered; busy, no-answer, failed and canceled are not reached (the person is called
+    again after the backoff); anything else means nothing (None)."""
+    if status in CALL_ACCEPTED:
+        return ("accepted", f"call {status}")
     if status == "completed":
         return ("delivered", "call completed")
     if status in ("busy", "no-answer", "failed", "canceled"):

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from twilio.twiml.voice_response import VoiceResponse
 
-from channels_app.base import NotificationMethod, SendResult
+from channels_app.base import NotificationMethod, SendResult, provider_key_of
 from channels_app.providers import twilio
 
 TWIML = "twilio-voice-twiml"
@@ -43,8 +43,13 @@ def caller_id_for(to: str, numbers: Sequence[str]) -> str:
     return numbers[0]
 
 
-def call_form(*, to: str, from_: str, url: str, status_callback: str, timeout: int) -> dict[str, str]:
-    """The form Twilio's Calls.json takes for one call (pure data). Only the final status is called back."""
+def call_form(*, to: str, from_: str, url: str, status_callback: str, timeout: int) -> dict[str, str | list[str]]:
+    """The form Twilio's Calls.json takes for one call (pure data).
+
+    Twilio calls back when it starts dialling ("initiated": proof it has the call, seconds after the request, which
+    settles an attempt whose worker died before recording the answer) and when the call ends ("completed", whose
+    CallStatus says completed, busy, no-answer, failed or canceled).
+    """
     return {
         "To": to,
         "From": from_,
@@ -52,6 +57,7 @@ def call_form(*, to: str, from_: str, url: str, status_callback: str, timeout: i
         "Method": "POST",
         "StatusCallback": status_callback,
         "StatusCallbackMethod": "POST",
+        "StatusCallbackEvent": ["initiated", "completed"],
         "Timeout": str(timeout),
     }
 
@@ -102,6 +108,7 @@ class VoiceMethod(NotificationMethod):
     contact = "phone"
     quota_setting = "VOICE_DAILY_QUOTA"
     kept_slots = ("voice",)
+    reports_back = True  # every accepted call reports "initiated" when dialling starts, and how it ended
 
     def address_for(self, person: Any) -> str | None:
         return person.reachable_phone
@@ -110,6 +117,9 @@ class VoiceMethod(NotificationMethod):
         if person.phone and person.phone_flagged:
             return f"phone number flagged: {person.phone_flagged}"
         return "no verified voice contact"
+
+    def provider_key(self) -> str:
+        return provider_key_of(settings.TWILIO_API_URL)  # calls and SMS share Twilio's API
 
     def send(
         self, *, message: Mapping[str, str], context: Mapping[str, Any], address: str, delivery: Any

@@ -4,7 +4,8 @@ any URL, optionally signed, so an in-house gateway can consume incidents.
 The body is `{event_id, event_time (ms), event_type, person, incident{…, responders[…]}}` (see
 docs/bots.md). With a secret, the header `X-Oncall-Signature: sha256=<hex>` carries HMAC-SHA256(secret, raw body),
 as GitHub signs its webhooks; the receiver recomputes it over the bytes it received and compares in constant
-time. Any 2xx is success; 429 waits for Retry-After; 408 and 5xx are retried; other 4xx are permanent.
+time. Every request carries `Idempotency-Key: <event_id>`, the same on every attempt at one message. Any 2xx is
+success; 429 waits for Retry-After; 408 and 5xx are retried; other 4xx are permanent.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from channels_app.base import BotMessage, BotProvider, BotTarget, RateLimit, Sen
 from channels_app.providers import chatbot
 
 SIGNATURE_HEADER = "X-Oncall-Signature"
+# The same on every attempt at one message (its event_id): an attempt whose worker died after the receiver got it is
+# sent again, and the receiver can recognise the repeat.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -26,9 +30,13 @@ def signature(secret: str, body: bytes) -> str:
 
 
 def build(bot: BotTarget, message: BotMessage) -> chatbot.Request:
-    """The request for one message (pure data): the rendered JSON, byte for byte as signed."""
+    """The request for one message (pure data): the rendered JSON, byte for byte as signed, with the message's
+    event id as `Idempotency-Key` (the same on every attempt, so a receiver can drop a repeat)."""
     body = message.text.encode("utf-8")
     headers = {SIGNATURE_HEADER: signature(bot.secret, body)} if bot.secret else {}
+    event_id = str(message.context.get("event_id") or "")
+    if event_id:
+        headers[IDEMPOTENCY_HEADER] = event_id
     return chatbot.Request(bot.url, headers=headers, body=body)
 
 

@@ -7,6 +7,8 @@ be told to fail, delay or rate-limit (against its `now` clock, which a test may 
 
     server.fail_next("/dingtalk", status=200, json={"errcode": 130101, "errmsg": "send too fast"})
     server.delay("/slack", 3.0)
+    server.hang("/hook")  # no answer at all until server.release("/hook")
+    server.twilio_status_callbacks["Messages.json"] = ["queued"]  # Twilio calls back (signed) before it answers
 
 | prefix | speaks |
 |---|---|
@@ -43,7 +45,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
+import requests
 from py_vapid import Vapid
+from twilio.request_validator import RequestValidator
 
 
 @dataclass
@@ -112,6 +116,10 @@ class ProviderServer:
     def __init__(self, port: int = 0) -> None:
         self.requests: list[Recorded] = []
         self.twilio_accounts: dict[str, str] = {}  # account sid -> auth token
+        # Resource ("Messages.json", "Calls.json") -> statuses Twilio posts, signed, to the StatusCallback of each
+        # message or call it accepts, before it answers the request (so even when the answer hangs or is lost).
+        self.twilio_status_callbacks: dict[str, list[str]] = {}
+        self.callbacks_made: list[tuple[str, str, int]] = []  # (url, status, HTTP status of our answer)
         self.fcm_access_tokens: set[str] = set()
         self.fcm_service_accounts: dict[str, str] = {}  # client_email -> public key PEM (checks the assertion)
         self.fcm_unregistered: set[str] = set()  # registration tokens FCM answers UNREGISTERED for
@@ -139,6 +147,7 @@ class ProviderServer:
         self._scripted: list[_Scripted] = []
         self._token_numbers = itertools.count(1)
         self._delays: dict[str, float] = {}
+        self._hangs: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
@@ -158,6 +167,7 @@ class ProviderServer:
         return self
 
     def stop(self) -> None:
+        self.release()
         self._server.shutdown()
         self._server.server_close()
 
@@ -167,6 +177,9 @@ class ProviderServer:
             self._scripted.clear()
             self._delays.clear()
             self.rate_limits.clear()
+            self.twilio_status_callbacks.clear()
+            self.callbacks_made.clear()
+        self.release()
         self.now = time.time
         for registry in (
             self.twilio_accounts,
@@ -221,6 +234,19 @@ class ProviderServer:
         with self._lock:
             self._delays[prefix] = seconds
 
+    def hang(self, prefix: str) -> None:
+        """Requests under `prefix` get no answer until `release(prefix)` (a provider that hangs); they are recorded
+        when they arrive."""
+        with self._lock:
+            self._hangs.setdefault(prefix, threading.Event())
+
+    def release(self, prefix: str | None = None) -> None:
+        """Answer the requests hanging under `prefix` (every prefix when None), and stop hanging new ones."""
+        with self._lock:
+            gates = [self._hangs.pop(p) for p in list(self._hangs) if prefix is None or p == prefix]
+        for gate in gates:
+            gate.set()
+
     def received(self, prefix: str = "") -> list[Recorded]:
         with self._lock:
             return [request for request in self.requests if request.path.startswith(prefix)]
@@ -273,13 +299,21 @@ class ProviderServer:
                 if scripted.times <= 0:
                     self._scripted.remove(scripted)
             delay = next((d for p, d in self._delays.items() if request.path.startswith(p)), 0.0)
+            gate = next((g for p, g in self._hangs.items() if request.path.startswith(p)), None)
+            calls_back = not scripted and request.path.startswith("/twilio/") and bool(self.twilio_status_callbacks)
+        answer = None
+        if calls_back:
+            answer = self._rate_limited(request) or self._route(request)
+            self._twilio_call_back(request, answer)
+        if gate is not None:
+            gate.wait()
         if delay:
             time.sleep(delay)
         if scripted:
             if scripted.delay:
                 time.sleep(scripted.delay)
             answer = scripted.answer
-        else:
+        elif answer is None:
             answer = self._rate_limited(request) or self._route(request)
         try:
             handler.send_response(answer.status)
@@ -372,6 +406,39 @@ class ProviderServer:
                 return Answer.of_json(400, {"code": 21602, "message": "Message body is required.", "status": 400})
             return Answer.of_json(201, {"sid": "SM" + uuid.uuid4().hex, "status": "queued", "to": to})
         return Answer.of_json(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
+
+    def _twilio_call_back(self, request: Recorded, answer: Answer) -> None:
+        """Post the configured status callbacks about the message or call `answer` accepted, signed as Twilio signs
+        them (X-Twilio-Signature over the callback URL and the form)."""
+        if answer.status != 201:
+            return
+        parts = request.path.split("/")
+        account, resource = parts[4], parts[5]
+        url = request.field("StatusCallback") or ""
+        statuses = self.twilio_status_callbacks.get(resource, [])
+        if not url or not statuses:
+            return
+        sid = json.loads(answer.body)["sid"]
+        sid_field, status_field = (
+            ("CallSid", "CallStatus") if resource == "Calls.json" else ("MessageSid", "MessageStatus")
+        )
+        for status in statuses:
+            params = {
+                "AccountSid": account,
+                sid_field: sid,
+                status_field: status,
+                "To": request.field("To") or "",
+                "From": request.field("From") or "",
+            }
+            signature = RequestValidator(self.twilio_accounts[account]).compute_signature(url, params)
+            try:
+                code = requests.post(
+                    url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10
+                ).status_code
+            except requests.RequestException:
+                code = 0
+            with self._lock:
+                self.callbacks_made.append((url, status, code))
 
     def _fcm(self, request: Recorded) -> Answer:
         auth = request.headers.get("authorization", "")

@@ -65,14 +65,16 @@ def test_the_call_is_placed_with_our_twiml_url_and_status_callback(page, vera):
     assert len(code) >= 32
     assert page.path == f"/twilio/2010-04-01/Accounts/{TWILIO_SID}/Calls.json"
     assert page.headers["content-type"] == "application/x-www-form-urlencoded"
-    assert {key: values[0] for key, values in page.form.items()} == {
-        "To": "+14155550123",
-        "From": "+14155550100",  # the caller ID in the callee's country, not the first of the list
-        "Url": f"{settings.PUBLIC_URL}/hooks/twilio/voice/{code}/twiml/",
-        "Method": "POST",
-        "StatusCallback": f"{settings.PUBLIC_URL}/hooks/twilio/voice/{code}/status/",
-        "StatusCallbackMethod": "POST",
-        "Timeout": "45",
+    assert page.form == {
+        "To": ["+14155550123"],
+        "From": ["+14155550100"],  # the caller ID in the callee's country, not the first of the list
+        "Url": [f"{settings.PUBLIC_URL}/hooks/twilio/voice/{code}/twiml/"],
+        "Method": ["POST"],
+        "StatusCallback": [f"{settings.PUBLIC_URL}/hooks/twilio/voice/{code}/status/"],
+        "StatusCallbackMethod": ["POST"],
+        # When dialling starts (proof Twilio has the call) and when it ends.
+        "StatusCallbackEvent": ["initiated", "completed"],
+        "Timeout": ["45"],
     }
     assert (delivery.status, delivery.provider_id[:2]) == ("sent", "CA")
 

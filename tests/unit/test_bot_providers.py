@@ -411,7 +411,9 @@ def test_webhook_posts_flashdutys_incident_body_signed_with_hmac():
     assert responder["phone"] == "+8613800000000" and responder["im_ids"]["slack"] == "U012AB3CD"
     assert request.headers["X-Oncall-Signature"] == webhook.signature("whsec", request.body)
     assert_golden("webhook_incident", request)
-    assert webhook.build(BotTarget(1, "G", "https://gw.example.com"), message("webhook")).headers == {}
+    unsigned = webhook.build(BotTarget(1, "G", "https://gw.example.com"), message("webhook"))
+    # No secret, no signature; the Idempotency-Key is the message's event id, the same on every attempt.
+    assert unsigned.headers == {"Idempotency-Key": unsigned.payload()["event_id"]}
 
 
 def test_webhook_signature_is_hmac_sha256_of_the_raw_body():

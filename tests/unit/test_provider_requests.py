@@ -92,8 +92,9 @@ def test_twilio_answers_are_classified(status, body, headers, outcome, flag, ret
 @pytest.mark.parametrize(
     ("status", "code", "meaning"),
     [
-        ("queued", "", None),
-        ("sent", "", None),
+        ("queued", "", ("accepted", "SMS queued", "")),
+        ("sent", "", ("accepted", "SMS sent", "")),
+        ("received", "", None),
         ("delivered", "", ("delivered", "delivered", "")),
         (
             "undelivered",
@@ -125,8 +126,10 @@ def test_sms_status_callbacks_are_classified(status, code, meaning):
 @pytest.mark.parametrize(
     ("status", "meaning"),
     [
-        ("ringing", None),
-        ("in-progress", None),
+        ("initiated", ("accepted", "call initiated")),
+        ("ringing", ("accepted", "call ringing")),
+        ("in-progress", ("accepted", "call in-progress")),
+        ("answered", None),
         ("completed", ("delivered", "call completed")),
         ("busy", ("not_reached", "call busy")),
         ("no-answer", ("not_reached", "call no-answer")),
@@ -147,7 +150,8 @@ def test_the_sms_and_call_forms():
     }
     form = call_form(to="+1", from_="+2", url="https://x/t", status_callback="https://x/s", timeout=30)
     assert form["Url"] == "https://x/t" and form["Method"] == "POST" and form["Timeout"] == "30"
-    assert "StatusCallbackEvent" not in form  # only the final status is called back
+    # Called back when dialling starts (proof that Twilio has the call) and when the call ends.
+    assert form["StatusCallbackEvent"] == ["initiated", "completed"]
 
 
 @pytest.mark.parametrize(

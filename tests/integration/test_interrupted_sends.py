@@ -1,0 +1,86 @@
+"""An SMS whose worker died mid-send (still "sending" after its lease) is settled by Twilio's status callback when
+there is one, and sent again only when Twilio never reported on it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+
+from channels_app.models import Delivery
+from tests.factories import make_channel, make_integration, make_rule, make_user
+from tests.integration.paging import SMS_FROM, TWILIO_SID, configure_twilio, later, twilio_callback
+from tests.integration.test_lost_handovers import push_losing
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PHONE = "+14155550123"
+SID = "SM" + "a" * 32
+
+
+@pytest.fixture
+def twilio(settings, fake_providers):
+    configure_twilio(settings, fake_providers)
+    settings.DELIVERY_RECONCILE_SECONDS = 120
+    return fake_providers
+
+
+@pytest.fixture
+def interrupted(client, clock, twilio, monkeypatch):
+    """An SMS claimed by a worker that then died, its request possibly on its way to Twilio."""
+    sam = make_user("sam", phone=PHONE)
+    channel = make_channel("Ops")
+    make_rule(channel, [{"people": [sam], "methods": ["sms"]}])
+    push_losing(client, make_integration(channel=channel)[1], monkeypatch, "channels_app.tasks.delivery_send")
+    delivery = Delivery.objects.get()
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status="sending", attempts=1, last_attempt_at=clock.current, lease_until=clock.current + timedelta(seconds=45)
+    )
+    return Delivery.objects.get()
+
+
+def status(client, delivery: Delivery, value: str):
+    url = f"{settings.PUBLIC_URL}/hooks/twilio/sms/{delivery.callback_code}/status/"
+    params = {"AccountSid": TWILIO_SID, "MessageSid": SID, "To": PHONE, "From": SMS_FROM, "MessageStatus": value}
+    assert twilio_callback(client, url, params).status_code == 204
+
+
+def test_twilios_callback_settles_the_attempt_as_sent_without_sending_it_again(client, clock, twilio, interrupted):
+    status(client, interrupted, "queued")
+    assert Delivery.objects.get().status == "sending"  # the attempt is the worker's until its lease ends
+    later(clock, seconds=46)
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.provider_id) == ("sent", 1, SID)
+    assert twilio.received("/twilio/") == []
+    status(client, delivery, "delivered")
+    assert Delivery.objects.get().status == "delivered"
+
+
+def test_a_final_callback_during_the_attempt_applies_once_it_is_settled(client, clock, twilio, interrupted):
+    status(client, interrupted, "delivered")
+    later(clock, seconds=46)
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.provider_id) == ("delivered", SID)
+    assert twilio.received("/twilio/") == []
+
+
+def test_a_callback_within_the_reconcile_window_still_settles_it(client, clock, twilio, interrupted):
+    later(clock, seconds=46)
+    later(clock, seconds=100)
+    assert Delivery.objects.get().status == "sending"  # waiting for Twilio to report on it
+    status(client, interrupted, "sent")
+    later(clock, seconds=1)
+    assert (Delivery.objects.get().status, Delivery.objects.get().attempts) == ("sent", 1)
+    assert twilio.received("/twilio/") == []
+
+
+def test_without_a_callback_it_is_sent_again_after_the_reconcile_window(client, clock, twilio, interrupted):
+    later(clock, seconds=46)
+    assert Delivery.objects.get().status == "sending"
+    later(clock, seconds=120)
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("sent", 2)
+    [sms] = twilio.received("/twilio/")
+    assert sms.field("To") == PHONE
+    assert delivery.attempt_log[0]["outcome"] == "interrupted"

@@ -25,6 +25,10 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# Every benchmark on PostgreSQL (BENCH_DATABASE_URL), then one table; BENCH_ARGS=--quick for a short smoke run.
+bench: $(VENV)/.installed
+	$(PY) -m bench $(BENCH_ARGS)
+
 check-migrations: $(VENV)/.installed
 	DEBUG=$${DEBUG:-true} $(PY) manage.py makemigrations --check --dry-run
 

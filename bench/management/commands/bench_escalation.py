@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from datetime import timedelta
@@ -17,17 +16,12 @@ from django.db import connection
 from django.utils import timezone
 from django_q.models import OrmQ
 
+from bench.common import Row, django_env, percentile
+from bench.procs import Platform, task_stats
 from channels_app.models import Delivery
 from escalation.models import EscalationLevel, EscalationRule, EscalationState, Timer
 from escalation.services import rule_snapshot, timer_fire
 from oncall.models import Channel, Incident, User
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def _percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
 def _reset() -> None:
@@ -110,68 +104,74 @@ def _incidents(count: int, snapshot, now):
     return states
 
 
-def timer_lateness(db_url: str, incidents: int, spread: float) -> dict:
+def _wait(condition, timeout: float, platform: Platform) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        platform.check_running()
+        time.sleep(0.2)
+    return False
+
+
+def timer_lateness(db_url: str, incidents: int, spread: float) -> tuple[dict, Platform]:
     _reset()
     people = _people(2, "lat-")
     _, snapshot = _rule("Lateness", [[people[0]], [people[1]]])
-    start = timezone.now() + timedelta(seconds=8)  # time for the processes to start
     states = _incidents(incidents, snapshot, timezone.now())
-    Timer.objects.bulk_create(
-        [
-            Timer(
-                state=state,
-                kind="level",
-                token=state.token,
-                level=1,
-                round=0,
-                due_at=start + timedelta(seconds=spread * n / incidents),
-                created_at=timezone.now(),
-            )
-            for n, state in enumerate(states)
-        ]
-    )
     connection.close()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DATABASE_URL": db_url,
-        "Q_WORKERS": "1",
-        "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
-        "LOG_LEVEL": "WARNING",
-        "DEBUG": "false",
-    }
-    env.pop("Q_SYNC", None)
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    processes = [
-        subprocess.Popen(
-            [*manage, "qcluster"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        ),
-        subprocess.Popen([*manage, "ticker"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-    ]
-    try:
-        deadline = time.monotonic() + 8 + spread + 60
-        while time.monotonic() < deadline:
-            if not Timer.objects.filter(kind="level", level=1, done_at__isnull=True).exists():
-                break
-            time.sleep(1)
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    # The default worker and ticker, with the platform's own settings, as `make run` starts them.
+    platform = Platform("escalation", django_env(db_url, settings="oncall.settings"))
+    with platform:
+        platform.start_manage("worker", "qcluster")
+        platform.start_manage("ticker", "ticker")
+        # Ready when a due timer (a stale one: its token matches no escalation) has gone through both.
+        now = timezone.now()
+        probe = Timer.objects.create(
+            state=states[0], kind="level", token=uuid.uuid4(), level=1, round=0, due_at=now, created_at=now
+        )
+        if not _wait(lambda: Timer.objects.filter(pk=probe.pk, done_at__isnull=False).exists(), 120, platform):
+            raise RuntimeError(f"worker and ticker not ready; see {platform.log_path('worker')}")
+        probe.delete()
+        start = timezone.now() + timedelta(seconds=2)
+        cpu_before = platform.cpu_seconds("worker")
+        Timer.objects.bulk_create(
+            [
+                Timer(
+                    state=state,
+                    kind="level",
+                    token=state.token,
+                    level=1,
+                    round=0,
+                    due_at=start + timedelta(seconds=spread * n / incidents),
+                    created_at=timezone.now(),
+                )
+                for n, state in enumerate(states)
+            ]
+        )
+        pending = Timer.objects.filter(kind="level", level=1, done_at__isnull=True)
+        _wait(lambda: not pending.exists(), 2 + spread + 60, platform)
+        cpu_used, measured_until = platform.cpu_seconds("worker") - cpu_before, time.time()
+    worker = task_stats(platform.log_path("worker"), since=start.timestamp(), until=measured_until)
+    worker.cpu_seconds = cpu_used
     done = list(Timer.objects.filter(kind="level", level=1).values_list("due_at", "done_at"))
     late = [(ran - due).total_seconds() for due, ran in done if ran is not None]
+    # A timer that never ran (in the minute after the last was due) is later than every one that did.
+    everyone = late + [math.inf] * (len(done) - len(late))
     return {
         "timers": len(done),
         "ran": len(late),
-        "p50": _percentile(late, 50) if late else float("nan"),
-        "p95": _percentile(late, 95) if late else float("nan"),
-        "p99": _percentile(late, 99) if late else float("nan"),
-        "max": max(late) if late else float("nan"),
-    }
+        "p50": percentile(everyone, 50),
+        "p95": percentile(everyone, 95),
+        "p99": percentile(everyone, 99),
+        "max": max(late, default=float("nan")),
+        "worker": worker,
+    }, platform
+
+
+def _s(seconds: float) -> str:
+    """Seconds, or "not run" for a percentile that falls on a timer that never ran (infinite)."""
+    return f"{seconds:.2f} s" if math.isfinite(seconds) else "not run"
 
 
 def fan_out(people: int) -> dict:
@@ -206,21 +206,49 @@ class Command(BaseCommand):
         parser.add_argument("--incidents", type=int, default=1000)
         parser.add_argument("--spread", type=float, default=60.0)
         parser.add_argument("--people", type=int, default=200)
+        parser.add_argument("--rows", type=Path, help="write the rows of the benchmark table here (JSON)")
 
-    def handle(self, *args, incidents: int, spread: float, people: int, **options) -> None:
+    def handle(self, *args, incidents: int, spread: float, people: int, rows: Path | None, **options) -> None:
         db_url = os.environ["DATABASE_URL"]
         fan = fan_out(people)
-        late = timer_lateness(db_url, incidents, spread)
+        late, platform = timer_lateness(db_url, incidents, spread)
         self.stdout.write(
-            f"Escalation on PostgreSQL: one ticker, one worker process; {incidents} timers due over {spread:g} s"
+            f"Escalation on PostgreSQL: qcluster + ticker (defaults); {incidents} timers due over {spread:g} s"
         )
         self.stdout.write(
-            f"timer lateness  ran {late['ran']}/{late['timers']}  p50 {late['p50']:.2f} s  p95 {late['p95']:.2f} s  "
-            f"p99 {late['p99']:.2f} s  max {late['max']:.2f} s   (budget p99 < 2 s)"
+            f"timer lateness  ran {late['ran']}/{late['timers']}  p50 {_s(late['p50'])}  p95 {_s(late['p95'])}  "
+            f"p99 {_s(late['p99'])}  max of those that ran {late['max']:.2f} s   (budget p99 < 2 s)"
         )
         self.stdout.write(
             f"fan-out         {fan['people']} people x {fan['methods']} method(s) = {fan['deliveries']} deliveries, "
             f"{fan['queued']} sends queued, in {fan['seconds']:.2f} s   (budget < 2 s)"
         )
-        if not (late["ran"] == late["timers"] and late["p99"] < 2 and fan["seconds"] < 2):
-            sys.exit(1)
+        workers = os.environ.get("Q_WORKERS", "2")
+        table = [
+            Row(
+                "escalation: timer lateness",
+                f"p50 {_s(late['p50'])}, p99 {_s(late['p99'])}, max ran {late['max']:.2f} s "
+                f"({late['ran']}/{late['timers']} due over {spread:g} s ran by a minute after the last was due)",
+                "p99 < 2 s, all ran",
+                late["ran"] == late["timers"] and late["p99"] < 2,
+            ),
+            Row(
+                "escalation: fan-out of one level",
+                f"{fan['seconds']:.2f} s ({fan['people']} people x {fan['methods']} methods = "
+                f"{fan['deliveries']} deliveries, {fan['queued']} sends queued)",
+                "< 2 s",
+                fan["seconds"] < 2 and fan["deliveries"] == fan["people"] * fan["methods"],
+            ),
+            Row(
+                "escalation: worker throughput (timers)",
+                f"{late['worker'].count} tasks at {late['worker'].rate():.1f}/s; mean ms per task: "
+                f"level {late['worker'].mean_ms('escalation.tasks.timer_fire'):.0f}, "
+                f"send {late['worker'].mean_ms('channels_app.tasks.delivery_send'):.0f}; "
+                f"CPU {late['worker'].cpu_ms_per_task():.0f} ms per task",
+            ),
+            *platform.memory_rows(
+                {"worker": f"qcluster, Q_WORKERS={workers} (timers)", "ticker": "ticker (timers)"},
+            ),
+        ]
+        if rows is not None:
+            rows.write_text(json.dumps([row.to_json() for row in table]))

@@ -49,6 +49,8 @@ def json_formatter() -> logging.Formatter:
     return JsonFormatter(
         ["asctime", "levelname", "name", "message", "process"],
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        # `context` is the text format's suffix; the ids themselves are already fields.
-        reserved_attrs=[*RESERVED_ATTRS, "context", "taskName"],
+        # `context` is the text format's suffix; the ids themselves are already fields. `request` is the request
+        # object django.request attaches to its records: written out, it is the full URL with its query string,
+        # and an ingest URL carries the integration key there.
+        reserved_attrs=[*RESERVED_ATTRS, "context", "taskName", "request"],
     )

@@ -140,17 +140,12 @@ def test_nobody_reads_or_changes_an_object_of_somebody_else(world, route):
                 assert world.ben.incident.title not in response.content.decode(errors="replace"), where
             assert any(response.status_code != 405 for response in answers.values()), (route.key, path)
     assert state_of(world.ben) == before
-
-
-@pytest.mark.parametrize("route", ID_ROUTES, ids=str)
-def test_the_same_route_works_for_ones_own_object(world, route):
-    """The control of the test above: with Ann's own object, some method of the route does answer."""
-    data = body(world)
-    client = clients(world, route)["session"]
-    path = paths(world, route, world.ann)[0]
-    answers = {method: send(client, method, path, data).status_code for method in methods(route)}
-    # Found and allowed: a success, or a refusal of the action itself (409: not acknowledged yet), never 403/404.
-    assert any(status in (200, 201, 204, 302, 400, 409) for status in answers.values()), (route.key, answers)
+    # The control: with Ann's own object the route does answer, so the refusals above are about ownership.
+    # Found and allowed means a success, or a refusal of the action itself (409: not acknowledged), never 403/404.
+    own = paths(world, route, world.ann)[0]
+    session = clients(world, route)["session"]
+    statuses = {method: send(session, method, own, data).status_code for method in methods(route)}
+    assert any(status in (200, 201, 204, 302, 400, 409) for status in statuses.values()), (route.key, statuses)
 
 
 def test_a_valid_ack_link_for_another_incident_does_not_open_ones_own(world):

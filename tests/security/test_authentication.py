@@ -186,3 +186,10 @@ def test_public_pages_show_no_data(world):
         text = content.decode(errors="replace")
         for secret in secrets:
             assert secret not in text, (route.key, secret)
+
+
+def test_the_password_reset_says_the_same_whether_or_not_the_address_is_known(world, mailoutbox):
+    known = Client().post("/accounts/password_reset/", data={"email": world.ann.user.email})
+    unknown = Client().post("/accounts/password_reset/", data={"email": "nobody-here@example.com"})
+    assert (known.status_code, known["Location"]) == (unknown.status_code, unknown["Location"])
+    assert [message.to for message in mailoutbox if "password" in message.subject.lower()] == [[world.ann.user.email]]

@@ -47,7 +47,7 @@ NOT_IDS = {"action", "method", "source", "token"}
 
 
 def is_id(name: str) -> bool:
-    return name == "id" or name.endswith("_id") or name.endswith("id")
+    return name == "id" or name.endswith("_id")
 
 
 def with_ids(route: Route) -> bool:
@@ -148,7 +148,7 @@ def test_nobody_reads_or_changes_an_object_of_somebody_else(world, route):
     assert any(status in (200, 201, 204, 302, 400, 409) for status in statuses.values()), (route.key, statuses)
 
 
-def test_a_valid_ack_link_for_another_incident_does_not_open_ones_own(world):
+def test_an_ack_link_signed_for_one_incident_does_not_acknowledge_another(world):
     """An ack link is signed for one incident: a link Ann got cannot acknowledge Ben's (the id swapped)."""
     client = signed_in(world.ann.user)
     response = client.post(f"/incidents/{world.ben.incident.pk}/ack/{ack_token(world.ann.incident.pk)}/")
@@ -165,7 +165,7 @@ def test_no_listing_shows_anything_of_somebody_elses(world):
         world.ben.user.email,
         world.ben.user.phone,
         world.ben.device.token,
-        world.ben.token.prefix if hasattr(world.ben.token, "prefix") else world.ben.token_value[:14],
+        world.ben.token_value,
     ]
     query = f"?channel={world.ben.incident.channel_id}&channel_id={world.ben.incident.channel_id}&scope=all"
     listings = routes(lambda r: not with_ids(r) and not is_admin(r) and not r.pattern.startswith(("hooks/", "admin")))

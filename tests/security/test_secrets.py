@@ -190,3 +190,28 @@ def test_the_deployed_access_log_writes_no_query_string():
     if config.accesslog:
         assert "%(r)s" not in config.access_log_format
         assert "%(q)s" not in config.access_log_format
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the embedded mode's web process is runserver (oncall/management/commands/runplatform.py), whose "
+    "django.server logger writes each request line with its query string, integration keys included; LOGGING "
+    "(oncall/settings.py) should give django.server a filter that drops or redacts the query string",
+)
+def test_the_embedded_web_servers_request_log_writes_no_integration_key():
+    key = "a" * 24 + "secretkey0"
+    logger = logging.getLogger("django.server")
+    record = logger.makeRecord(
+        "django.server",
+        logging.INFO,
+        __file__,
+        0,
+        '"%s" %s %s',
+        (f"POST /event/push/alert/standard?integration_key={key} HTTP/1.1", "200", "52"),
+        None,
+    )
+    handlers = logger.handlers if not logger.propagate else [*logger.handlers, *logging.getLogger().handlers]
+    assert handlers
+    for handler in handlers:
+        if handler.filter(record):
+            assert key not in handler.format(record), handler

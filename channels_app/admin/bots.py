@@ -25,7 +25,7 @@ from channels_app.bots.mapping import PLATFORMS, CsvErrors
 from channels_app.bots.services import bot_test_send, masked_url
 from channels_app.bots.tables import mapping_table_export, mapping_table_import
 from channels_app.models import Bot, MappingEntry, MappingTable
-from oncall.lib import clock
+from oncall.lib import clock, http
 from oncall.lib.secrets import mask
 
 # Settings only some kinds use (each kind lists its own in BotProvider.fields).
@@ -153,6 +153,12 @@ class BotForm(forms.ModelForm):
                 URLValidator(schemes=["http", "https"])(url)
             except forms.ValidationError:
                 self.add_error("url", _("Enter an http(s) URL."))
+            else:
+                if host := http.forbidden_host(url):
+                    self.add_error(
+                        "url",
+                        _("%(host)s is a private or local address, which this platform may not call.") % {"host": host},
+                    )
         elif not provider.default_url:
             self.add_error("url", _("The webhook URL is required."))
         secret = (cleaned.get("secret") or "").strip() or self.instance.secret

@@ -84,6 +84,21 @@ def address_allowed(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def forbidden_host(url: str) -> str | None:
+    """The host of an outbound `url` when the URL itself shows it is refused (an address literal or a localhost
+    name, with private addresses not allowed), for forms to refuse it when entered; None otherwise. Other names
+    are resolved only when connecting, where every connection is checked anyway."""
+    if settings.OUTBOUND_ALLOW_PRIVATE:
+        return None
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return host
+    try:
+        return None if address_allowed(host) else host
+    except ValueError:
+        return None  # a name, not an address
+
+
 def _check_peer(sock: socket.socket) -> None:
     if settings.OUTBOUND_ALLOW_PRIVATE:
         return
@@ -125,7 +140,12 @@ class _GuardedAdapter(HTTPAdapter):
 
 
 def _session() -> requests.Session:
+    # The peer is checked when a connection opens, so kept-alive connections opened while private addresses were
+    # allowed must not outlive that setting: the session (its pool) belongs to the setting's value.
     session = getattr(_local, "session", None)
+    if session is not None and _local.session_allow_private != settings.OUTBOUND_ALLOW_PRIVATE:
+        session.close()
+        session = None
     if session is None:
         session = requests.Session()
         session.headers["User-Agent"] = USER_AGENT
@@ -133,6 +153,7 @@ def _session() -> requests.Session:
         session.mount("http://", _GuardedAdapter())
         session.mount("https://", _GuardedAdapter())
         _local.session = session
+        _local.session_allow_private = settings.OUTBOUND_ALLOW_PRIVATE
     return session
 
 
@@ -260,9 +281,13 @@ def http2_transport() -> httpx.BaseTransport:
 def _http2_client() -> httpx.Client:
     # One client (one connection pool) per thread, kept: APNs wants long-lived connections, not one per push.
     client = getattr(_local, "http2_client", None)
+    if client is not None and _local.http2_allow_private != settings.OUTBOUND_ALLOW_PRIVATE:
+        http2_reset()  # as for _session: no connection outlives the setting it was checked under
+        client = None
     if client is None:
         client = httpx.Client(transport=http2_transport(), follow_redirects=False, trust_env=False)
         _local.http2_client = client
+        _local.http2_allow_private = settings.OUTBOUND_ALLOW_PRIVATE
     return client
 
 

@@ -71,19 +71,13 @@ def add_bot(url: str):
 
 
 def test_the_admin_saves_a_bot_at_a_public_url(settings):
-    """The control of the strict xfail below: the same form with a public URL is saved."""
+    """The control of the refusal below: the same form with a public URL is saved."""
     settings.OUTBOUND_ALLOW_PRIVATE = False
     response = add_bot("https://hooks.slack.com/services/T0/B0/secret")
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Bot.objects.get().url == "https://hooks.slack.com/services/T0/B0/secret"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the admin's bot form (channels_app/admin/bots.py) checks only that the URL is http(s): with "
-    "OUTBOUND_ALLOW_PRIVATE off it accepts a loopback, private or link-local webhook URL, which then fails at every "
-    "delivery instead of being refused with a clear error when it is entered",
-)
 @pytest.mark.parametrize(
     "url",
     [

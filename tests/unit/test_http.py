@@ -122,3 +122,40 @@ def test_private_addresses_are_refused_unless_allowed(server, settings):
         http.request("POST", f"{host_url}/hook", json={})
     settings.OUTBOUND_ALLOW_PRIVATE = True
     assert http.request("POST", f"{server}/hook", json={}).status == 200
+
+
+class KeepAliveHandler(Handler):
+    protocol_version = "HTTP/1.1"  # keeps the connection open between requests, as providers do
+
+
+def test_a_connection_kept_alive_while_private_addresses_were_allowed_is_not_reused_after(settings):
+    httpd = QuietServer(("127.0.0.1", 0), KeepAliveHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/hook"
+    try:
+        settings.OUTBOUND_ALLOW_PRIVATE = True
+        assert http.request("POST", url, json={}).status == 200
+        settings.OUTBOUND_ALLOW_PRIVATE = False
+        with pytest.raises(http.HttpError, match="private or local address"):
+            http.request("POST", url, json={})
+    finally:
+        httpd.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("url", "forbidden"),
+    [
+        ("http://127.0.0.1:8000/hook", "127.0.0.1"),
+        ("http://[::1]/hook", "::1"),
+        ("https://169.254.169.254/latest/", "169.254.169.254"),
+        ("http://LOCALHOST./x", "localhost"),
+        ("http://app.localhost/x", "app.localhost"),
+        ("https://hooks.slack.com/services/T0/B0/x", None),  # names are checked when connecting
+        ("https://8.8.8.8/x", None),
+    ],
+)
+def test_forms_can_tell_a_url_at_a_private_address(settings, url, forbidden):
+    settings.OUTBOUND_ALLOW_PRIVATE = False
+    assert http.forbidden_host(url) == forbidden
+    settings.OUTBOUND_ALLOW_PRIVATE = True
+    assert http.forbidden_host(url) is None

@@ -312,7 +312,10 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "oncall.lib.logs.ContextFilter"}},
+    "filters": {
+        "context": {"()": "oncall.lib.logs.ContextFilter"},
+        "no_query_string": {"()": "oncall.lib.logs.QueryStringFilter"},
+    },
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"},
         "json": {"()": "oncall.lib.logs.json_formatter"},
@@ -321,9 +324,13 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_FORMAT == "json" else "text",
-            "filters": ["context"],
+            "filters": ["context", "no_query_string"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # runserver's request lines (the embedded web process) through our handler, so without query strings.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }

@@ -8,6 +8,7 @@ followed across the web, worker and ticker processes.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,6 +29,9 @@ def log_context(**fields: object) -> Iterator[None]:
         _context.reset(token)
 
 
+_QUERY_STRING = re.compile(r"\?[^\s\"]*")
+
+
 class ContextFilter(logging.Filter):
     """Copies the bound ids onto each record, and a ready-made " key=value" suffix for text lines."""
 
@@ -38,6 +42,17 @@ class ContextFilter(logging.Filter):
                 setattr(record, name, bound[name])
         present = [(name, getattr(record, name)) for name in FIELDS if getattr(record, name, None) is not None]
         record.context = "".join(f" {name}={value}" for name, value in present)
+        return True
+
+
+class QueryStringFilter(logging.Filter):
+    """Drops query strings from the request lines of the embedded web server (django.server): a push URL carries
+    its integration key there, and an acknowledge link its signed token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "django.server":
+            record.msg = _QUERY_STRING.sub("", record.getMessage())
+            record.args = ()
         return True
 
 

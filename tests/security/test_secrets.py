@@ -172,12 +172,6 @@ def test_no_api_response_shows_a_secret_in_full(leaks):
     assert checked >= 30
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="deploy/systemd/oncall-web.service turns on gunicorn's access log with its default format, whose "
-    '"%(r)s" is the request line with its query string: every push writes its integration key to the log. It needs '
-    "--access-logformat without %(r)s and %(q)s (for example with %(m)s %(U)s %(H)s), or no access log",
-)
 def test_the_deployed_access_log_writes_no_query_string():
     unit = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "oncall-web.service"
     command = unit.read_text(encoding="utf-8").replace("\\\n", " ")
@@ -192,12 +186,6 @@ def test_the_deployed_access_log_writes_no_query_string():
         assert "%(q)s" not in config.access_log_format
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the embedded mode's web process is runserver (oncall/management/commands/runplatform.py), whose "
-    "django.server logger writes each request line with its query string, integration keys included; LOGGING "
-    "(oncall/settings.py) should give django.server a filter that drops or redacts the query string",
-)
 def test_the_embedded_web_servers_request_log_writes_no_integration_key():
     key = "a" * 24 + "secretkey0"
     logger = logging.getLogger("django.server")

@@ -8,11 +8,13 @@ request while no secret is configured (fail closed), which anymail alone would o
 from __future__ import annotations
 
 import functools
+import logging
 from datetime import datetime
 
 from anymail import urls as anymail_urls
 from anymail.signals import tracking
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.dispatch import receiver
 from django.http import HttpResponseForbidden
 from django.urls import URLPattern
@@ -20,6 +22,8 @@ from django.urls import URLPattern
 from channels_app.models import Delivery
 from channels_app.outcomes import Report, delivery_report
 from oncall.lib import clock
+
+logger = logging.getLogger(__name__)
 
 # anymail's reject reasons that say the address itself is bad (not a full mailbox or a spam filter).
 ADDRESS_REJECTIONS = {"invalid", "bounced", "unsubscribed"}
@@ -94,7 +98,13 @@ def _secret_required(view):
     def wrapper(request, *args, **kwargs):
         if not (settings.ANYMAIL or {}).get("WEBHOOK_SECRET") and not getattr(settings, "ANYMAIL_WEBHOOK_SECRET", ""):
             return HttpResponseForbidden("tracking webhooks are off: ANYMAIL WEBHOOK_SECRET is not set")
-        return view(request, *args, **kwargs)
+        try:
+            return view(request, *args, **kwargs)
+        except ImproperlyConfigured as exc:
+            # Every ESP's webhook is mounted, but only the one in use has its package and signing key: the others
+            # refuse (closed, as without a secret) instead of failing with a 500 on each request.
+            logger.warning("Refused a tracking webhook that is not configured: %s", exc)
+            return HttpResponseForbidden("this email provider's tracking webhook is not configured")
 
     wrapper.csrf_exempt = True
     return wrapper

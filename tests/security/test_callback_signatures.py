@@ -28,9 +28,8 @@ pytestmark = pytest.mark.django_db
 TWILIO_TOKEN = "twilio-auth-token-for-tests-0001"
 ANYMAIL_SECRET = "esp-user:esp-password-0001"
 HOOKS = routes(is_hook)
-# Reviewed: anymail webhooks that, with WEBHOOK_SECRET set, crash (500) on every request instead of refusing it,
-# because their ESP needs a package that is not installed (boto3) or its own signing key, which an operator sets
-# only for the ESP they use. Closed all the same, but a 500 and an error log per request: held by a strict xfail.
+# Reviewed: anymail webhooks whose ESP needs a package that is not installed (boto3) or its own signing key, which
+# an operator sets only for the ESP they use: with WEBHOOK_SECRET set they refuse every request (403), no crash.
 CRASHING = {
     "amazon_ses_tracking_webhook",
     "mailersend_tracking_webhook",
@@ -172,12 +171,6 @@ def test_a_correctly_signed_callback_gets_through(calls):
     assert response.status_code == 200, response.status_code
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="channels_app/tracking.py mounts every anymail tracking webhook, also those of ESPs whose package "
-    "(boto3) or signing key is missing: once WEBHOOK_SECRET is set, every request to them is a 500 (closed, but a "
-    "crash and an error log); it should mount only the configured ESP's",
-)
 def test_no_callback_crashes_on_a_request_it_refuses(calls):
     crashing = {route.key for route in HOOKS if route.key in CRASHING}
     assert crashing == CRASHING

@@ -126,16 +126,6 @@ def push_alerts(*, port: int, prefix: str, count: int, rate: float, bots: int, r
     return pushes
 
 
-def wait_until(condition, timeout: float, platform: Platform) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        platform.check_running()
-        time.sleep(0.2)
-    return condition()
-
-
 def stages(db_url: str) -> tuple[dict[str, dict], int, dict[str, str]]:
     """Per alert (by seq): when the platform dispatched its incident, ran the level, started the send (from rows);
     how many tasks were still queued for the worker; and where each alert stands (see bench_latency_report)."""
@@ -247,7 +237,7 @@ def run(
         wait_for_port(web_port)
         # Warm up until the whole path works (the worker is up and every bot has posted once).
         warm_pushes = push_alerts(port=web_port, prefix="w", count=warm, rate=5, bots=bots, run=run_id)
-        if not wait_until(lambda: receiver.alerts_seen >= warm, 120, platform):
+        if not platform.wait_until(lambda: receiver.alerts_seen >= warm, 120):
             raise RuntimeError(
                 f"warm-up: {receiver.alerts_seen} of {warm} webhooks arrived "
                 f"(push answers: {sorted({p.status for p in warm_pushes})}); see {platform.log_path('worker')}"
@@ -257,7 +247,7 @@ def run(
         pushes = push_alerts(port=web_port, prefix="", count=count, rate=rate, bots=bots, run=run_id)
         pushing = time.monotonic() - started
         accepted = sum(1 for push in pushes if 200 <= push.status < 300)
-        wait_until(lambda: receiver.alerts_seen >= warm + accepted, drain, platform)
+        platform.wait_until(lambda: receiver.alerts_seen >= warm + accepted, drain)
         cpu_used, measured_until = platform.cpu_seconds("worker") - cpu_before, time.time()
         platform.stop()
         arrivals = receiver.stop()

@@ -138,6 +138,16 @@ class Platform:
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited with {process.returncode}; see {self.log_path(name)}")
 
+    def wait_until(self, condition, timeout: float) -> bool:
+        """Whether `condition()` came true within `timeout` seconds, while every process kept running."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            self.check_running()
+            time.sleep(0.2)
+        return condition()
+
     def cpu_seconds(self, name: str) -> float:
         """The CPU time the process `name` and its living descendants have used so far (read now)."""
         process = self.processes[name]

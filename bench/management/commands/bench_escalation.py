@@ -104,16 +104,6 @@ def _incidents(count: int, snapshot, now):
     return states
 
 
-def _wait(condition, timeout: float, platform: Platform) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        platform.check_running()
-        time.sleep(0.2)
-    return False
-
-
 def timer_lateness(db_url: str, incidents: int, spread: float) -> tuple[dict, Platform]:
     _reset()
     people = _people(2, "lat-")
@@ -130,7 +120,7 @@ def timer_lateness(db_url: str, incidents: int, spread: float) -> tuple[dict, Pl
         probe = Timer.objects.create(
             state=states[0], kind="level", token=uuid.uuid4(), level=1, round=0, due_at=now, created_at=now
         )
-        if not _wait(lambda: Timer.objects.filter(pk=probe.pk, done_at__isnull=False).exists(), 120, platform):
+        if not platform.wait_until(lambda: Timer.objects.filter(pk=probe.pk, done_at__isnull=False).exists(), 120):
             raise RuntimeError(f"worker and ticker not ready; see {platform.log_path('worker')}")
         probe.delete()
         start = timezone.now() + timedelta(seconds=2)
@@ -150,7 +140,7 @@ def timer_lateness(db_url: str, incidents: int, spread: float) -> tuple[dict, Pl
             ]
         )
         pending = Timer.objects.filter(kind="level", level=1, done_at__isnull=True)
-        _wait(lambda: not pending.exists(), 2 + spread + 60, platform)
+        platform.wait_until(lambda: not pending.exists(), 2 + spread + 60)
         cpu_used, measured_until = platform.cpu_seconds("worker") - cpu_before, time.time()
     worker = task_stats(platform.log_path("worker"), since=start.timestamp(), until=measured_until)
     worker.cpu_seconds = cpu_used

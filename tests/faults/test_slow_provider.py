@@ -60,8 +60,8 @@ def test_a_hanging_provider_does_not_hold_up_the_others_and_still_gets_its_messa
     # (Polled: a waiting one is "sending" for the instant between a worker taking it and putting it back.)
     wait_until(
         lambda: sorted((d.status, d.attempts) for d in waiting) == [("pending", 0), ("pending", 0), ("sending", 1)],
-        timeout=5,
-        what="two deliveries waiting, not counted as attempts, and one in flight",
+        timeout=20,  # the waiting ones are handed out again every DEFER_SECONDS: seen pending between hand-outs
+        what=f"two deliveries waiting, not counted as attempts, and one in flight\n{platform.logs()}",
     )
 
     hanging.release("/hook")

@@ -137,7 +137,8 @@ def stages(db_url: str) -> tuple[dict[str, dict], int, dict[str, str]]:
     return report["steps"], report["queued"], report["where"]
 
 
-# The worker's task functions on the path of an alert, in order, with short names for the table.
+# The worker's task functions on the path of an alert, in order, with short names for the table (a level and its
+# first send run inside the task that decided them, so most alerts show up as one "ingest batch" task).
 TASKS = {
     "oncall.tasks.batches_process": "ingest batch",
     "escalation.tasks.timer_fire": "level",
@@ -145,12 +146,19 @@ TASKS = {
 }
 
 
-def worker_figure(stats: TaskStats, queued: int | None) -> str:
-    means = ", ".join(f"{short} {stats.mean_ms(name):.0f}" for name, short in TASKS.items())
+def worker_figure(stats: TaskStats, queued: int | None, arrived: int) -> str:
+    """Tasks finished (a task also does the follow-ups it decides, so there are fewer than steps), the mean time of
+    each kind, and the worker's CPU time per alert that arrived."""
+    means = ", ".join(
+        f"{short} {len(stats.done[name])} x {stats.mean_ms(name):.0f} ms"
+        for name, short in TASKS.items()
+        if name in stats.done
+    )
     left = "?" if queued is None else str(queued)
+    per_alert = f"{stats.cpu_seconds * 1000 / arrived:.0f} ms" if arrived else "-"
     return (
-        f"{stats.count} tasks at {stats.rate():.1f}/s; mean ms per task: {means}; "
-        f"CPU {stats.cpu_ms_per_task():.0f} ms per task; {left} still queued at the end"
+        f"{stats.count} tasks at {stats.rate():.1f}/s ({means or 'none finished'}); "
+        f"CPU {per_alert} per alert; {left} still queued at the end"
     )
 
 
@@ -302,7 +310,7 @@ def run(
             waiting[WAITING[stage]] = waiting.get(WAITING[stage], 0) + 1
     lost = missing - sum(waiting.values())
     late = ", ".join(f"{stage} {waiting.get(stage, 0)}" for stage in dict.fromkeys(WAITING.values()))
-    worker_line = worker_figure(worker, queued)
+    worker_line = worker_figure(worker, queued, len(latencies))
     if verbose:
         print(f"  worker (Q_WORKERS={env.get('Q_WORKERS', '2')}): {worker_line}")
         print(f"  not arrived: {missing}, of which still waiting in the platform ({late}), lost {lost}")

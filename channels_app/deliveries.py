@@ -77,10 +77,11 @@ def deliveries_create(
     ]
     Delivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
     ids = list(
-        Delivery.objects.filter(
-            dedup_key__in=[row.dedup_key for row in rows], status=Delivery.Status.PENDING
-        ).values_list("pk", flat=True)
+        Delivery.objects.filter(dedup_key__in=[row.dedup_key for row in rows], status=Delivery.Status.PENDING)
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
-    for delivery_id in ids:
-        queue.enqueue(SEND_TASK, delivery_id, group="delivery")
+    # A worker writing them sends the first itself and hands the rest round, so other workers send them alongside.
+    for position, delivery_id in enumerate(ids):
+        queue.enqueue(SEND_TASK, delivery_id, group="delivery", leased=position == 0)
     return ids

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 from django.utils.translation import gettext as _
 
 from channels_app.services import (
@@ -24,7 +24,7 @@ from channels_app.services import (
 )
 from escalation import engine
 from escalation.bots import level_bots_post
-from escalation.models import EscalationRule, EscalationState, Timer
+from escalation.models import EscalationRule, EscalationState, LevelSchedule, Timer
 from escalation.schedules import schedule_targets_on_call
 from oncall.lib import claims, queue
 from oncall.lib.filters import Subject, parse_filters
@@ -39,14 +39,15 @@ Status = EscalationState.Status
 def rule_snapshot(rule: EscalationRule) -> engine.Snapshot:
     """Freeze a rule and its levels into plain data."""
     levels = []
-    for level in rule.levels.order_by("position", "id").prefetch_related("people", "teams", "bots"):
+    targets = Prefetch("schedule_targets", queryset=LevelSchedule.objects.select_related("schedule").order_by("id"))
+    for level in rule.levels.order_by("position", "id").prefetch_related("people", "teams", "bots", targets):
         levels.append(
             engine.LevelPlan(
-                people=tuple(person.pk for person in level.people.order_by("pk")),
-                teams=tuple(team.pk for team in level.teams.order_by("pk")),
+                people=tuple(sorted(person.pk for person in level.people.all())),
+                teams=tuple(sorted(team.pk for team in level.teams.all())),
                 schedules=tuple(
                     engine.ScheduleTarget(target.schedule_id, target.role or None, target.schedule.name)
-                    for target in level.schedule_targets.select_related("schedule").order_by("id")
+                    for target in level.schedule_targets.all()
                 ),
                 emails=tuple(level.emails),
                 follow_preferences=level.follow_preferences,
@@ -59,7 +60,7 @@ def rule_snapshot(rule: EscalationRule) -> engine.Snapshot:
                 force_escalate=level.force_escalate,
                 repeat_times=level.repeat_times,
                 repeat_every=timedelta(minutes=level.repeat_every_minutes),
-                bots=tuple(bot.pk for bot in level.bots.order_by("pk")),
+                bots=tuple(sorted(bot.pk for bot in level.bots.all())),
             )
         )
     return engine.Snapshot(
@@ -99,7 +100,7 @@ def _timer_schedule(*, state: EscalationState, step: engine.Step, now: datetime)
         created_at=now,
     )
     if due_now:
-        queue.enqueue(FIRE_TASK, timer.pk, group="escalation")
+        queue.enqueue(FIRE_TASK, timer.pk, group="escalation", leased=True)
     return timer
 
 
@@ -156,7 +157,6 @@ def escalation_start(*, incident: Incident, now: datetime) -> EscalationState:
     snapshot = rule_snapshot(rule)
     state.rule = rule
     state.snapshot = snapshot.to_json()
-    state.save()
     message = _("Escalation rule %(rule)s applies.") % {"rule": rule.name}
     if snapshot.delay:
         message += " " + _("First notification after a delay of %(s)d seconds.") % {"s": snapshot.delay.total_seconds()}
@@ -172,7 +172,8 @@ def escalation_start(*, incident: Incident, now: datetime) -> EscalationState:
 
 def _begin_run(*, state: EscalationState, step: engine.Step, now: datetime) -> EscalationState:
     """Start a new run of the frozen rule at `step`; the previous run's timers become stale."""
-    _cancel_timers(state, now)
+    if state.pk is not None:  # a new state has no timers yet
+        _cancel_timers(state, now)
     state.status = Status.RUNNING
     state.run += 1
     state.token = uuid.uuid4()

@@ -228,6 +228,9 @@ if Q_REDIS_URL:
     Q_CLUSTER["redis"] = Q_REDIS_URL
 if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
     raise ImproperlyConfigured("Q_RETRY must be larger than Q_TIMEOUT, or a slow task is handed out twice.")
+# A worker task does the follow-ups it decides (a level due now, the deliveries it writes) itself, right after
+# they commit, for this many seconds of its run; later ones go through the queue (oncall.lib.queue). 0: never.
+WORKER_INLINE_SECONDS = env.float("WORKER_INLINE_SECONDS", default=10.0)
 
 # The ticker: how often it wakes, and how long a claimed timer or delivery stays leased to the worker it was
 # handed to before another ticker may hand it out again.
@@ -262,6 +265,12 @@ ACK_LINK_MAX_AGE = env.int("ACK_LINK_MAX_AGE", default=24 * 3600)
 # Outbound HTTP (oncall.lib.http): connect and total timeouts in seconds.
 HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", default=5.0)
 HTTP_TOTAL_TIMEOUT = env.float("HTTP_TOTAL_TIMEOUT", default=15.0)
+_inline_end = WORKER_INLINE_SECONDS + HTTP_TOTAL_TIMEOUT
+if WORKER_INLINE_SECONDS < 0 or (WORKER_INLINE_SECONDS and Q_CLUSTER["timeout"] <= _inline_end):
+    raise ImproperlyConfigured(
+        "WORKER_INLINE_SECONDS + HTTP_TOTAL_TIMEOUT must stay under Q_TIMEOUT, or a task doing a send itself near "
+        "the end of its budget is killed mid-send."
+    )
 # Whether bots and webhooks may call loopback and private addresses (the embedded demo and tests do; a production
 # server should not, or an admin's URL could reach the platform's own network).
 OUTBOUND_ALLOW_PRIVATE = env.bool("OUTBOUND_ALLOW_PRIVATE", default=DEBUG)

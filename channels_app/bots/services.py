@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models.functions import Lower
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -213,6 +214,11 @@ def masked_url(url: str) -> str:
 def bot_record_answer(*, bot: Bot, result: SendResult, now: datetime) -> None:
     """Keep the bot's last success or last error; apply what the provider told us to change (a Telegram group
     that moved); hold the bot when the provider said "too fast"."""
+    changes_chats = bool(result.bot_changes and result.bot_changes.get("chat_ids") is not None)
+    if result.outcome == Outcome.SENT and not changes_chats and not result.rate_limited:
+        # The common case, on every message: one statement, no lock.
+        Bot.objects.filter(pk=bot.pk).update(last_success_at=now, updated_at=timezone.now())
+        return
     with transaction.atomic():
         locked = Bot.objects.select_for_update().get(pk=bot.pk)
         fields = ["updated_at"]

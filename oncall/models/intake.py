@@ -250,6 +250,9 @@ class EventBatch(models.Model):
     next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
     failed_at = models.DateTimeField(_("gave up at"), null=True, blank=True)
     error = models.TextField(_("last error"), blank=True)
+    # A worker task was queued with this batch and has not started yet: later pushes ride on it instead of each
+    # queueing a task of its own (see ingest.events_accept).
+    queued = models.BooleanField(_("task queued"), default=False, editable=False)
 
     class Meta:
         ordering = ["id"]

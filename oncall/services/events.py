@@ -42,7 +42,9 @@ def incident_events_dispatch(*, incident_id: int, now: datetime | None = None) -
     event out twice, and an incident's events are always received in the order they happened.
     """
     with transaction.atomic():
-        incident = Incident.objects.select_for_update().filter(pk=incident_id).first()
+        incident = (
+            Incident.objects.select_for_update(of=("self",)).select_related("channel").filter(pk=incident_id).first()
+        )
         if incident is None:
             return 0
         events = list(IncidentEvent.objects.filter(incident=incident, dispatched_at__isnull=True).order_by("id"))

@@ -12,6 +12,7 @@ concurrent ingests and people's actions never deadlock.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -24,7 +25,7 @@ from oncall.errors import NotRouted
 from oncall.lib import queue, routing
 from oncall.lib.filters import Subject
 from oncall.lib.grouping import group_key
-from oncall.lib.locks import transaction_lock, transaction_try_lock
+from oncall.lib.locks import transaction_lock
 from oncall.models import (
     Alert,
     AlertProgress,
@@ -56,6 +57,8 @@ MAX_ALERTS_PER_INCIDENT = 5000
 PROCESS_TASK = "oncall.tasks.batches_process"
 # Waits before a failing batch is tried again; after the last one it is set aside and the next batch goes on.
 BATCH_RETRY = (timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=5))
+# How long one task drains an integration's batches before handing the rest to another.
+DRAIN_SECONDS = 5.0
 # A batch still unprocessed this long after it arrived is handed to the worker again by the ticker.
 BATCH_STALL = timedelta(seconds=2)
 
@@ -67,11 +70,20 @@ def events_accept(*, integration: Integration, events: Sequence[NormalizedEvent]
         return None
     routed = events_route(integration=integration, events=events)
     with transaction.atomic():  # the batch and its hand-over to the worker commit together
+        # One task drains all of an integration's waiting batches, so a push queues one only when no task queued
+        # before it has yet started; the lock orders this against a starting task (batches_process).
+        transaction_lock(_queue_lock(integration.pk))
+        riding = EventBatch.objects.filter(integration=integration, queued=True).exists()
         batch = EventBatch.objects.create(
-            integration=integration, events=[event.to_json() for event in routed], received_at=now
+            integration=integration, events=[event.to_json() for event in routed], received_at=now, queued=not riding
         )
-        queue.enqueue(PROCESS_TASK, integration.pk, group="ingest")
+        if not riding:
+            queue.enqueue(PROCESS_TASK, integration.pk, group="ingest")
     return batch
+
+
+def _queue_lock(integration_id: int) -> str:
+    return f"ingest-queue:{integration_id}"
 
 
 def events_route(*, integration: Integration, events: Sequence[NormalizedEvent]) -> list[NormalizedEvent]:
@@ -137,13 +149,22 @@ def batches_process(*, integration_id: int, now: datetime) -> int:
 
     One worker at a time per integration (a transaction lock), so an Ok never overtakes its trigger. A batch that
     fails is retried after a wait, holding back the later ones to keep the order; after the last retry it is set
-    aside with its error and the rest go on.
+    aside with its error and the rest go on. After DRAIN_SECONDS the rest go to a new task.
     """
-    done = 0
+    with transaction.atomic():
+        # From here on, a push queues a task of its own; every push before this is drained below.
+        transaction_lock(_queue_lock(integration_id))
+        EventBatch.objects.filter(integration_id=integration_id, queued=True).update(queued=False)
+    done, started = 0, time.monotonic()
     while True:
+        if done and time.monotonic() - started > DRAIN_SECONDS:
+            # Under a steady stream the drain would never end: hand the rest to a task of its own, so no task nears
+            # the worker's timeout and other work gets its turn.
+            queue.enqueue(PROCESS_TASK, integration_id, group="ingest")
+            return done
         with transaction.atomic():
-            if not transaction_try_lock(f"ingest:{integration_id}"):
-                return done  # another worker is draining this integration
+            # Another worker draining this integration finishes its batch first; then this one takes the next.
+            transaction_lock(f"ingest:{integration_id}")
             batch = EventBatch.objects.filter(integration_id=integration_id, failed_at__isnull=True).first()
             if batch is None or (batch.next_attempt_at and batch.next_attempt_at > now):
                 return done

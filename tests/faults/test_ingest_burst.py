@@ -95,8 +95,8 @@ def test_a_burst_of_10000_events_is_limited_with_429s_while_the_process_stays_he
     ]
     assert Counter(stored) == Counter(answer.alert_key for answer in accepted)
     # ...and the worker turns each into its alert.
-    processed = batches_process(integration_id=integration.pk, now=clock.now())
-    assert processed == len(accepted)
+    # (A drain hands what it has not done after a few seconds to a new task, which runs at once in tests.)
+    assert batches_process(integration_id=integration.pk, now=clock.now()) > 0
     assert not EventBatch.objects.filter(integration=integration).exists()
     alert_keys = list(Alert.objects.filter(integration=integration).values_list("alert_key", flat=True))
     assert sorted(alert_keys) == sorted(answer.alert_key for answer in accepted)

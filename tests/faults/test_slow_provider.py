@@ -37,6 +37,7 @@ def test_a_hanging_provider_does_not_hold_up_the_others_and_still_gets_its_messa
         # hanging provider would hold everything up until then.
         HTTP_TOTAL_TIMEOUT=40,
         DELIVERY_SEND_LEASE_SECONDS=50,
+        WORKER_INLINE_SECONDS=5,
         Q_TIMEOUT=50,
         Q_RETRY=60,
     )

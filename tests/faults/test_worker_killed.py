@@ -38,8 +38,9 @@ def test_a_worker_killed_mid_send_leaves_every_delivery_sent_exactly_once(fake, 
         DELIVERY_RECONCILE_SECONDS=3,
         TIMER_LEASE_SECONDS=3,
         Q_WORKERS=6,  # every send in flight at once
-        Q_TIMEOUT=20,
-        Q_RETRY=25,
+        WORKER_INLINE_SECONDS=5,
+        Q_TIMEOUT=30,
+        Q_RETRY=35,
     )
     platform.start("web")
     platform.start("ticker")

@@ -39,16 +39,22 @@ def run_ticker():
 
 
 def push_losing(client, key, monkeypatch, lost: str) -> None:
-    """Push an event while every hand-over of task `lost` to the worker vanishes, as if its process had died."""
-    real_async_task = queue.async_task
+    """Push an event while every hand-over of task `lost` vanishes, as if its process had died after the commit:
+    neither the queue gets it nor does the worker that decided it do it itself."""
+    real_async_task, real_run_inline = queue.async_task, queue._run_inline
 
     def maybe_drop(func, *args, **kwargs):
         if func != lost:
             return real_async_task(func, *args, **kwargs)
         return None
 
+    def maybe_skip(func, args, group):
+        if func != lost:
+            real_run_inline(func, args, group)
+
     with monkeypatch.context() as patch:
         patch.setattr(queue, "async_task", maybe_drop)
+        patch.setattr(queue, "_run_inline", maybe_skip)
         push(client, key, EVENT)
 
 

@@ -26,10 +26,12 @@ BENCHMARKS: dict[str, tuple[Callable[[], list[Row]], Callable[[], list[Row]]]] =
         lambda: escalation.run(incidents=1000, spread=60, people=200),
         lambda: escalation.run(incidents=100, spread=10, people=200),
     ),
-    # The budget's rate, then a light one (reported only) that shows the path's own latency when the worker keeps up.
+    # The budget's rate, then (reported only) a rate the default processes keep up with on two cores, and a light
+    # one that shows the path's own latency.
     "latency": (
         lambda: [
             *latency.run(rate=50, seconds=60, bots=10, drain=30),
+            *latency.run(rate=20, seconds=60, bots=10, drain=30, budget=False),
             *latency.run(rate=1, seconds=30, bots=10, drain=30, budget=False),
         ],
         lambda: [

@@ -71,8 +71,9 @@ def events_accept(*, integration: Integration, events: Sequence[NormalizedEvent]
     routed = events_route(integration=integration, events=events)
     with transaction.atomic():  # the batch and its hand-over to the worker commit together
         # One task drains all of an integration's waiting batches, so a push queues one only when no task queued
-        # before it has yet started; the lock orders this against a starting task (batches_process).
-        transaction_lock(_queue_lock(integration.pk))
+        # before it has yet started. The lock orders this against a starting task (batches_process), which waits
+        # for the pushes in progress; pushes share it, so they do not wait for each other.
+        transaction_lock(_queue_lock(integration.pk), shared=True)
         riding = EventBatch.objects.filter(integration=integration, queued=True).exists()
         batch = EventBatch.objects.create(
             integration=integration, events=[event.to_json() for event in routed], received_at=now, queued=not riding

@@ -171,9 +171,9 @@ def batches_process(*, integration_id: int, now: datetime) -> int:
                 return done
             integration = Integration.objects.select_related("channel").get(pk=integration_id)
             try:
-                with transaction.atomic():
-                    events = [NormalizedEvent.from_json(data) for data in batch.events]
-                    alert_ingest(integration=integration, events=events, now=batch.received_at)
+                events = [NormalizedEvent.from_json(data) for data in batch.events]
+                # alert_ingest is atomic: a failing batch leaves nothing behind, and its retry is recorded below.
+                alert_ingest(integration=integration, events=events, now=batch.received_at)
             except Exception as exc:
                 logger.exception("Event batch %s of integration %s failed", batch.pk, integration_id)
                 batch.attempts += 1

@@ -262,6 +262,8 @@ class EventBatch(models.Model):
             models.Index(
                 fields=["integration", "id"], condition=models.Q(failed_at__isnull=True), name="oncall_batch_pending"
             ),
+            # Every push asks whether a task is queued for its integration: quick however many batches wait.
+            models.Index(fields=["integration"], condition=models.Q(queued=True), name="oncall_batch_queued"),
         ]
 
     def __str__(self) -> str:

@@ -21,17 +21,5 @@ def transaction_lock(name: str, *, shared: bool = False) -> None:
         cursor.execute(f"SELECT {function}(%s)", [_lock_number(name)])
 
 
-def transaction_try_lock(name: str) -> bool:
-    """Take the lock `name` until the end of the transaction if nobody holds it; say whether it was taken.
-
-    PostgreSQL: a transaction-level advisory lock. SQLite: always true (its one write lock already serialises).
-    """
-    if connection.vendor != "postgresql":
-        return True
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_lock_number(name)])
-        return bool(cursor.fetchone()[0])
-
-
 def _lock_number(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big", signed=True)

@@ -69,3 +69,22 @@ def check_default_templates(app_configs, **kwargs) -> list[checks.CheckMessage]:
         except TemplateFailure as exc:
             errors.append(checks.Error(f"Default template of slot {name!r}: {exc}", id="channels.E006"))
     return errors
+
+
+@checks.register()
+def check_send_lease(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """An attempt is leased to its worker for DELIVERY_SEND_LEASE_SECONDS; a provider may take HTTP_TOTAL_TIMEOUT to
+    answer. A lease that can run out while the worker still waits for the answer lets the ticker settle the attempt
+    as interrupted and send the message a second time."""
+    from django.conf import settings
+
+    if settings.DELIVERY_SEND_LEASE_SECONDS > settings.HTTP_TOTAL_TIMEOUT:
+        return []
+    return [
+        checks.Warning(
+            f"DELIVERY_SEND_LEASE_SECONDS ({settings.DELIVERY_SEND_LEASE_SECONDS}) is not above HTTP_TOTAL_TIMEOUT "
+            f"({settings.HTTP_TOTAL_TIMEOUT}): a provider that answers slowly can have its message sent twice.",
+            hint="Keep DELIVERY_SEND_LEASE_SECONDS well above HTTP_TOTAL_TIMEOUT (defaults: 45 and 15).",
+            id="channels.W001",
+        )
+    ]

@@ -45,3 +45,11 @@ def test_metrics_can_require_a_token(client, settings):
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").status_code == 200
+
+
+def test_connections_to_postgresql_give_up_after_a_connect_timeout():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no connection to wait for")
+    assert connection.get_connection_params()["connect_timeout"] == 10

@@ -49,3 +49,9 @@ def test_a_bot_keyed_differently_is_an_error(monkeypatch) -> None:
     first, second = list(BOTS)[:2]
     monkeypatch.setitem(BOTS, first, BOTS[second])
     assert ids(checks.check_bot_registry(None)) == ["channels.E009"]
+
+
+def test_a_send_lease_shorter_than_a_provider_may_take_is_warned_about(settings) -> None:
+    assert checks.check_send_lease(None) == []  # the defaults: 45 s lease, 15 s deadline
+    settings.DELIVERY_SEND_LEASE_SECONDS, settings.HTTP_TOTAL_TIMEOUT = 15, 15.0
+    assert ids(checks.check_send_lease(None)) == ["channels.W001"]

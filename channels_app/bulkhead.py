@@ -104,7 +104,8 @@ class Admission:
                 health.update(fast_streak=0, last_seconds=seconds, last_slow_at=self.now)
             else:
                 health.update(fast_streak=Least(F("fast_streak") + 1, STREAK_CAP), last_seconds=seconds)
-        ProviderCall.objects.filter(pk=self.call_id).delete()
+        # A row without dependants: one statement, not the collector's transaction around it.
+        ProviderCall.objects.filter(pk=self.call_id)._raw_delete(ProviderCall.objects.db)
 
 
 def provider_call_begin(*, delivery: Delivery, now: datetime) -> Admission | None:
@@ -113,9 +114,12 @@ def provider_call_begin(*, delivery: Delivery, now: datetime) -> Admission | Non
     key = provider_key(delivery)
     if key is None:
         return Admission(call_id=None, provider_id=None, attempts=delivery.attempts, now=now)
-    health, _created = ProviderHealth.objects.get_or_create(key=key[:300])
+    key = key[:300]
     with transaction.atomic():
-        health = ProviderHealth.objects.select_for_update().get(pk=health.pk)
+        health = ProviderHealth.objects.select_for_update().filter(key=key).first()
+        if health is None:  # a provider never called before (the key is unique: a racing worker's row is taken)
+            ProviderHealth.objects.get_or_create(key=key)
+            health = ProviderHealth.objects.select_for_update().get(key=key)
         me = _holder()
         live: list[datetime] = []
         stale: list[int] = []

@@ -84,9 +84,14 @@ def message_context(
             "title", "description", "severity", "status", "progress", "start_time", "last_time", "end_time", "labels"
         )[:ALERTS_IN_CONTEXT]
     )
-    counts = incident.alerts.aggregate(
-        total=Count("id"), active=Count("id", filter=Q(progress=AlertProgress.TRIGGERED))
-    )
+    if len(alerts) < ALERTS_IN_CONTEXT:
+        # Every alert is in the list (the usual case): count them here rather than ask again.
+        active = sum(1 for alert in alerts if alert["progress"] == AlertProgress.TRIGGERED)
+        counts = {"total": len(alerts), "active": active}
+    else:
+        counts = incident.alerts.aggregate(
+            total=Count("id"), active=Count("id", filter=Q(progress=AlertProgress.TRIGGERED))
+        )
     responder_rows = list(
         Responder.objects.filter(incident=incident).select_related("person").order_by("assigned_at", "id")
     )

@@ -143,7 +143,12 @@ def delivery_record_outcome(
         if updated:
             devices_remove(device_ids=result.gone_devices)
             devices_pushed(device_ids=result.pushed_devices, now=now)
-    delivery.refresh_from_db()
+    if updated and not any(hasattr(value, "resolve_expression") for value in fields.values()):
+        # What was written is what the row now holds (it was locked): no need to read it back.
+        for name, value in fields.items():
+            setattr(delivery, name, value)
+    else:
+        delivery.refresh_from_db()
     if updated and result.outcome == Outcome.SENT and early:
         # The provider's callback came before this attempt was recorded; it applies now.
         delivery_report(delivery_id=delivery.pk, report=Report(**early), now=now)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.utils.translation import gettext as _
 
 from channels_app.services import (
@@ -40,7 +40,12 @@ def rule_snapshot(rule: EscalationRule) -> engine.Snapshot:
     """Freeze a rule and its levels into plain data."""
     levels = []
     targets = Prefetch("schedule_targets", queryset=LevelSchedule.objects.select_related("schedule").order_by("id"))
-    for level in rule.levels.order_by("position", "id").prefetch_related("people", "teams", "bots", targets):
+    if "levels" in getattr(rule, "_prefetched_objects_cache", {}):
+        rule_levels = sorted(rule.levels.all(), key=lambda level: (level.position, level.pk))  # read with the rule
+    else:
+        rule_levels = list(rule.levels.order_by("position", "id"))
+    prefetch_related_objects(rule_levels, "people", "teams", "bots", targets)
+    for level in rule_levels:
         levels.append(
             engine.LevelPlan(
                 people=tuple(sorted(person.pk for person in level.people.all())),

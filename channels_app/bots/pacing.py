@@ -17,8 +17,9 @@ from django.db.models import Q
 from channels_app.base import RateLimit
 from channels_app.models import Bot, BotSend
 
-# Reservations older than the longest window (plus this) no longer matter and are deleted.
-KEEP_EXTRA = timedelta(minutes=1)
+# Reservations older than the longest window no longer matter; they are deleted once this many have gathered
+# (one statement every so many messages, not one per message).
+STALE_KEPT = 50
 
 
 def next_slot(
@@ -55,14 +56,15 @@ def bot_slot_reserve(
         bot = Bot.objects.select_for_update().only("pk", "paused_until").get(pk=bot_id)
         if not limits:
             return max(now, bot.paused_until or now)
-        reserved = list(
-            BotSend.objects.filter(bot_id=bot_id, at__gt=now - horizon).order_by("at").values_list("at", flat=True)
-        )
+        cutoff = now - horizon
+        kept = list(BotSend.objects.filter(bot_id=bot_id).order_by("at").values_list("at", flat=True))
+        reserved = [at for at in kept if at > cutoff]
         slot = next_slot(reserved=reserved, limits=limits, now=now, paused_until=bot.paused_until, weight=weight)
         if only_now and slot > now:
             return slot
         BotSend.objects.bulk_create([BotSend(bot_id=bot_id, at=slot) for _ in range(max(weight, 1))])
-        BotSend.objects.filter(bot_id=bot_id, at__lt=now - horizon - KEEP_EXTRA).delete()
+        if len(kept) - len(reserved) >= STALE_KEPT:
+            BotSend.objects.filter(bot_id=bot_id, at__lte=cutoff).delete()
     return slot
 
 

@@ -221,7 +221,12 @@ def alert_ingest(*, integration: Integration, events: Sequence[NormalizedEvent],
     recovery or acknowledgement applies to every open alert with its key, in whatever channel.
     """
     targets = [_channel_ids(integration, event) for event in events]
-    channels = Channel.objects.in_bulk({channel_id for ids in targets for channel_id in ids})
+    wanted = {channel_id for ids in targets for channel_id in ids}
+    channels: dict[int, Channel] = {}
+    if integration.channel_id in wanted and Integration.channel.is_cached(integration):
+        channels[integration.channel_id] = integration.channel  # read with the integration, in this transaction
+    if wanted - channels.keys():
+        channels.update(Channel.objects.in_bulk(wanted - channels.keys()))
     results: list[IngestResult] = []
     for event, channel_ids in zip(events, targets, strict=True):
         if event.action != EventAction.TRIGGER:
@@ -234,6 +239,8 @@ def alert_ingest(*, integration: Integration, events: Sequence[NormalizedEvent],
                 continue
             results.append(_trigger(integration=integration, channel=channel, event=event, now=now))
     # Coarse on purpose: updating the integration row on every event would serialise all its pushes.
+    if integration.last_event_at and integration.last_event_at >= now - LAST_EVENT_AT_RESOLUTION:
+        return results
     Integration.objects.filter(
         Q(pk=integration.pk) & (Q(last_event_at__isnull=True) | Q(last_event_at__lt=now - LAST_EVENT_AT_RESOLUTION))
     ).update(last_event_at=now)

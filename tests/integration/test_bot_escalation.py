@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 
 from channels_app import registry
+from channels_app.bots import pacing
 from channels_app.bots.fallback import bot_fallback_send
 from channels_app.bots.pacing import bot_slot_reserve
 from channels_app.models import BotSend, Delivery
@@ -357,3 +358,16 @@ def test_workers_reserving_at_once_agree_on_the_bots_schedule(dingtalk, clock):
         thread.join(60)
     assert sorted(slots) == [clock.current] * 20 + [clock.current + timedelta(seconds=61)] * 20
     assert BotSend.objects.filter(bot=dingtalk).count() == 40
+
+
+def test_old_reservations_are_pruned_without_changing_the_schedule(dingtalk, clock):
+    """A bot posting every 5 seconds for an hour: its reservations older than the longest window are deleted in
+    batches, so the table stays small, and they never count against a new message's window."""
+    provider = registry.bot_kind("dingtalk")  # 20 in any 61 s: one message every 5 s is always within it
+    start = clock.current
+    for n in range(720):
+        now = start + timedelta(seconds=5 * n)
+        assert bot_slot_reserve(bot_id=dingtalk.pk, limits=provider.rate_limits, weight=1, now=now) == now
+        assert BotSend.objects.filter(bot=dingtalk).count() <= 13 + pacing.STALE_KEPT
+    kept = BotSend.objects.filter(bot=dingtalk)
+    assert kept.filter(at__gt=now - timedelta(seconds=61)).count() == 13, "the window's reservations are all kept"

@@ -11,7 +11,7 @@ from oncall.models.incidents import (
     Source,
     TimelineEntry,
 )
-from oncall.models.intake import Channel, EventBatch, Integration, RoutingRule
+from oncall.models.intake import Channel, EventBatch, IngestTask, Integration, RoutingRule
 from oncall.models.people import ApiToken, Team, User
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "EventStatus",
     "Incident",
     "IncidentEvent",
+    "IngestTask",
     "Integration",
     "NotificationPreference",
     "Progress",

@@ -250,9 +250,6 @@ class EventBatch(models.Model):
     next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
     failed_at = models.DateTimeField(_("gave up at"), null=True, blank=True)
     error = models.TextField(_("last error"), blank=True)
-    # A worker task was queued with this batch and has not started yet: later pushes ride on it instead of each
-    # queueing a task of its own (see ingest.events_accept).
-    queued = models.BooleanField(_("task queued"), default=False, editable=False)
 
     class Meta:
         ordering = ["id"]
@@ -262,9 +259,25 @@ class EventBatch(models.Model):
             models.Index(
                 fields=["integration", "id"], condition=models.Q(failed_at__isnull=True), name="oncall_batch_pending"
             ),
-            # Every push asks whether a task is queued for its integration: quick however many batches wait.
-            models.Index(fields=["integration"], condition=models.Q(queued=True), name="oncall_batch_queued"),
         ]
 
     def __str__(self) -> str:
         return f"{self.integration} @ {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class IngestTask(models.Model):
+    """Whether a worker task for an integration's stored pushes is queued and has not started yet: a push that
+    finds one rides on it instead of queueing a task of its own (ingest.events_accept); the task clears it when
+    it starts. Kept apart from the batches, which a drain already running deletes while such a task still waits."""
+
+    integration = models.OneToOneField(
+        Integration, on_delete=models.CASCADE, primary_key=True, related_name="ingest_task"
+    )
+    queued = models.BooleanField(_("task queued"), default=False)
+
+    class Meta:
+        verbose_name = _("ingest task")
+        verbose_name_plural = _("ingest tasks")
+
+    def __str__(self) -> str:
+        return f"{self.integration}: {'queued' if self.queued else 'none queued'}"

@@ -33,6 +33,7 @@ from oncall.models import (
     EventBatch,
     EventStatus,
     Incident,
+    IngestTask,
     Integration,
     Progress,
     Severity,
@@ -74,11 +75,14 @@ def events_accept(*, integration: Integration, events: Sequence[NormalizedEvent]
         # before it has yet started. The lock orders this against a starting task (batches_process), which waits
         # for the pushes in progress; pushes share it, so they do not wait for each other.
         transaction_lock(_queue_lock(integration.pk), shared=True)
-        riding = EventBatch.objects.filter(integration=integration, queued=True).exists()
+        riding = IngestTask.objects.filter(integration=integration, queued=True).exists()
         batch = EventBatch.objects.create(
-            integration=integration, events=[event.to_json() for event in routed], received_at=now, queued=not riding
+            integration=integration, events=[event.to_json() for event in routed], received_at=now
         )
         if not riding:
+            # Two pushes may both get here and queue a task each: the second finds nothing left, which is harmless.
+            if not IngestTask.objects.filter(integration=integration).update(queued=True):
+                IngestTask.objects.get_or_create(integration=integration, defaults={"queued": True})
             queue.enqueue(PROCESS_TASK, integration.pk, group="ingest")
     return batch
 
@@ -155,7 +159,13 @@ def batches_process(*, integration_id: int, now: datetime) -> int:
     with transaction.atomic():
         # From here on, a push queues a task of its own; every push before this is drained below.
         transaction_lock(_queue_lock(integration_id))
-        EventBatch.objects.filter(integration_id=integration_id, queued=True).update(queued=False)
+        IngestTask.objects.filter(integration_id=integration_id, queued=True).update(queued=False)
+    return batches_drain(integration_id=integration_id, now=now)
+
+
+def batches_drain(*, integration_id: int, now: datetime) -> int:
+    """The drain of batches_process (which first lets later pushes queue a task of their own): the integration's
+    waiting batches, oldest first, each in its own transaction, for DRAIN_SECONDS; return how many."""
     done, started = 0, time.monotonic()
     while True:
         if done and time.monotonic() - started > DRAIN_SECONDS:

@@ -158,9 +158,11 @@ def test_a_postgresql_restart_during_ingest_answers_503_then_recovers_and_leaves
     # Every accepted push is stored, with its hand-over to the worker, and nothing refused left a row.
     accepted = [a.alert_key for a in answers if a.accepted]
     assert Counter(stored_alert_keys(postgres)) == Counter(accepted), log
-    # One task drains them all (pushes ride on a task queued before them): each queued task came with its batch.
+    # One task drains them all (pushes ride on a task queued before them, the outage notwithstanding); only pushes
+    # racing to queue the first may each have queued one.
     tasks = postgres.query("SELECT count(*) FROM django_q_ormq")[0][0]
-    assert tasks >= 1 and tasks == postgres.query("SELECT count(*) FROM oncall_eventbatch WHERE queued")[0][0]
+    assert 1 <= tasks <= 4, tasks
+    assert postgres.query("SELECT queued FROM oncall_ingesttask") == [(True,)]
 
     # The worker turns every stored batch into its alert and incident, all consistent.
     assert int(manage(env, "shell", "-c", PROCESS.format(id=integration_id)).strip()) == len(accepted)

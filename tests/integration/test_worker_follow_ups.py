@@ -118,3 +118,24 @@ def test_a_long_drain_hands_the_rest_to_a_new_task(client, clock, integration, h
     assert list(Alert.objects.values_list("alert_key", flat=True)) == ["a"], "one batch at least, in order"
     assert EventBatch.objects.count() == 2
     assert [func for func, _ in handed].count(ingest.PROCESS_TASK) == 1
+
+
+def test_a_drain_running_already_leaves_later_pushes_riding_on_the_queued_task(client, clock, integration, handed):
+    """A task started before a push drains that push's batch too; the task queued with the push still waits, so
+    the pushes after it ride on that one rather than each queueing another."""
+    instance, key = integration
+    push(client, key, event("a"))
+    oncall_tasks.batches_process(instance.pk)  # a first task starts: the pushes after it queue another
+    handed.clear()
+    push(client, key, event("b"))
+    assert handed == [(ingest.PROCESS_TASK, (instance.pk,))]
+
+    assert ingest.batches_drain(integration_id=instance.pk, now=clock.current) == 1, "the first task goes on"
+    assert not EventBatch.objects.exists()
+    for name in ("c", "d"):
+        push(client, key, event(name))
+    ingest_tasks = [call for call in handed if call[0] == ingest.PROCESS_TASK]
+    assert ingest_tasks == [(ingest.PROCESS_TASK, (instance.pk,))], "c and d ride on the task queued with b"
+
+    oncall_tasks.batches_process(instance.pk)  # that task starts at last and finds c and d
+    assert sorted(Alert.objects.values_list("alert_key", flat=True)) == ["a", "b", "c", "d"]

@@ -20,6 +20,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext as _
 
 from oncall.errors import ApplicationError, Conflict, RateLimited
+from oncall.lib.locks import transaction_lock
 from oncall.models import Contact, User, VerificationCode
 
 CODE_DIGITS = 6
@@ -103,8 +104,10 @@ def contact_code_create(*, person: User, contact: str, target: str, now: datetim
         target = email_normalize(target or person.email)
     else:
         raise ApplicationError(_("Unknown kind of contact."), field="contact")
-    # Lock the person's row: two concurrent requests must not both pass the rate check.
+    # Lock the person's row and the target: two concurrent requests, from one person or from several asking for
+    # the same number, must not both pass the rate check.
     User.objects.select_for_update().filter(pk=person.pk).first()
+    transaction_lock(f"verification-target:{contact}:{target}")
     if _taken_by_other(person=person, contact=contact, target=target):
         raise Conflict(_("%(target)s belongs to another person.") % {"target": target}, field=contact)
     _check_rate(person=person, contact=contact, target=target, now=now)

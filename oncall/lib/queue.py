@@ -70,13 +70,9 @@ def enqueue(func: str, *args: object, group: str | None = None, leased: bool = F
     if _broker_commits_with_us():
         async_task(func, *args, group=group, hook=None)
         return
-
-    def _send() -> None:
-        async_task(func, *args, group=group, hook=None)
-
-    # robust: a broker hiccup must not turn a committed request into an error; the ticker re-hands out whatever
-    # was not picked up.
-    transaction.on_commit(_send, robust=True)
+    # After the commit; a broker hiccup then must not turn a committed request into an error (_hand_over logs it),
+    # the ticker re-hands out whatever was not picked up.
+    transaction.on_commit(partial(_hand_over, func, args, group))
 
 
 def _run_inline(func: str, args: tuple, group: str | None) -> None:
@@ -93,6 +89,7 @@ def _run_inline(func: str, args: tuple, group: str | None) -> None:
 
 
 def _hand_over(func: str, args: tuple, group: str | None) -> None:
+    """Give a task to the broker now; a broker that fails is logged, not raised."""
     try:
         async_task(func, *args, group=group, hook=None)
     except Exception:

@@ -80,7 +80,7 @@ def events_accept(*, integration: Integration, events: Sequence[NormalizedEvent]
             integration=integration, events=[event.to_json() for event in routed], received_at=now
         )
         if not riding:
-            # Two pushes may both get here and queue a task each: the second finds nothing left, which is harmless.
+            # Two pushes may both get here and queue a task each; the two then drain in turn, which is harmless.
             if not IngestTask.objects.filter(integration=integration).update(queued=True):
                 IngestTask.objects.get_or_create(integration=integration, defaults={"queued": True})
             queue.enqueue(PROCESS_TASK, integration.pk, group="ingest")

@@ -139,3 +139,20 @@ def test_a_drain_running_already_leaves_later_pushes_riding_on_the_queued_task(c
 
     oncall_tasks.batches_process(instance.pk)  # that task starts at last and finds c and d
     assert sorted(Alert.objects.values_list("alert_key", flat=True)) == ["a", "b", "c", "d"]
+
+
+def test_a_broker_failing_after_the_commit_leaves_the_push_stored_and_answered(
+    client, clock, integration, monkeypatch, caplog
+):
+    """With a broker outside the database (Redis), the task is handed over after the commit; a broker that fails
+    then does not turn the stored push into an error: the ticker hands its batch out later."""
+    instance, key = integration
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(queue, "_broker_commits_with_us", lambda: False)
+    monkeypatch.setattr(queue, "async_task", broker_down)
+    assert push(client, key, event("a")).status_code == 200
+    assert EventBatch.objects.filter(integration=instance).count() == 1
+    assert "Handing oncall.tasks.batches_process" in caplog.text

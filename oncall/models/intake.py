@@ -274,6 +274,8 @@ class IngestTask(models.Model):
         Integration, on_delete=models.CASCADE, primary_key=True, related_name="ingest_task"
     )
     queued = models.BooleanField(_("task queued"), default=False)
+    # When the mark was set: one still set long after is taken for a task the broker lost (ingest.TASK_LOST).
+    queued_at = models.DateTimeField(_("queued at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("ingest task")

@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from oncall.errors import NotRouted
-from oncall.lib import queue, routing
+from oncall.lib import clock, queue, routing
 from oncall.lib.filters import Subject
 from oncall.lib.grouping import group_key
 from oncall.lib.locks import transaction_lock
@@ -60,8 +60,11 @@ PROCESS_TASK = "oncall.tasks.batches_process"
 BATCH_RETRY = (timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=5))
 # How long one task drains an integration's batches before handing the rest to another.
 DRAIN_SECONDS = 5.0
-# A batch still unprocessed this long after it arrived is handed to the worker again by the ticker.
+# A batch still unprocessed this long after it arrived is handed to the worker again by the ticker...
 BATCH_STALL = timedelta(seconds=2)
+# ...unless a task for it was queued less than this ago and has yet to start; one older is taken for lost (the
+# broker lost it, or the web process died before handing it over). A worker drains for DRAIN_SECONDS at a time.
+TASK_LOST = timedelta(seconds=15)
 
 
 def events_accept(*, integration: Integration, events: Sequence[NormalizedEvent], now: datetime) -> EventBatch | None:
@@ -71,20 +74,31 @@ def events_accept(*, integration: Integration, events: Sequence[NormalizedEvent]
         return None
     routed = events_route(integration=integration, events=events)
     with transaction.atomic():  # the batch and its hand-over to the worker commit together
-        # One task drains all of an integration's waiting batches, so a push queues one only when no task queued
-        # before it has yet started. The lock orders this against a starting task (batches_process), which waits
-        # for the pushes in progress; pushes share it, so they do not wait for each other.
-        transaction_lock(_queue_lock(integration.pk), shared=True)
-        riding = IngestTask.objects.filter(integration=integration, queued=True).exists()
         batch = EventBatch.objects.create(
             integration=integration, events=[event.to_json() for event in routed], received_at=now
         )
-        if not riding:
-            # Two pushes may both get here and queue a task each; the two then drain in turn, which is harmless.
-            if not IngestTask.objects.filter(integration=integration).update(queued=True):
-                IngestTask.objects.get_or_create(integration=integration, defaults={"queued": True})
-            queue.enqueue(PROCESS_TASK, integration.pk, group="ingest")
+        _task_queue(integration.pk, now=now)
     return batch
+
+
+def _task_queue(integration_id: int, *, now: datetime, lost_after: timedelta | None = None) -> bool:
+    """Queue a task to drain the integration's batches, unless one queued before has yet to start (and was queued
+    less than `lost_after` ago, when given); return whether one was queued. Runs in the caller's transaction.
+
+    One task drains all of an integration's waiting batches, so a push, the ticker or a drain handing on its rest
+    queues one only when no task queued before has yet started. The lock orders this against a starting task
+    (batches_process), which waits for those in progress; they share it, so they do not wait for each other.
+    """
+    transaction_lock(_queue_lock(integration_id), shared=True)
+    marks = IngestTask.objects.filter(integration_id=integration_id, queued=True).values_list("queued_at", flat=True)
+    mark = list(marks[:1])
+    if mark and (lost_after is None or (mark[0] is not None and mark[0] > now - lost_after)):
+        return False
+    # Two callers may both get here and queue a task each; the two then drain in turn, which is harmless.
+    if not IngestTask.objects.filter(integration_id=integration_id).update(queued=True, queued_at=now):
+        IngestTask.objects.get_or_create(integration_id=integration_id, defaults={"queued": True, "queued_at": now})
+    queue.enqueue(PROCESS_TASK, integration_id, group="ingest")
+    return True
 
 
 def _queue_lock(integration_id: int) -> str:
@@ -169,9 +183,10 @@ def batches_drain(*, integration_id: int, now: datetime) -> int:
     done, started = 0, time.monotonic()
     while True:
         if done and time.monotonic() - started > DRAIN_SECONDS:
-            # Under a steady stream the drain would never end: hand the rest to a task of its own, so no task nears
-            # the worker's timeout and other work gets its turn.
-            queue.enqueue(PROCESS_TASK, integration_id, group="ingest")
+            # Under a steady stream the drain would never end: hand the rest to a task of its own (or to the one
+            # a push queued meanwhile), so no task nears the worker's timeout and other work gets its turn.
+            with transaction.atomic():
+                _task_queue(integration_id, now=clock.now())
             return done
         with transaction.atomic():
             # Another worker draining this integration finishes its batch first; then this one takes the next.
@@ -201,7 +216,13 @@ def batches_drain(*, integration_id: int, now: datetime) -> int:
 
 
 def batches_enqueue_stalled(*, now: datetime) -> int:
-    """Hand integrations whose batches wait too long back to the worker (the ticker calls this every tick)."""
+    """Hand integrations whose batches wait too long back to the worker (the ticker calls this every tick); return
+    how many were handed out.
+
+    Not those with a task queued less than TASK_LOST ago that has yet to start: when the worker is behind, every
+    batch waits longer than BATCH_STALL, and a task each tick would fill the queue ahead of other work (timers,
+    deliveries) with drains of the same batches.
+    """
     integration_ids = list(
         EventBatch.objects.filter(failed_at__isnull=True, received_at__lte=now - BATCH_STALL)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
@@ -209,9 +230,11 @@ def batches_enqueue_stalled(*, now: datetime) -> int:
         .values_list("integration_id", flat=True)
         .distinct()
     )
+    handed = 0
     for integration_id in integration_ids:
-        queue.enqueue(PROCESS_TASK, integration_id, group="ingest")
-    return len(integration_ids)
+        with transaction.atomic():
+            handed += _task_queue(integration_id, now=now, lost_after=TASK_LOST)
+    return handed
 
 
 @dataclass(frozen=True)

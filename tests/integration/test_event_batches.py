@@ -9,7 +9,7 @@ import pytest
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
 from oncall.lib import queue
-from oncall.models import Alert, EventBatch, Incident
+from oncall.models import Alert, EventBatch, Incident, IngestTask
 from oncall.services import ingest
 from oncall.sources.base import NormalizedEvent
 from tests.factories import make_channel, make_integration, push
@@ -51,14 +51,45 @@ def test_batches_are_processed_in_arrival_order(client, clock, integration, monk
 
 
 def test_a_push_whose_hand_over_was_lost_is_processed_by_the_ticker(client, clock, integration, monkeypatch):
+    """The push marked a task as queued, but the broker never got it: the ticker takes the mark for lost once it
+    is TASK_LOST old, and queues the task itself."""
     _, key = integration
     push_without_worker(client, key, event("a"), monkeypatch)
-    clock.advance(seconds=1)
-    tick(now=clock_module.now())
-    assert not Alert.objects.exists(), "not stalled yet"
+    clock.advance(seconds=3)
+    assert tick(now=clock_module.now()).batches == 0, "stalled, but a task is queued and may yet start"
+    clock.advance(seconds=ingest.TASK_LOST.total_seconds() - 4)
+    assert tick(now=clock_module.now()).batches == 0
+    assert not Alert.objects.exists()
     clock.advance(seconds=2)
     assert tick(now=clock_module.now()).batches == 1
     assert Alert.objects.get().alert_key == "a"
+
+
+def test_batches_left_by_a_drain_that_died_are_handed_out_once_they_stall(client, clock, integration, monkeypatch):
+    """A task clears the mark as it starts; should its worker die before the batches are drained, nothing is
+    queued for them, and the ticker hands them out as soon as they are BATCH_STALL old."""
+    instance, key = integration
+    push_without_worker(client, key, event("a"), monkeypatch)
+    IngestTask.objects.filter(integration=instance).update(queued=False)  # what a starting task does
+    clock.advance(seconds=1)
+    assert tick(now=clock_module.now()).batches == 0, "not stalled yet"
+    clock.advance(seconds=2)
+    assert tick(now=clock_module.now()).batches == 1
+    assert Alert.objects.get().alert_key == "a"
+
+
+def test_a_worker_that_is_behind_is_not_handed_the_same_batches_every_tick(client, clock, integration, monkeypatch):
+    """When every batch waits longer than BATCH_STALL because the worker is busy, the task queued with the first
+    push is enough: the ticker queues no more while it waits, nor do the pushes after it."""
+    instance, key = integration
+    handed = []
+    monkeypatch.setattr(queue, "async_task", lambda func, *args, **kwargs: handed.append((func, args)))
+    for second in range(10):
+        push(client, key, event(f"a{second}"))
+        clock.advance(seconds=1)
+        tick(now=clock_module.now())
+    assert handed == [(ingest.PROCESS_TASK, (instance.pk,))]
+    assert EventBatch.objects.count() == 10 and not Alert.objects.exists()
 
 
 def test_a_failing_batch_is_retried_then_set_aside_and_the_rest_go_on(client, clock, integration, monkeypatch):

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from escalation.services import escalation_level_count
 from oncall.api import envelope
+from oncall.api.fields import IdField
 from oncall.api.pagination import PageInputSerializer, page_data, page_serializer, paginate
 from oncall.api.serializers import (
     AlertSerializer,
@@ -103,9 +104,7 @@ class MultipleChoiceQueryField(serializers.ListField):
 
 
 def person_ids_field(**kwargs) -> serializers.ListField:
-    return serializers.ListField(
-        child=serializers.IntegerField(min_value=1), min_length=1, max_length=PERSON_IDS_MAX, **kwargs
-    )
+    return serializers.ListField(child=IdField(), min_length=1, max_length=PERSON_IDS_MAX, **kwargs)
 
 
 # -- collection: list and create ---------------------------------------------------------------------------------
@@ -119,7 +118,7 @@ class IncidentListApi(APIView):
         severity = MultipleChoiceQueryField(
             choices=Severity.choices, required=False, help_text="Repeat it or separate values with commas."
         )
-        channel = serializers.IntegerField(min_value=1, required=False, help_text="A channel id.")
+        channel = IdField(required=False, help_text="A channel id.")
         mine = serializers.BooleanField(default=False, help_text="Only incidents I am a responder of.")
         since = serializers.DateTimeField(required=False, help_text="Started at or after (ISO-8601).")
         until = serializers.DateTimeField(required=False, help_text="Started before (ISO-8601).")
@@ -162,12 +161,12 @@ class IncidentListApi(APIView):
 
 class IncidentCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
-        channel_id = serializers.IntegerField(min_value=1, help_text="A channel of one of your teams.")
+        channel_id = IdField(help_text="A channel of one of your teams.")
         title = serializers.CharField(max_length=lifecycle.TITLE_MAX)
         severity = serializers.ChoiceField(choices=Severity.choices)
         description = serializers.CharField(required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX)
         assign_to = serializers.ListField(
-            child=serializers.IntegerField(min_value=1),
+            child=IdField(),
             required=False,
             default=list,
             max_length=PERSON_IDS_MAX,
@@ -516,7 +515,7 @@ class IncidentCommentApi(APIView):
 
 class IncidentMergeApi(APIView):
     class InputSerializer(serializers.Serializer):
-        target_id = serializers.IntegerField(min_value=1, help_text="The incident to merge this one into.")
+        target_id = IdField(help_text="The incident to merge this one into.")
 
         class Meta:
             ref_name = "IncidentMerge"

@@ -112,6 +112,10 @@ def read_json_body(request) -> object:
         raise IngestError(
             400, envelope.INVALID_PARAMETER, _("The body is not valid JSON: %(error)s") % {"error": exc}, "body"
         ) from None
+    except RecursionError:
+        raise IngestError(
+            400, envelope.INVALID_PARAMETER, _("The body is nested too deeply to be read as JSON."), "body"
+        ) from None
     # NULs and unpaired surrogates cannot be stored; drop them rather than refuse the monitor's alert.
     return text.clean(payload) if text.json_needs_cleaning(body) else payload
 

@@ -11,12 +11,14 @@ from rest_framework import serializers
 
 LIMIT_DEFAULT = 20
 LIMIT_MAX = 100
+# Far past any list's end, and small enough that the offset it makes stays a number the database takes.
+P_MAX = 10**9
 
 
 class PageInputSerializer(serializers.Serializer):
     """The page a list request asks for; lists' filter serializers extend it."""
 
-    p = serializers.IntegerField(min_value=1, default=1, help_text="Page number, from 1.")
+    p = serializers.IntegerField(min_value=1, max_value=P_MAX, default=1, help_text="Page number, from 1.")
     limit = serializers.IntegerField(
         min_value=1, max_value=LIMIT_MAX, default=LIMIT_DEFAULT, help_text="Items per page, 1 to 100."
     )

@@ -107,16 +107,20 @@ def auto_resolve_at(channel: Channel, last_event: datetime) -> datetime | None:
 
 
 def incident_refresh_severity(*, incident: Incident, now: datetime) -> None:
-    """Set an open incident's severity to the highest of its open alerts, noting a change in the timeline.
+    """Set an open incident's severity to the highest of its open alerts, noting a change in the timeline; one
+    whose alerts had all recovered fires again when a firing alert joins it (status and end_time: save both).
 
     A severity set by hand sticks. The incident row must be locked by the caller.
     """
-    if "severity" in incident.manual_overrides:
-        return
     severities = list(
         Alert.objects.filter(incident=incident, progress=AlertProgress.TRIGGERED).values_list("severity", flat=True)
     )
     if not severities:
+        return
+    if incident.status == EventStatus.OK:
+        incident.end_time = None
+        incident.status = incident.severity
+    if "severity" in incident.manual_overrides:
         return
     highest = max(severities, key=Severity.rank)
     if highest != incident.severity:
@@ -128,8 +132,7 @@ def incident_refresh_severity(*, incident: Incident, now: datetime) -> None:
             detail={"from": incident.severity, "to": highest},
         )
         incident.severity = highest
-    if incident.status != EventStatus.OK:
-        incident.status = highest
+    incident.status = highest
 
 
 def incident_close(

@@ -417,7 +417,7 @@ def _create(*, integration: Integration, channel: Channel, event: NormalizedEven
         )
         _touch(incident, now)
         incident_refresh_severity(incident=incident, now=now)
-        incident.save(update_fields=["last_time", "auto_resolve_at", "severity", "status"])
+        incident.save(update_fields=["last_time", "auto_resolve_at", "severity", "status", "end_time"])
     return _result(alert, action)
 
 
@@ -452,7 +452,7 @@ def _merge(*, alert: Alert, incident: Incident, event: NormalizedEvent, now: dat
     alert.save()
     _touch(incident, now)
     incident_refresh_severity(incident=incident, now=now)
-    incident.save(update_fields=["last_time", "auto_resolve_at", "severity", "status"])
+    incident.save(update_fields=["last_time", "auto_resolve_at", "severity", "status", "end_time"])
     return _result(alert, "merged")
 
 
@@ -483,7 +483,7 @@ def _recover(*, alert: Alert, incident: Incident, event: NormalizedEvent, now: d
     _touch(incident, now)
     if Alert.objects.filter(incident=incident, progress=AlertProgress.TRIGGERED).exists():
         incident_refresh_severity(incident=incident, now=now)
-        incident.save(update_fields=["last_time", "auto_resolve_at", "severity", "status"])
+        incident.save(update_fields=["last_time", "auto_resolve_at", "severity", "status", "end_time"])
         return _result(alert, "recovered")
     incident.status = EventStatus.OK
     incident.end_time = now

@@ -29,7 +29,13 @@ from oncall.models import (
     User,
 )
 from oncall.services.events import incident_event_record
-from oncall.services.incidents import incident_close, incident_open, incident_refresh_severity, timeline_add
+from oncall.services.incidents import (
+    auto_resolve_at,
+    incident_close,
+    incident_open,
+    incident_refresh_severity,
+    timeline_add,
+)
 
 SNOOZE_MIN_MINUTES = 1
 SNOOZE_MAX_MINUTES = 1440
@@ -147,7 +153,19 @@ def incident_reopen(*, incident: Incident, by: User, reason: str, source: str, n
     incident.ack_time = None
     incident.snoozed_until = None
     incident.merged_into = None
-    incident.save(update_fields=["progress", "close_time", "closed_by", "ack_time", "snoozed_until", "merged_into"])
+    # Closing cleared it; without it again a reopened incident no event ever comes for would stay open for good.
+    incident.auto_resolve_at = auto_resolve_at(incident.channel, now)
+    incident.save(
+        update_fields=[
+            "progress",
+            "close_time",
+            "closed_by",
+            "ack_time",
+            "snoozed_until",
+            "merged_into",
+            "auto_resolve_at",
+        ]
+    )
     Responder.objects.filter(incident=incident).update(acknowledged_at=None)
     timeline_add(
         incident=incident,
@@ -388,7 +406,7 @@ def incident_merge(*, incident: Incident, into: Incident, by: User, source: str,
     moved = Alert.objects.filter(incident=incident).update(incident=into)
     into.last_time = max(into.last_time, incident.last_time)
     incident_refresh_severity(incident=into, now=now)
-    into.save(update_fields=["last_time", "severity", "status"])
+    into.save(update_fields=["last_time", "severity", "status", "end_time"])
     timeline_add(
         incident=into,
         kind=TimelineEntry.Kind.MERGED,

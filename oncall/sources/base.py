@@ -228,8 +228,8 @@ def parse_time(value: object) -> datetime | None:
                 return None
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if isinstance(value, int | float):
-        seconds = value / 1000 if value > _MILLISECONDS_ABOVE else value
         try:
+            seconds = value / 1000 if value > _MILLISECONDS_ABOVE else value
             return datetime.fromtimestamp(seconds, tz=UTC) if seconds > 0 else None
         except (OverflowError, OSError, ValueError):
             return None

@@ -684,3 +684,42 @@ def test_a_page_costs_the_same_number_of_queries_however_many_incidents_it_holds
         incident = fire(client, world.prod_key, f"k{n}", f"Incident {n}")
         lifecycle.incident_acknowledge(incident=incident, by=world.carol, source="web", now=clock.current)
     assert queries_for_list() == few
+
+
+# -- numbers and bodies past what the database or Python's JSON reader take: a 400 naming the input, not a 500 --
+
+
+@pytest.fixture
+def alice_and_incident(client, clock):
+    alice = make_user("alice")
+    _, key = make_integration(channel=make_channel(team=make_team(members=[alice])))
+    fire(client, key, "a", "disk full")
+    return session_client(alice), Incident.objects.get()
+
+
+@pytest.mark.parametrize("query", ["p=100000000000000000000", "channel=100000000000000000000"])
+def test_a_list_query_number_too_large_is_a_400(alice_and_incident, query):
+    api, _incident = alice_and_incident
+    response = api.get(f"/api/v1/incidents/?{query}")
+    assert response.status_code == 400, (response.status_code, response.content)
+    assert response.json()["error"]["field"] == query.split("=")[0]
+
+
+def test_an_alert_page_too_large_is_a_400(alice_and_incident):
+    api, incident = alice_and_incident
+    response = api.get(f"/api/v1/incidents/{incident.pk}/alerts/?p=100000000000000000000")
+    assert response.status_code == 400, (response.status_code, response.content)
+
+
+@pytest.mark.parametrize("action", ["reassign", "responders"])
+def test_a_person_id_too_large_is_a_400(alice_and_incident, action):
+    api, incident = alice_and_incident
+    response = api.post(f"/api/v1/incidents/{incident.pk}/{action}/", {"person_ids": [10**20]}, format="json")
+    assert response.status_code == 400, (response.status_code, response.content)
+
+
+def test_a_body_nested_too_deeply_is_a_400(alice_and_incident):
+    api, incident = alice_and_incident
+    deep = "[" * 100_000 + "]" * 100_000
+    response = api.post(f"/api/v1/incidents/{incident.pk}/comment/", data=deep, content_type="application/json")
+    assert response.status_code == 400, (response.status_code, response.content[:200])

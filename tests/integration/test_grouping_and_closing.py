@@ -7,7 +7,7 @@ import pytest
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
 from oncall.models import Alert, Incident, Source
-from oncall.services.lifecycle import incident_edit
+from oncall.services.lifecycle import incident_edit, incident_merge
 from tests.factories import make_channel, make_integration, make_user, push
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -104,3 +104,29 @@ def test_a_severity_set_by_hand_sticks_when_alerts_change(client, clock):
     assert incident.severity == "Info"
     assert incident.manual_overrides == ["severity"]
     assert Alert.objects.get().severity == "Critical"
+
+
+def test_an_open_incident_whose_alerts_recovered_fires_again_when_a_firing_alert_joins(client, clock):
+    _, key = make_integration(channel=make_channel(close_with_alerts=False, group_keys=["service"]))
+    push(client, key, event("a", "Warning", service="api"))
+    push(client, key, event("a", "Ok", service="api"))
+    incident = Incident.objects.get()
+    assert (incident.progress, incident.status) == ("Triggered", "Ok") and incident.end_time is not None
+    clock.advance(minutes=5)
+    push(client, key, event("b", "Critical", service="api"))
+    incident.refresh_from_db()
+    assert Incident.objects.count() == 1
+    assert (incident.status, incident.severity, incident.end_time) == ("Critical", "Critical", None)
+
+
+def test_merging_firing_alerts_into_an_incident_whose_alerts_recovered_makes_it_fire_again(client, clock):
+    _, key = make_integration(channel=make_channel(close_with_alerts=False))
+    push(client, key, event("a", "Warning"))
+    push(client, key, event("a", "Ok"))
+    push(client, key, event("b", "Critical"))
+    target = Incident.objects.get(alerts__alert_key="a")
+    merged = Incident.objects.get(alerts__alert_key="b")
+    assert target.status == "Ok"
+    incident_merge(incident=merged, into=target, by=make_user(), source=Source.WEB, now=clock.current)
+    target.refresh_from_db()
+    assert (target.status, target.severity, target.end_time) == ("Critical", "Critical", None)

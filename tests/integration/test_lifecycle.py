@@ -230,3 +230,18 @@ def test_an_incident_created_by_hand_follows_the_rule_or_its_assignees(world, cl
             channel=world["channel"], title="x", severity="High", by=world["dave"], now=clock.current
         )
     assert caught.value.field == "severity"
+
+
+def test_a_reopened_incident_still_closes_by_itself_when_no_event_comes(client, clock):
+    _, key = make_integration(channel=make_channel(auto_resolve_minutes=60))
+    push(client, key, {"title_rule": "Disk full", "event_status": "Warning", "alert_key": "disk"})
+    incident = Incident.objects.get()
+    alice = make_user("alice")
+    lifecycle.incident_resolve(incident=incident, by=alice, source=WEB, now=clock.current)
+    later(clock, minutes=5)
+    lifecycle.incident_reopen(incident=incident, by=alice, reason="not fixed", source=WEB, now=clock.current)
+    assert fresh(incident).auto_resolve_at == clock.current + timedelta(minutes=60)
+    later(clock, minutes=59)
+    assert fresh(incident).progress == "Triggered"
+    later(clock, minutes=2)
+    assert fresh(incident).progress == "Closed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -9,10 +10,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
-from channels_app.models import Delivery
+from channels_app.models import Delivery, TemplateSet
 from oncall.lib import queue
 from oncall.models import Incident
+
+logger = logging.getLogger(__name__)
 
 SEND_TASK = "channels_app.tasks.delivery_send"
 
@@ -49,6 +53,17 @@ def deliveries_create(
     """
     if scope is None:
         scope = f"event/{event_id}" if event_id is not None else f"{run}/{level}/{round}"
+    template_error = ""
+    if template_set_id is not None and not TemplateSet.objects.filter(pk=template_set_id).exists():
+        # The rule frozen on the incident names a set deleted since (once the rule no longer used it): its messages
+        # go out in the default wording rather than fail on the missing row and never be written.
+        logger.warning(
+            "Template set %s was deleted; incident %s is notified with the default", template_set_id, incident.pk
+        )
+        template_error = _("Template set #%(id)s was deleted; the default templates were used.") % {
+            "id": template_set_id
+        }
+        template_set_id = None
     rows = [
         Delivery(
             incident=incident,
@@ -62,6 +77,7 @@ def deliveries_create(
             method=item.method,
             event=event,
             template_set_id=template_set_id,
+            template_error=template_error,
             dedup_key=Delivery.make_dedup_key(
                 incident_id=incident.pk, scope=scope, recipient_key=item.recipient_key, method=item.method
             ),

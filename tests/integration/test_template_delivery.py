@@ -9,6 +9,7 @@ import pytest
 from django.test import TestCase
 
 from channels_app.models import Delivery, TemplateSet
+from escalation.models import EscalationRule
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
 from oncall.models import Incident, Source
@@ -138,3 +139,26 @@ def test_the_acknowledge_link_in_the_email_acknowledges_the_incident(client, clo
     incident = Incident.objects.get()
     assert incident.progress == "Processing"
     assert incident.timeline.get(kind="acknowledged").source == "bot"
+
+
+def test_the_next_level_still_pages_after_the_frozen_rules_template_set_is_deleted(client, clock, mailoutbox):
+    """The incident's rule was frozen naming a custom set; the admin then switched the rule back to the default
+    and deleted the set (nothing protects it any more). The next level goes out in the default wording."""
+    ann, ben = make_user("ann"), make_user("ben")
+    channel = make_channel()
+    custom = TemplateSet.objects.create(name="Payments wording")
+    rule = make_rule(channel, [{"people": [ann], "after": 5}, {"people": [ben], "after": 5}])
+    EscalationRule.objects.filter(pk=rule.pk).update(template_set=custom)
+    _, key = make_integration(channel=channel)
+    push(client, key, {"title_rule": "db down", "event_status": "Critical", "alert_key": "db"})
+    assert [mail.to[0] for mail in mailoutbox] == ["ann@example.com"]
+
+    EscalationRule.objects.filter(pk=rule.pk).update(template_set=None)
+    custom.delete()
+    clock.advance(minutes=5)
+    tick(now=clock_module.now())
+
+    assert [mail.to[0] for mail in mailoutbox] == ["ann@example.com", "ben@example.com"]
+    to_ben = Delivery.objects.get(recipient__username="ben")
+    assert to_ben.template_set_id is None
+    assert "was deleted; the default templates were used" in to_ben.template_error

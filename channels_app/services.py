@@ -25,10 +25,14 @@ from channels_app.outcomes import (
 from channels_app.preferences import person_preferences
 from channels_app.quotas import quota_notice_send, quota_take
 from channels_app.templating import render_slots
-from oncall.lib import claims, queue
+from oncall.lib import claims, http, queue
 from oncall.models import Progress, User
 
 logger = logging.getLogger(__name__)
+
+# An attempt's requests must end by this share of its lease (DELIVERY_SEND_LEASE_SECONDS); the rest of the lease is
+# for recording the outcome.
+ATTEMPT_SHARE_OF_LEASE = 0.8
 
 __all__ = [
     "PlannedDelivery",
@@ -77,7 +81,9 @@ def delivery_send(*, delivery_id: int, now: datetime) -> Delivery | None:
     admission = bulkhead.provider_call_begin(delivery=delivery, now=now)
     if admission is None:
         return bulkhead.delivery_defer(delivery=delivery, now=now)
-    with admission:
+    # The attempt's requests end well before its lease does, so its outcome is recorded while the lease holds: an
+    # attempt still sending when it ran out would be taken for a dead worker's and sent again alongside.
+    with admission, http.attempt_deadline(now + lease * ATTEMPT_SHARE_OF_LEASE):
         return admission.observe(_delivery_attempt(delivery=delivery, now=now))
 
 

@@ -11,18 +11,24 @@ DNS resolution, so a name that resolves (or rebinds) to an internal address is r
 
 APNs speaks only HTTP/2, which requests cannot: `request_http2` is the same path on httpx with h2 (same timeouts,
 address check, size bound and host-only logging).
+
+Within `attempt_deadline` (a delivery attempt, several requests to one provider under one lease) no request runs
+past the deadline: each waits at most until then, and one that would start after it is not made at all.
 """
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import json as jsonlib
 import logging
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +39,8 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from oncall.lib import clock
 
 logger = logging.getLogger(__name__)
 # urllib3 logs every request line, query string included, at DEBUG: bot tokens live in URLs (DingTalk's
@@ -163,6 +171,31 @@ def safe_target(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}"
 
 
+_attempt_deadline: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("attempt_deadline", default=None)
+
+
+@contextmanager
+def attempt_deadline(at: datetime) -> Iterator[None]:
+    """Let no request inside run past `at` (the platform clock): a worker's lease on what it sends ends then, and
+    whatever is still being sent would be sent again by another."""
+    token = _attempt_deadline.set(at)
+    try:
+        yield
+    finally:
+        _attempt_deadline.reset(token)
+
+
+def _time_left(url: str, total_timeout: float) -> float:
+    """`total_timeout`, cut to what is left before the attempt's deadline; HttpError (nothing sent) if none is."""
+    at = _attempt_deadline.get()
+    if at is None:
+        return total_timeout
+    left = (at - clock.now()).total_seconds()
+    if left <= 0:
+        raise HttpError(f"{safe_target(url)} was not called: the attempt had run out of time")
+    return min(total_timeout, left)
+
+
 def request(
     method: str,
     url: str,
@@ -179,8 +212,8 @@ def request(
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HttpError(f"not an http(s) URL: {safe_target(url)}")
-    connect_timeout = connect_timeout or settings.HTTP_CONNECT_TIMEOUT
-    total_timeout = total_timeout or settings.HTTP_TOTAL_TIMEOUT
+    total_timeout = _time_left(url, total_timeout or settings.HTTP_TOTAL_TIMEOUT)
+    connect_timeout = min(connect_timeout or settings.HTTP_CONNECT_TIMEOUT, total_timeout)
     started = time.monotonic()
     deadline = started + total_timeout
     try:
@@ -312,8 +345,8 @@ def request_http2(
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HttpError(f"not an http(s) URL: {safe_target(url)}")
-    connect_timeout = connect_timeout or settings.HTTP_CONNECT_TIMEOUT
-    total_timeout = total_timeout or settings.HTTP_TOTAL_TIMEOUT
+    total_timeout = _time_left(url, total_timeout or settings.HTTP_TOTAL_TIMEOUT)
+    connect_timeout = min(connect_timeout or settings.HTTP_CONNECT_TIMEOUT, total_timeout)
     started = time.monotonic()
     deadline = started + total_timeout
     timeout = httpx.Timeout(total_timeout, connect=connect_timeout)

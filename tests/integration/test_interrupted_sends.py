@@ -3,6 +3,7 @@ there is one, and sent again only when Twilio never reported on it."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from django.conf import settings
 
 from channels_app.models import Delivery
 from tests.factories import make_channel, make_integration, make_rule, make_user
-from tests.integration.paging import SMS_FROM, TWILIO_SID, configure_twilio, later, twilio_callback
+from tests.integration.paging import SMS_FROM, TWILIO_SID, configure_twilio, later, run_ticker, twilio_callback
 from tests.integration.test_lost_handovers import push_losing
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -84,3 +85,43 @@ def test_without_a_callback_it_is_sent_again_after_the_reconcile_window(client, 
     [sms] = twilio.received("/twilio/")
     assert sms.field("To") == PHONE
     assert delivery.attempt_log[0]["outcome"] == "interrupted"
+
+
+def test_an_attempt_of_several_slow_requests_ends_before_its_lease_and_no_chat_gets_it_twice(
+    client, clock, fakes, monkeypatch
+):
+    """A Telegram bot posts to four group chats, one request each, in one attempt under one lease. The API answers
+    each in 14 s (within HTTP_TOTAL_TIMEOUT): four in a row would outlast the 45 s lease, and the ticker would
+    send the attempt again while the worker is still on it. The attempt stops calling before its lease ends; the
+    chat it did not reach gets the message from the retry, once."""
+    from oncall.lib import http
+    from tests.factories import make_bot
+    from tests.integration.botkit import fire, paging_setup
+
+    assert (settings.HTTP_TOTAL_TIMEOUT, settings.DELIVERY_SEND_LEASE_SECONDS) == (15, 45)
+    fakes.telegram_bots.add("123:ABC")
+    bot = make_bot("telegram", fakes.url("/telegram"), secret="123:ABC", chat_ids=["-1", "-2", "-3", "-4"])
+    key = paging_setup(people=[make_user("ann")], bots=[bot])
+    real_request = http.request
+    ticked = []
+
+    def slow_telegram(method, url, **kwargs):
+        response = real_request(method, url, **kwargs)
+        if "/sendMessage" in url:
+            clock.advance(seconds=14)  # the answer comes 14 s later
+            ticked.append(clock.current)
+            run_ticker()  # the ticker looks while the worker is between chats
+        return response
+
+    monkeypatch.setattr(http, "request", slow_telegram)
+    fire(client, key)
+    delivery = Delivery.objects.get(method="bot")
+    assert len(ticked) == 3, "the fourth chat was not called: the attempt had used its share of the lease"
+    assert delivery.status == "pending" and delivery.attempts == 1
+    assert sorted(delivery.state["progress"]["done"]) == ["-1", "-2", "-3"]
+
+    later(clock, minutes=2)
+    later(clock, minutes=2)
+    per_chat = Counter(request.json["chat_id"] for request in fakes.received("/telegram"))
+    assert per_chat == {-1: 1, -2: 1, -3: 1, -4: 1}
+    assert Delivery.objects.get(method="bot").status == "sent"

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from oncall.lib import http
+from oncall.lib import clock, http
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -63,6 +64,26 @@ def test_a_slow_server_hits_the_total_timeout(server):
         http.request("POST", f"{server}/slow", json={}, total_timeout=0.5)
     assert caught.value.timeout
     assert time.monotonic() - started < 1.4
+
+
+def test_within_an_attempts_deadline_a_request_waits_no_longer_than_it(server):
+    started = time.monotonic()
+    with http.attempt_deadline(clock.now() + timedelta(seconds=0.5)), pytest.raises(http.HttpError) as caught:
+        http.request("POST", f"{server}/slow", json={})  # allowed HTTP_TOTAL_TIMEOUT on its own
+    assert caught.value.timeout
+    assert time.monotonic() - started < 1.4
+
+
+def test_after_an_attempts_deadline_no_request_is_made(server, monkeypatch):
+    made = []
+    real_session = http._session
+    monkeypatch.setattr(http, "_session", lambda: made.append(1) or real_session())
+    with http.attempt_deadline(clock.now() - timedelta(seconds=1)), pytest.raises(http.HttpError) as caught:
+        http.request("POST", f"{server}/hook", json={})
+    assert made == []
+    assert not caught.value.timeout, "nothing was sent, so nothing may have arrived"
+    assert "was not called: the attempt had run out of time" in str(caught.value)
+    assert http.request("POST", f"{server}/hook", json={}).status == 200, "the deadline ends with its block"
 
 
 def test_redirects_are_not_followed(server):

@@ -292,6 +292,8 @@ def delivery_report(*, delivery_id: int, report: Report, now: datetime) -> Deliv
         if delivery is None:
             return None
         status = delivery.status
+        if status == Delivery.Status.PENDING and report.kind in ("accepted", "delivered") and _unanswered(delivery):
+            return _reconcile_unanswered(delivery, report, now)
         if report.kind == "accepted" and status != Delivery.Status.SENDING:
             return delivery
         entry = {"callback": report.kind, "reason": report.reason[:300], **dict(report.detail)}
@@ -322,6 +324,32 @@ def delivery_report(*, delivery_id: int, report: Report, now: datetime) -> Deliv
             delivery.state = {k: v for k, v in delivery.state.items() if k not in PROVIDER_PROOFS}
             fields.append("state")
         delivery.save(update_fields=list(dict.fromkeys(fields)))
+    return delivery
+
+
+def _unanswered(delivery: Delivery) -> bool:
+    """Whether the delivery waits to be tried again after an attempt that got no usable answer (a timeout, a
+    connection dropped): the last thing its log says is that attempt's outcome, not a report since."""
+    last = delivery.attempt_log[-1] if delivery.attempt_log else {}
+    return (
+        last.get("attempt") == delivery.attempts
+        and last.get("outcome") == Outcome.RETRYABLE.value
+        and not last.get("rate_limited")
+    )
+
+
+def _reconcile_unanswered(delivery: Delivery, report: Report, now: datetime) -> Delivery:
+    """The provider reports on the message of an attempt that got no answer: it has it, so the attempt is recorded
+    as sent and the retry waiting for it is not made (it would page the person twice)."""
+    result = SendResult.sent(report.provider_id, detail={"reconciled": True, "callback": report.kind})
+    fields = _outcome_fields(delivery, result, now)
+    fields["next_attempt_at"] = None
+    if report.kind == "delivered":
+        fields.update(status=Delivery.Status.DELIVERED, delivered_at=now)
+    for name, value in fields.items():
+        setattr(delivery, name, value)
+    delivery.save(update_fields=[*fields, "updated_at"])
+    logger.info("Delivery %s: the provider has the message of the unanswered attempt; not sent again", delivery.pk)
     return delivery
 
 

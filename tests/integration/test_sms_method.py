@@ -152,6 +152,45 @@ def test_server_errors_and_timeouts_are_retried_until_the_attempts_run_out(clien
     assert "failed after 4 attempt(s)" in Incident.objects.get().timeline.get(kind="notify_failed").message
 
 
+def test_a_status_callback_after_the_request_timed_out_settles_the_sms_so_it_is_not_sent_twice(
+    client, clock, twilio, key, settings
+):
+    """Twilio took the SMS but answered after our deadline, so the attempt waits to be retried. Twilio's callback
+    about that SMS, coming in the meantime, proves it has the message: recorded as sent, and not sent again."""
+    settings.HTTP_TOTAL_TIMEOUT = 0.5
+    twilio.fail_next("/twilio", status=201, json={"sid": "SMlate", "status": "queued"}, times=1, delay=1.0)
+    push(client, key, event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    delivery.provider_id = "SMlate"  # what Twilio's callback names
+    assert status(client, delivery, MessageStatus="sent").status_code == 204
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.provider_id, delivery.next_attempt_at) == ("sent", "SMlate", None)
+    assert delivery.attempt_log[-1]["reconciled"] is True
+    assert status(client, delivery, MessageStatus="delivered").status_code == 204
+    later(clock, seconds=31)
+    later(clock, seconds=120)
+    assert len(twilio.received("/twilio/")) == 1, "the person got the same SMS twice"
+    assert Delivery.objects.get().status == "delivered"
+
+
+def test_a_late_sent_callback_does_not_undo_the_retry_of_an_sms_reported_undelivered(
+    client, clock, twilio, key, settings
+):
+    """Callbacks may come out of order: once Twilio said the SMS did not reach the person, a 'sent' about the same
+    SMS arriving after does not cancel the retry."""
+    push(client, key, event())
+    delivery = Delivery.objects.get()
+    assert status(client, delivery, MessageStatus="undelivered", ErrorCode="30003").status_code == 204
+    delivery.refresh_from_db()
+    assert delivery.status == "pending"
+    assert status(client, delivery, MessageStatus="sent").status_code == 204
+    delivery.refresh_from_db()
+    assert delivery.status == "pending"
+    later(clock, seconds=31)
+    assert len(twilio.received("/twilio/")) == 2
+
+
 def test_the_daily_quota_stops_sms_and_tells_the_person_once(client, clock, twilio, key, settings, mailoutbox, sam):
     settings.SMS_DAILY_QUOTA = 2
     for name in ("a", "b", "c", "d"):

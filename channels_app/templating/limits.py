@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from html.parser import HTMLParser
 
 from django.utils.translation import gettext as _
 
@@ -120,9 +121,42 @@ def truncate(text: str, slot: Slot, *, max_segments: int) -> tuple[str, bool]:
         raise ValueError(_("The body is %(size)d bytes; the limit is %(limit)d.") % {"size": size, "limit": slot.limit})
     marker = marker_for(slot)
     room = slot.limit - size_of(marker, slot.unit)
-    # Decoding with "ignore" drops the partial character a byte cut may leave at the end.
-    kept = text.encode("utf-8")[:room].decode("utf-8", "ignore") if slot.unit == Unit.BYTES else text[:room]
-    return _clean_cut(kept.rstrip(), slot.markup) + marker, True
+    while True:
+        # Decoding with "ignore" drops the partial character a byte cut may leave at the end.
+        kept = text.encode("utf-8")[:room].decode("utf-8", "ignore") if slot.unit == Unit.BYTES else text[:room]
+        kept = _clean_cut(kept.rstrip(), slot.markup)
+        # HTML cut inside an element is closed again: Telegram refuses a text with a tag left open.
+        closing = _closing_tags(kept) if slot.markup == MarkupKind.HTML else ""
+        if not closing or size_of(kept + closing + marker, slot.unit) <= slot.limit or room <= 0:
+            return kept + closing + marker, True
+        room -= size_of(closing, slot.unit)
+
+
+# Elements that have no end tag.
+_VOID_TAGS = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+)
+
+
+class _OpenTags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.open: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag not in _VOID_TAGS:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.open:  # closes it and whatever was left open inside it
+            del self.open[len(self.open) - 1 - self.open[::-1].index(tag) :]
+
+
+def _closing_tags(html: str) -> str:
+    """The end tags of the elements `html` leaves open, innermost first."""
+    parser = _OpenTags()
+    parser.feed(html)
+    return "".join(f"</{tag}>" for tag in reversed(parser.open))
 
 
 def split_blocks(text: str, size: int = 3000) -> list[str]:

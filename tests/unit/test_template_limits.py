@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from channels_app.templating import SLOTS, render_body, sample_context
-from channels_app.templating.limits import sms_segments, split_blocks, truncate, truncate_sms
+from channels_app.templating.limits import _closing_tags, sms_segments, split_blocks, truncate, truncate_sms
+from channels_app.templating.render import render_slot
 
 CONTEXT = sample_context("triggered")
 
@@ -38,7 +39,23 @@ def test_a_cut_does_not_leave_half_an_escape_entity_or_tag():
     lark, _ = cut("feishu", "a" * 3983 + "&#42;" * 10)
     assert lark.removesuffix("\n… (truncated)").endswith(("a", ";"))
     html, _ = cut("email_html", "<p>" + "x" * 99_960 + '<a href="https://example.com/long">link</a>')
-    assert html.endswith("x<p>… (truncated)</p>")
+    assert html.endswith("x</p><p>… (truncated)</p>"), "the paragraph cut short is closed"
+
+
+def test_html_cut_inside_elements_closes_them_within_the_limit():
+    text, truncated = cut("telegram", "<b>Disk</b> full\n<i>Labels: <code>" + "host=db-1 " * 1000 + "</code></i>")
+    assert truncated and len(text) <= 4096
+    assert text.endswith("</code></i>\n… (truncated)")
+    kept, _ = cut("telegram", "<b>x</b><br>" + "y" * 5000)
+    assert kept.endswith("y\n… (truncated)"), "nothing left open, nothing added (br has no end tag)"
+
+
+def test_a_long_incident_in_the_default_telegram_template_stays_html_telegram_takes():
+    """The default template puts the labels inside <code>: an incident with many of them is cut inside it, and
+    Telegram refuses a text with a tag left open ("can't parse entities")."""
+    rendered = render_slot("telegram", bodies=None, context=sample_context(variant="long"))
+    assert rendered.truncated and len(rendered.text) <= 4096
+    assert _closing_tags(rendered.text) == ""
 
 
 def test_a_single_line_slot_gets_an_ellipsis():

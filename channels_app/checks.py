@@ -73,9 +73,9 @@ def check_default_templates(app_configs, **kwargs) -> list[checks.CheckMessage]:
 
 @checks.register()
 def check_send_lease(app_configs, **kwargs) -> list[checks.CheckMessage]:
-    """An attempt is leased to its worker for DELIVERY_SEND_LEASE_SECONDS; a provider may take HTTP_TOTAL_TIMEOUT to
-    answer. A lease that can run out while the worker still waits for the answer lets the ticker settle the attempt
-    as interrupted and send the message a second time."""
+    """An attempt is leased to its worker for DELIVERY_SEND_LEASE_SECONDS, and its requests end by 80% of the lease
+    (so the ticker never takes a live attempt for a dead one and sends it again); a provider may take
+    HTTP_TOTAL_TIMEOUT to answer. A lease not above that cuts every slow provider short."""
     from django.conf import settings
 
     if settings.DELIVERY_SEND_LEASE_SECONDS > settings.HTTP_TOTAL_TIMEOUT:
@@ -83,7 +83,8 @@ def check_send_lease(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return [
         checks.Warning(
             f"DELIVERY_SEND_LEASE_SECONDS ({settings.DELIVERY_SEND_LEASE_SECONDS}) is not above HTTP_TOTAL_TIMEOUT "
-            f"({settings.HTTP_TOTAL_TIMEOUT}): a provider that answers slowly can have its message sent twice.",
+            f"({settings.HTTP_TOTAL_TIMEOUT}): an attempt's requests end by 80% of its lease, so a provider that "
+            "answers slowly is not waited for as long as HTTP_TOTAL_TIMEOUT says.",
             hint="Keep DELIVERY_SEND_LEASE_SECONDS well above HTTP_TOTAL_TIMEOUT (defaults: 45 and 15).",
             id="channels.W001",
         )

@@ -30,9 +30,10 @@ from oncall.models import Progress, User
 
 logger = logging.getLogger(__name__)
 
-# An attempt's requests must end by this share of its lease (DELIVERY_SEND_LEASE_SECONDS); the rest of the lease is
-# for recording the outcome.
+# An attempt's requests must end by this share of its lease (DELIVERY_SEND_LEASE_SECONDS), and this long before its
+# worker task would be killed (Q_TIMEOUT): the rest is for recording the outcome.
 ATTEMPT_SHARE_OF_LEASE = 0.8
+TASK_KILL_MARGIN_SECONDS = 3.0
 
 __all__ = [
     "PlannedDelivery",
@@ -81,9 +82,14 @@ def delivery_send(*, delivery_id: int, now: datetime) -> Delivery | None:
     admission = bulkhead.provider_call_begin(delivery=delivery, now=now)
     if admission is None:
         return bulkhead.delivery_defer(delivery=delivery, now=now)
-    # The attempt's requests end well before its lease does, so its outcome is recorded while the lease holds: an
-    # attempt still sending when it ran out would be taken for a dead worker's and sent again alongside.
-    with admission, http.attempt_deadline(now + lease * ATTEMPT_SHARE_OF_LEASE):
+    # The attempt's requests end well before its lease does, and before the worker would kill the task, so its
+    # outcome is recorded: an attempt still sending when its lease ran out (or its task was killed) would be taken
+    # for a dead worker's and sent again alongside, in full.
+    seconds = lease.total_seconds() * ATTEMPT_SHARE_OF_LEASE
+    task_left = queue.task_seconds_left()
+    if task_left is not None:
+        seconds = min(seconds, task_left - TASK_KILL_MARGIN_SECONDS)
+    with admission, http.attempt_deadline(now + timedelta(seconds=seconds)):
         return admission.observe(_delivery_attempt(delivery=delivery, now=now))
 
 

@@ -42,6 +42,8 @@ def _broker_commits_with_us() -> bool:
 
 # When the current worker task stops doing follow-ups itself (time.monotonic()); None outside a worker task.
 _inline_until: contextvars.ContextVar[float | None] = contextvars.ContextVar("queue_inline_until", default=None)
+# When django-q2 kills the current worker task (Q_TIMEOUT after it started; time.monotonic()).
+_killed_at: contextvars.ContextVar[float | None] = contextvars.ContextVar("queue_killed_at", default=None)
 
 
 @contextmanager
@@ -50,11 +52,20 @@ def worker_task() -> Iterator[None]:
     if _inline_until.get() is not None:  # a follow-up run inline keeps the budget of the task that started it
         yield
         return
-    token = _inline_until.set(time.monotonic() + settings.WORKER_INLINE_SECONDS)
+    started = time.monotonic()
+    token = _inline_until.set(started + settings.WORKER_INLINE_SECONDS)
+    killed = _killed_at.set(started + settings.Q_CLUSTER["timeout"])
     try:
         yield
     finally:
         _inline_until.reset(token)
+        _killed_at.reset(killed)
+
+
+def task_seconds_left() -> float | None:
+    """How long the current worker task may still run before django-q2 kills it (Q_TIMEOUT); None outside one."""
+    killed_at = _killed_at.get()
+    return None if killed_at is None else killed_at - time.monotonic()
 
 
 def enqueue(func: str, *args: object, group: str | None = None, leased: bool = False) -> None:

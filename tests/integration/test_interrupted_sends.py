@@ -91,9 +91,10 @@ def test_an_attempt_of_several_slow_requests_ends_before_its_lease_and_no_chat_g
     client, clock, fakes, monkeypatch
 ):
     """A Telegram bot posts to four group chats, one request each, in one attempt under one lease. The API answers
-    each in 14 s (within HTTP_TOTAL_TIMEOUT): four in a row would outlast the 45 s lease, and the ticker would
-    send the attempt again while the worker is still on it. The attempt stops calling before its lease ends; the
-    chat it did not reach gets the message from the retry, once."""
+    each in 14 s (within HTTP_TOTAL_TIMEOUT): four in a row would outlast the 45 s lease (and the 30 s after which
+    django-q2 kills the task), and the ticker would send the attempt again while the worker is still on it. The
+    attempt stops calling in time (27 s: Q_TIMEOUT less a margin, before 80% of the lease); the chats it did not
+    reach get the message from the retry, once."""
     from oncall.lib import http
     from tests.factories import make_bot
     from tests.integration.botkit import fire, paging_setup
@@ -116,12 +117,43 @@ def test_an_attempt_of_several_slow_requests_ends_before_its_lease_and_no_chat_g
     monkeypatch.setattr(http, "request", slow_telegram)
     fire(client, key)
     delivery = Delivery.objects.get(method="bot")
-    assert len(ticked) == 3, "the fourth chat was not called: the attempt had used its share of the lease"
+    assert len(ticked) == 2, "the third chat was not called: the attempt had used its time"
     assert delivery.status == "pending" and delivery.attempts == 1
-    assert sorted(delivery.state["progress"]["done"]) == ["-1", "-2", "-3"]
+    assert sorted(delivery.state["progress"]["done"]) == ["-1", "-2"]
 
     later(clock, minutes=2)
     later(clock, minutes=2)
     per_chat = Counter(request.json["chat_id"] for request in fakes.received("/telegram"))
     assert per_chat == {-1: 1, -2: 1, -3: 1, -4: 1}
     assert Delivery.objects.get(method="bot").status == "sent"
+
+
+def test_an_attempt_makes_no_request_its_worker_task_would_be_killed_in(client, clock, fakes, monkeypatch):
+    """django-q2 kills a task at Q_TIMEOUT, mid-request or not; a killed attempt is sent again in full. So an
+    attempt whose task has less than the margin left calls nobody, and the retry posts once."""
+    from oncall.lib import queue
+    from tests.factories import make_bot
+    from tests.integration.botkit import fire, paging_setup
+
+    fakes.telegram_bots.add("123:ABC")
+    bot = make_bot("telegram", fakes.url("/telegram"), secret="123:ABC", chat_ids=["-1"])
+    key = paging_setup(people=[make_user("ann")], bots=[bot])
+    with monkeypatch.context() as patch:
+        patch.setattr(queue, "task_seconds_left", lambda: 2.0)
+        fire(client, key)
+    delivery = Delivery.objects.get(method="bot")
+    assert (delivery.status, fakes.received("/telegram")) == ("pending", [])
+    assert "was not called: the attempt had run out of time" in delivery.error
+
+    later(clock, minutes=2)
+    assert len(fakes.received("/telegram")) == 1
+    assert Delivery.objects.get(method="bot").status == "sent"
+
+
+def test_a_worker_task_knows_when_it_would_be_killed(settings):
+    from oncall.lib import queue
+
+    assert queue.task_seconds_left() is None, "outside a worker task"
+    with queue.worker_task():
+        assert settings.Q_CLUSTER["timeout"] - 1 < queue.task_seconds_left() <= settings.Q_CLUSTER["timeout"]
+    assert queue.task_seconds_left() is None

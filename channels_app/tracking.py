@@ -27,6 +27,14 @@ logger = logging.getLogger(__name__)
 
 # anymail's reject reasons that say the address itself is bad (not a full mailbox or a spam filter).
 ADDRESS_REJECTIONS = {"invalid", "bounced", "unsubscribed"}
+# Those of a bounce that do (anymail reports a receiver's block, a timeout or a virus as a bounce too); a soft
+# bounce among them (a full mailbox, a DNS hiccup) does not either: see _soft_bounce.
+ADDRESS_BOUNCES = {None, "bounced", "invalid"}
+# How ESPs mark a bounce as temporary in their own event: Postmark's Type, Brevo's event, SES's bounceType,
+# SendGrid's type (a "blocked" bounce: the receiving server refused for now)...
+SOFT_BOUNCE_KINDS = {"softbounce", "soft_bounce", "soft-bounce", "transient", "blocked"}
+# ...and SparkPost's bounce classes: soft bounce, DNS failure, mailbox full, too large, timeout, transient failure.
+SPARKPOST_SOFT_CLASSES = {"20", "21", "22", "23", "24", "70"}
 
 
 def email_event_report(
@@ -35,14 +43,14 @@ def email_event_report(
     """What an ESP event means for the email's delivery (None: nothing; opens, clicks, deferrals).
 
     A hard bounce fails the delivery and flags the address; a soft one (a full mailbox; some ESPs report it as a
-    bounce) fails the delivery only.
+    bounce) or one the receiver's policy caused (blocked, spam, a timeout) fails the delivery only.
     """
     detail = {"esp": esp, "event": event_type, **({"reject_reason": reject_reason} if reject_reason else {})}
     why = (description or reject_reason or event_type)[:300]
     if event_type == "delivered":
         return Report("delivered", "delivered", detail=detail)
     if event_type == "bounced":
-        flag = "" if soft else f"bounced ({esp}): {why}"
+        flag = f"bounced ({esp}): {why}" if not soft and reject_reason in ADDRESS_BOUNCES else ""
         return Report("refused", f"email bounced: {why}", flag=flag, detail=detail)
     if event_type == "rejected":
         flag = f"rejected ({esp}): {why}" if reject_reason in ADDRESS_REJECTIONS else ""
@@ -75,9 +83,21 @@ def email_tracking_apply(
 
 
 def _soft_bounce(esp_event) -> bool:
-    # anymail normalises Postmark's SoftBounce (and a few ESPs' transient bounces) to "bounced".
-    kind = esp_event.get("Type") or esp_event.get("type") or "" if isinstance(esp_event, dict) else ""
-    return str(kind).lower() in ("softbounce", "soft_bounce", "soft-bounce", "transient")
+    """Whether the ESP's own event says a bounce is temporary: anymail normalises Postmark's SoftBounce, Brevo's
+    soft_bounce, SES's Transient bounces, SendGrid's blocked ones and SparkPost's soft bounce classes to a plain
+    "bounced"."""
+    if not isinstance(esp_event, dict):
+        return False
+    bounce = esp_event.get("bounce")
+    kinds = (
+        esp_event.get("Type"),
+        esp_event.get("type"),
+        esp_event.get("event"),
+        bounce.get("bounceType") if isinstance(bounce, dict) else None,
+    )
+    if any(str(kind).lower() in SOFT_BOUNCE_KINDS for kind in kinds if kind):
+        return True
+    return str(esp_event.get("bounce_class", "")) in SPARKPOST_SOFT_CLASSES
 
 
 @receiver(tracking, dispatch_uid="channels_app.email_tracking")

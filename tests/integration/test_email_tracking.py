@@ -166,3 +166,50 @@ def test_without_a_configured_secret_the_webhook_is_closed(client, clock, postma
 def test_events_about_unknown_messages_are_accepted_and_ignored(client, clock, postmark):
     assert hook(client, delivered("00000000-0000-0000-0000-000000000000")).status_code == 200
     assert Delivery.objects.count() == 0
+
+
+def _brevo(event: str, reason: str) -> dict:
+    return {"event": event, "email": "eve@example.com", "message-id": "msg-1@esp", "reason": reason, "ts_epoch": 1}
+
+
+def _sendgrid(kind: str, reason: str) -> list[dict]:
+    return [
+        {
+            "event": "bounce",
+            "type": kind,
+            "email": "eve@example.com",
+            "smtp-id": "<msg-1@esp>",
+            "reason": reason,
+            "timestamp": 1772442005,
+            "anymail_id": "msg-1@esp",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("esp", "body", "flagged"),
+    [
+        ("brevo", _brevo("soft_bounce", "mailbox full"), ""),
+        ("brevo", _brevo("hard_bounce", "no such user"), "bounced (Brevo): no such user"),
+        ("sendgrid", _sendgrid("blocked", "451 4.7.1 temporarily deferred"), ""),
+        ("sendgrid", _sendgrid("bounce", "550 5.1.1 no such user"), "bounced (SendGrid): 550 5.1.1 no such user"),
+        ("postmark", {**bounced("msg-1@esp", "VirusNotification"), "Description": "virus"}, ""),
+    ],
+    ids=["brevo-soft", "brevo-hard", "sendgrid-blocked", "sendgrid-bounce", "postmark-virus"],
+)
+def test_only_a_hard_bounce_of_the_address_flags_it_whichever_esp_reports_it(
+    client, clock, key, eve, settings, esp, body, flagged
+):
+    """anymail reports a full mailbox, a receiver's temporary block and a virus as a bounce too; each fails that
+    email, but only a bounce that says the address is bad keeps the person from email pages."""
+    settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
+    push(client, key, {"title_rule": "disk full", "event_status": "Warning"})
+    Delivery.objects.update(provider_id="msg-1@esp", status="sent")
+    auth = "Basic " + base64.b64encode(SECRET.encode()).decode()
+    response = client.post(
+        f"/hooks/anymail/{esp}/tracking/", data=body, content_type="application/json", HTTP_AUTHORIZATION=auth
+    )
+    assert response.status_code == 200
+    assert Delivery.objects.get().status == "failed"
+    eve.refresh_from_db()
+    assert eve.email_flagged == flagged

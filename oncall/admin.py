@@ -378,7 +378,7 @@ class IntegrationAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/oncall/integration/keys.html", context)
 
-    @admin.action(description=_("Regenerate the integration key (the old one stops working)"))
+    @admin.action(description=_("Regenerate the integration key (the old one stops working)"), permissions=["change"])
     def regenerate_keys(self, request, queryset):
         pairs = []
         for integration in queryset:
@@ -591,7 +591,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def hint(self, obj: ApiToken) -> str:
         return f"{obj.token_hint}…"
 
-    @admin.action(description=_("Revoke the selected tokens"))
+    @admin.action(description=_("Revoke the selected tokens"), permissions=["change"])
     def revoke(self, request, queryset):
         now = clock.now()
         for token in queryset.filter(revoked_at__isnull=True):

@@ -272,10 +272,8 @@ class BotAdmin(admin.ModelAdmin):
         test = path("<path:object_id>/test/", self.admin_site.admin_view(self.test_view), name="channels_app_bot_test")
         return [test, *super().get_urls()]
 
-    @admin.action(description=_("Send a test message"))
+    @admin.action(description=_("Send a test message"), permissions=["change"])
     def send_test_message(self, request, queryset):
-        if not self.has_change_permission(request):
-            raise PermissionDenied
         answers = [bot_test_send(bot=bot, person=request.user, now=clock.now()) for bot in queryset]
         return self._answers(request, answers)
 

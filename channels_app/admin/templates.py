@@ -135,14 +135,14 @@ class TemplateSetAdmin(admin.ModelAdmin):
         except ProtectedError as exc:
             raise PermissionDenied(exc.args[0]) from exc
 
-    @admin.action(description=_("Copy the selected template sets"))
+    @admin.action(description=_("Copy the selected template sets"), permissions=["add"])
     def copy_sets(self, request, queryset) -> None:
         copies = [template_set_copy(template_set=template_set) for template_set in queryset]
         self.message_user(
             request, _("Created %(names)s.") % {"names": ", ".join(copy.name for copy in copies)}, messages.SUCCESS
         )
 
-    @admin.action(description=_("Reset the selected template sets to the defaults"))
+    @admin.action(description=_("Reset the selected template sets to the defaults"), permissions=["change"])
     def reset_sets(self, request, queryset) -> None:
         reset = [template_set_reset(template_set=template_set) for template_set in queryset.filter(is_default=False)]
         self.message_user(

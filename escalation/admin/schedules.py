@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_permission_codename
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -146,13 +147,15 @@ class ScheduleAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/escalation/schedule/feeds.html", context)
 
-    @admin.action(description=_("Create or regenerate the calendar feed URL (the old one stops working)"))
+    @admin.action(
+        description=_("Create or regenerate the calendar feed URL (the old one stops working)"), permissions=["change"]
+    )
     def regenerate_feeds(self, request, queryset):
         now = clock.now()
         pairs = [(schedule, calendar_feed_create(schedule=schedule, now=now)[1]) for schedule in queryset]
         return self._show_feeds(request, pairs, _("Calendar feed URLs"))
 
-    @admin.action(description=_("Revoke the calendar feed URL"))
+    @admin.action(description=_("Revoke the calendar feed URL"), permissions=["change"])
     def revoke_feeds(self, request, queryset):
         now = clock.now()
         count = sum(calendar_feed_revoke(schedule=schedule, now=now) for schedule in queryset)
@@ -217,7 +220,7 @@ class CalendarFeedAdmin(admin.ModelAdmin):
     def masked(self, obj: CalendarFeed) -> str:
         return secrets.mask(obj.token_hint)
 
-    @admin.action(description=_("Revoke (the URL stops working)"))
+    @admin.action(description=_("Revoke (the URL stops working)"), permissions=["revoke"])
     def revoke(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=clock.now())
         self.message_user(request, _("%(n)d calendar feed(s) revoked.") % {"n": count}, messages.SUCCESS)
@@ -226,7 +229,11 @@ class CalendarFeedAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return False
+        return False  # nothing to edit: a feed is made by its owner (or a schedule's action) and only revoked
+
+    def has_revoke_permission(self, request) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
 
 
 @admin.register(ShiftReminder)

@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from channels_app import registry
 from oncall.errors import ApplicationError
 from oncall.lib import clock, secrets
 from oncall.models import (
@@ -30,6 +31,7 @@ from oncall.models import (
     NotificationPreference,
     Responder,
     RoutingRule,
+    Severity,
     Team,
     TimelineEntry,
     User,
@@ -61,8 +63,27 @@ class DeviceInline(admin.TabularInline):
         return False
 
 
+class PreferenceForm(forms.ModelForm):
+    """A severity of the platform's and methods it knows, as the personal center and the API take them: anything
+    else would be read as no method at all, and the person silently not paged."""
+
+    severity = forms.ChoiceField(label=_("severity"), choices=Severity.choices)
+    methods = forms.MultipleChoiceField(
+        label=_("methods"), choices=(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = NotificationPreference
+        fields = ("severity", "methods")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["methods"].choices = registry.method_choices()
+
+
 class PreferenceInline(admin.TabularInline):
     model = NotificationPreference
+    form = PreferenceForm
     extra = 0
     fields = ("severity", "methods")
     verbose_name_plural = _("notification preferences (severities not listed use the defaults)")

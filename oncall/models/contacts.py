@@ -141,4 +141,5 @@ class NotificationPreference(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.person} {self.severity}: {', '.join(self.methods)}"
+        methods = self.methods if isinstance(self.methods, list) else [self.methods]
+        return f"{self.person} {self.severity}: {', '.join(map(str, methods))}"

@@ -228,3 +228,39 @@ def test_the_admin_front_page_lists_bots_whose_last_message_failed(staff_client,
     assert "Never worked bot" in section
     assert "Recovered bot" not in section
     assert "Switched off bot" not in section
+
+
+def _save_person_with_preference(staff_client, person, severity, methods):
+    return staff_client.post(
+        f"/admin/oncall/user/{person.pk}/change/",
+        {
+            "username": person.username,
+            "email": person.email,
+            "is_active": "on",
+            "time_zone": "UTC",
+            "devices-TOTAL_FORMS": "0",
+            "devices-INITIAL_FORMS": "0",
+            "notification_preferences-TOTAL_FORMS": "1",
+            "notification_preferences-INITIAL_FORMS": "0",
+            "notification_preferences-0-severity": severity,
+            "notification_preferences-0-methods": methods,
+            "notification_preferences-0-person": str(person.pk),
+            "_save": "Save",
+        },
+    )
+
+
+def test_a_notification_preference_set_in_the_admin_takes_known_severities_and_methods(staff_client, clock):
+    from channels_app.preferences import person_preferences
+    from oncall.models import NotificationPreference
+
+    carol = make_user("carol")
+    response = _save_person_with_preference(staff_client, carol, "Critical", ["app", "sms"])
+    assert response.status_code == 302, response.content[:2000]
+    assert person_preferences(person=carol)["Critical"] == ["app", "sms"]
+
+    dave = make_user("dave")
+    for severity, methods in (("Bogus", ["email"]), ("Critical", ["fax"]), ("Critical", "5"), ("Critical", '"app"')):
+        response = _save_person_with_preference(staff_client, dave, severity, methods)
+        assert response.status_code == 200, "the form again, with its error"
+        assert not NotificationPreference.objects.filter(person=dave).exists()

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from icalendar import Calendar, Event
@@ -66,13 +67,15 @@ def calendar_feed_revoke(*, schedule: Schedule | None = None, person: User | Non
 
 
 def calendar_feed_get(*, kind: str, token: str) -> CalendarFeed | None:
-    """The active feed of `kind` with this secret token; None for anything else."""
+    """The active feed of `kind` with this secret token; None for anything else, and for a person's feed once the
+    person is deactivated (as their API tokens are)."""
     if not token or len(token) > 100:
         return None
     return (
         CalendarFeed.objects.active()
         .select_related("schedule", "person")
         .filter(kind=kind, token_hash=secrets.key_hash(token))
+        .filter(Q(person__isnull=True) | Q(person__is_active=True))
         .first()
     )
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-# Ids are 64-bit: a larger number cannot name a row, and the database would refuse it rather than find nothing.
-ID_MAX = 2**63 - 1
+from oncall.lib.ids import ID_MAX
 
 
 class IdField(serializers.IntegerField):

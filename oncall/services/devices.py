@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from oncall.errors import ApplicationError
 from oncall.lib import secrets
 from oncall.models import Device, DeviceLinkToken, User
-from oncall.services.tokens import api_token_create
+from oncall.services.tokens import NAME_MAX, api_token_create
 
 MAX_PER_PERSON = 20
 _APNS_TOKEN = re.compile(r"^[0-9a-fA-F]{64,200}$")
@@ -177,9 +177,7 @@ def device_link_redeem(
             name=name,
             app_version=app_version,
         )
-        _api_token, value = api_token_create(
-            user=row.person,
-            name=_("App on %(device)s") % {"device": device.name or device.get_platform_display()},
-            now=now,
-        )
+        # The device's name may take all of a token name's length: the generated name is cut to fit.
+        token_name = _("App on %(device)s") % {"device": device.name or device.get_platform_display()}
+        _api_token, value = api_token_create(user=row.person, name=token_name[:NAME_MAX], now=now)
     return device, value

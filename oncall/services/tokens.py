@@ -13,6 +13,7 @@ from oncall.lib import secrets
 from oncall.models import ApiToken, User
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+NAME_MAX = 100
 
 
 @transaction.atomic
@@ -21,8 +22,8 @@ def api_token_create(*, user: User, name: str, now: datetime) -> tuple[ApiToken,
     name = (name or "").strip()
     if not name:
         raise ApplicationError(_("Give the token a name, so you recognise it later."), field="name")
-    if len(name) > 100:
-        raise ApplicationError(_("A token name is at most 100 characters."), field="name")
+    if len(name) > NAME_MAX:
+        raise ApplicationError(_("A token name is at most %(n)d characters.") % {"n": NAME_MAX}, field="name")
     # Lock the person's row so two concurrent requests cannot both pass the count.
     User.objects.select_for_update().filter(pk=user.pk).first()
     if ApiToken.objects.active().filter(user=user).count() >= ApiToken.MAX_PER_PERSON:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from oncall.lib.ids import id_in_range
 from oncall.models import Progress, Severity
 from oncall.services.lifecycle import COMMENT_MAX, REASON_MAX, SNOOZE_MAX_MINUTES, SNOOZE_MIN_MINUTES
 
@@ -49,8 +51,19 @@ class CommentForm(forms.Form):
     text = forms.CharField(max_length=COMMENT_MAX, widget=forms.Textarea(attrs={"rows": 3}), label=_("Comment"))
 
 
+class PeopleField(forms.ModelMultipleChoiceField):
+    """People by id; an id no row can have is an invalid choice like any unknown one, not a database error."""
+
+    def _check_values(self, value):
+        for pk in value:
+            if not id_in_range(pk):
+                message = self.error_messages["invalid_choice"]
+                raise ValidationError(message, code="invalid_choice", params={"value": pk})
+        return super()._check_values(value)
+
+
 class PeopleForm(forms.Form):
-    people = forms.ModelMultipleChoiceField(queryset=None, label=_("People"))
+    people = PeopleField(queryset=None, label=_("People"))
 
     def __init__(self, *args, people_queryset=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -74,6 +74,15 @@ def test_a_schedule_feed_lists_its_shifts_of_the_past_week_and_next_60_days(clie
     assert token not in (feed.token_hash, feed.token_hint) and feed.token_hash == secrets.key_hash(token)
 
 
+def test_a_deactivated_persons_feed_stops_working(client, clock):
+    person = make_user("leaver")
+    _feed, token = calendar_feed_create(person=person, now=clock.current)
+    assert client.get(f"/calendar/person/{token}.ics").status_code == 200
+    person.is_active = False
+    person.save(update_fields=["is_active"])
+    assert client.get(f"/calendar/person/{token}.ics").status_code == 404, "as their API tokens stop working"
+
+
 def test_a_wrong_token_is_404_and_a_regenerated_or_revoked_one_stops_working(client, clock, weekly, people):
     _feed, old = calendar_feed_create(schedule=weekly, now=clock.current)
     assert client.get(f"/calendar/schedule/{old}.ics").status_code == 200

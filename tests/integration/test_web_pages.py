@@ -257,6 +257,15 @@ def test_a_phone_app_links_itself_by_the_qr_code_once(world, clock):
     assert "Pixel" in alice.get("/me/").content.decode()
 
 
+def test_a_phone_app_with_a_name_as_long_as_allowed_links_itself(world, clock):
+    token = _link_token_from(signed_in(world["alice"]).post("/me/devices/link-code/").content.decode())
+    name = "Alice's Galaxy S24 Ultra (work profile) " + "x" * 60  # the 100 characters a device name may have
+    body = {"link_token": token, "platform": "android", "token": "fcm-token-7", "name": name}
+    linked = APIClient().post("/api/v1/devices/link/", body, format="json")
+    assert linked.status_code == 201, linked.json()
+    assert ApiToken.objects.get(user=world["alice"]).name == f"App on {name}"[:100]
+
+
 def test_link_codes_expire(world, clock):
     token = _link_token_from(signed_in(world["alice"]).post("/me/devices/link-code/").content.decode())
     clock.advance(minutes=11)
@@ -279,3 +288,26 @@ def test_the_page_language_follows_my_setting(world):
 
 def _link_token_from(page: str) -> str:
     return re.search(r'<code class="secret" id="link-code">([^<]+)</code>', page).group(1)
+
+
+ODD_VALUES = ["", "abc", "-1", "0", "99999999999999999999999", "\x00", "☃" * 3000, "1.5"]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES)
+def test_incident_actions_and_lists_answer_odd_input_with_a_form_error_not_a_500(clock, value):
+    from oncall.web.incidents import ACTIONS
+
+    alice = make_user("alice")
+    channel = make_channel("Payments", team=make_team("T", members=[alice]))
+    make_rule(channel, [{"people": [alice], "after": 30}])
+    _, key = make_integration(channel=channel)
+    push(Client(), key, {"title_rule": "Down", "event_status": "Critical", "alert_key": "k"})
+    incident = Incident.objects.get()
+    client = Client(raise_request_exception=False)
+    client.force_login(alice)
+    for action in [*ACTIONS, "bogus"]:
+        data = {"reason": value, "minutes": value, "level": value, "people": [value], "mode": value, "text": value}
+        response = client.post(f"/incidents/{incident.pk}/{action}/", data)
+        assert response.status_code < 500, (action, value, response.status_code)
+    for query in (f"?page={value}", f"?channel={value}", f"?scope={value}&progress={value}", f"?q={value}&fragment=1"):
+        assert client.get(f"/incidents/{query}").status_code < 500, query

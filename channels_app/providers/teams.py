@@ -8,6 +8,7 @@ reported back. A mention is `<at>Name</at>` in a TextBlock plus a matching `mste
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from django.utils.translation import gettext as _
@@ -17,6 +18,8 @@ from channels_app.base import BotMessage, BotProvider, BotTarget, RateLimit, Sen
 from channels_app.providers import chatbot
 
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+# What a Workflows webhook takes, the whole message (protocols.md §7: 28 KB).
+CARD_LIMIT = 28 * 1024
 COLORS = {"red": "Attention", "orange": "Warning", "yellow": "Warning", "green": "Good"}
 
 
@@ -26,7 +29,19 @@ def _name(name: str) -> str:
 
 
 def build(bot: BotTarget, message: BotMessage) -> chatbot.Request:
-    """The request for one message (pure data)."""
+    """The request for one message (pure data), its text cut so that the whole card, mentions included, stays
+    within what Teams takes (CARD_LIMIT)."""
+    text = message.text
+    for _attempt in range(4):
+        request = _request(bot, message, text)
+        over = len(json.dumps(request.json, ensure_ascii=False).encode("utf-8")) - CARD_LIMIT  # as chatbot.send
+        if over <= 0 or not text:
+            return request
+        text = chatbot.fit(text, "", slot="teams", limit=max(len(text.encode("utf-8")) - over, 0))
+    return request
+
+
+def _request(bot: BotTarget, message: BotMessage, message_text: str) -> chatbot.Request:
     context = message.context
     entities, texts = [], []
     seen = set()
@@ -47,7 +62,7 @@ def build(bot: BotTarget, message: BotMessage) -> chatbot.Request:
             "wrap": True,
             "color": COLORS.get(chatbot.color_name(context), "Default"),
         },
-        {"type": "TextBlock", "text": message.text, "wrap": True},
+        {"type": "TextBlock", "text": message_text, "wrap": True},
     ]
     if texts:
         body.append({"type": "TextBlock", "text": " ".join(texts), "wrap": True})

@@ -391,6 +391,25 @@ def test_teams_adaptive_card_with_mention_entities():
     assert_golden("teams_card", request)
 
 
+@pytest.mark.parametrize("character", ["x", "数"])
+def test_a_teams_card_with_the_longest_text_and_many_mentions_stays_within_28_kb(character):
+    """The slot lets the text have 24,000 bytes; 40 people's mentions and entities come on top of it."""
+    text = character * (24_000 // len(character.encode()))
+    context = {
+        "incident": {"severity": "Critical", "number": 42, "title": "DB down", "progress": "Triggered"},
+        "event": "triggered",
+        "detail_url": "https://oncall.example/incidents/42/",
+        "ack_url": "https://oncall.example/incidents/42/ack/1vXyZ:abcdefghijklmnopqrstuvwxyz0/",
+    }
+    people = tuple(Mention(n, f"Engineer {n:02d}", email=f"engineer.number{n:02d}@contoso.com") for n in range(40))
+    bot = BotTarget(1, "Ops", "https://prod.logic.azure.com/workflows/x")
+    request = teams.build(bot, BotMessage(text, context, people))
+    assert len(json.dumps(request.json, ensure_ascii=False).encode("utf-8")) <= teams.CARD_LIMIT
+    card = request.json["attachments"][0]["content"]
+    assert card["body"][1]["text"].endswith("(truncated)"), "the text gave way, with the marker"
+    assert len(card["msteams"]["entities"]) == 40, "every mention kept"
+
+
 def test_teams_any_2xx_is_sent():
     assert chatbot.classify_status(response(202), "Teams").outcome == Outcome.SENT
     assert chatbot.classify_status(response(404), "Teams").outcome == Outcome.PERMANENT

@@ -15,7 +15,9 @@ from tests.faults.processes import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-LEASE = 4  # DELIVERY_SEND_LEASE_SECONDS: how long an attempt is the dead worker's before it is settled
+# DELIVERY_SEND_LEASE_SECONDS: how long an attempt is the dead worker's before it is settled. An attempt ends its
+# requests by 80% of it, so it must outlast the few seconds until the worker is killed mid-request.
+LEASE = 15
 
 
 def test_a_worker_killed_mid_send_leaves_every_delivery_sent_exactly_once(fake, start_platform):

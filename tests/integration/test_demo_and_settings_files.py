@@ -47,3 +47,18 @@ def test_env_example_lists_every_setting_read_from_the_environment():
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.M))
     assert read, "the settings read no variables?"
     assert read - documented == set()
+
+
+def test_env_example_can_be_read_by_a_shell():
+    """docs/deployment.md runs manage.py with `set -a; . /etc/oncall/oncall.env`, a copy of .env.example."""
+    import subprocess
+
+    sourced = subprocess.run(
+        ["sh", "-c", 'set -a; . ./.env.example; printf "%s" "$DEFAULT_FROM_EMAIL"'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert sourced.returncode == 0, sourced.stderr
+    assert sourced.stdout == "On-call <oncall@example.com>"

@@ -149,6 +149,8 @@ def test_the_readme_curl_produces_an_incident_and_an_email(tmp_path):
         assert '"progress":"Processing"' in acked.stdout.replace(" ", "")
     finally:
         interrupt(process)
+    # The worker stopped by itself (its tasks may finish), not by the SIGKILL that follows 5 s later.
+    assert "has stopped." in output.text and "sending SIGKILL" not in output.text, output.text[-2000:]
     children = re.findall(r"started \(pid=(\d+)\)", output.text)
     assert len(children) == 3, output.text
     for pid in children:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
 
 from django.conf import settings
@@ -12,6 +13,30 @@ from django.core.management.base import BaseCommand
 from honcho.manager import Manager
 
 from oncall.management.commands.load_demo import DEMO_ADMIN, DEMO_INTEGRATION_KEY
+
+
+class PlatformManager(Manager):
+    """honcho's process manager, except that the worker's stop signal goes to its main process only.
+
+    honcho signals each process's whole group; django-q2's cluster stops its own worker processes (letting the
+    tasks in hand finish) when its main process is told to, and hangs when they are signalled alongside it, until
+    honcho's SIGKILL. A SIGKILL still goes to the whole group.
+    """
+
+    MAIN_PROCESS_ONLY = ("worker",)
+
+    def _killall(self, force: bool = False) -> None:
+        if force:
+            super()._killall(force=True)
+            return
+        for name, process in self._processes.items():
+            if "returncode" in process:
+                continue
+            self._system_print(f"sending SIGTERM to {name} (pid {process['pid']})\n")
+            if name in self.MAIN_PROCESS_ONLY:
+                os.kill(process["pid"], signal.SIGTERM)
+            else:
+                self._procmgr.terminate(process["pid"])
 
 
 class Command(BaseCommand):
@@ -32,9 +57,10 @@ class Command(BaseCommand):
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         # Links in notifications point at this server unless the operator said otherwise.
         env.setdefault("PUBLIC_URL", base)
-        manager = Manager()
+        manager = PlatformManager()
         manager.add_process("web", f"{python} {manage} runserver {host}:{port} --noreload", env=env)
-        manager.add_process("worker", f"{python} {manage} qcluster", env=env)
+        # exec: the pid honcho knows is the cluster's main process, not a shell around it.
+        manager.add_process("worker", f"exec {python} {manage} qcluster", env=env)
         manager.add_process("ticker", f"{python} {manage} ticker", env=env)
         self.stdout.write(self._banner(base, no_demo))
         self.stdout.flush()

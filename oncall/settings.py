@@ -8,6 +8,7 @@ also be read from a file named by `<NAME>_FILE`, which is how container secrets 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import environ
@@ -15,7 +16,20 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.FileAwareEnv()
+
+class _Env(environ.FileAwareEnv):
+    """django-environ, naming the variable whose value is not of its type (Q_WORKERS=two, EMAIL_PORT=) instead of
+    failing with a bare traceback."""
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        try:
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        except (ValueError, TypeError) as exc:
+            kind = getattr(cast, "__name__", "value")
+            raise ImproperlyConfigured(f"{var}={self.ENVIRON.get(var, '')!r} is not a valid {kind}: {exc}") from None
+
+
+env = _Env()
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env")
 
@@ -240,6 +254,8 @@ WORKER_INLINE_SECONDS = env.float("WORKER_INLINE_SECONDS", default=10.0)
 # The ticker: how often it wakes, and how long a claimed timer or delivery stays leased to the worker it was
 # handed to before another ticker may hand it out again.
 TICKER_INTERVAL = env.float("TICKER_INTERVAL", default=1.0)
+if TICKER_INTERVAL <= 0:
+    raise ImproperlyConfigured("TICKER_INTERVAL must be above 0 seconds (1 by default); 0 would spin the ticker.")
 TIMER_LEASE_SECONDS = env.int("TIMER_LEASE_SECONDS", default=30)
 DELIVERY_SEND_LEASE_SECONDS = env.int("DELIVERY_SEND_LEASE_SECONDS", default=45)
 # An attempt whose worker died (its lease ran out while sending) by a method whose provider calls back about every
@@ -324,10 +340,14 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIN
 # /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>` when it is set (open otherwise).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+if LOG_LEVEL not in logging.getLevelNamesMapping():
+    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL.")
 # "text" (one line per record) or "json" (one JSON object per line, for log shippers). Either way each record
 # carries the incident, delivery, timer or integration id it is about (oncall.lib.logs).
-LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+LOG_FORMAT = env.str("LOG_FORMAT", default="text").lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use text or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

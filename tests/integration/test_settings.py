@@ -50,3 +50,25 @@ def test_retry_must_exceed_the_task_timeout(tmp_path):
     result = start_django(tmp_path, DEBUG="true", Q_TIMEOUT="60", Q_RETRY="60")
     assert result.returncode != 0
     assert "Q_RETRY must be larger than Q_TIMEOUT" in result.stderr
+
+
+def test_a_value_that_is_not_a_number_names_its_variable(tmp_path):
+    for name, value in (("Q_WORKERS", "two"), ("EMAIL_PORT", ""), ("TICKER_INTERVAL", "fast")):
+        result = start_django(tmp_path, DEBUG="true", **{name: value})
+        assert result.returncode != 0
+        assert f"ImproperlyConfigured: {name}={value!r} is not a valid" in result.stderr, result.stderr[-400:]
+
+
+def test_log_level_and_format_are_read_in_any_case_and_refused_when_unknown(tmp_path):
+    assert start_django(tmp_path, DEBUG="true", LOG_LEVEL="info", LOG_FORMAT="JSON").returncode == 0
+    for name, value in (("LOG_LEVEL", "verbose"), ("LOG_FORMAT", "jsno")):
+        result = start_django(tmp_path, DEBUG="true", **{name: value})
+        assert result.returncode != 0
+        assert f"ImproperlyConfigured: {name}=" in result.stderr, result.stderr[-400:]
+
+
+def test_a_ticker_interval_of_zero_or_less_is_refused(tmp_path):
+    for value in ("0", "-1"):
+        result = start_django(tmp_path, DEBUG="true", TICKER_INTERVAL=value)
+        assert result.returncode != 0
+        assert "TICKER_INTERVAL must be above 0" in result.stderr

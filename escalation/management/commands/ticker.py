@@ -7,7 +7,7 @@ import signal
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
 from escalation.ticker import tick
@@ -26,7 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("--interval", type=float, default=None, help="Seconds between ticks (default 1).")
 
     def handle(self, *args, once: bool = False, interval: float | None = None, **options) -> None:
-        interval = interval or settings.TICKER_INTERVAL
+        interval = settings.TICKER_INTERVAL if interval is None else interval
+        if interval <= 0:
+            raise CommandError("--interval must be above 0 seconds.")
         self.running = True
 
         def stop(signum, frame) -> None:

@@ -26,6 +26,7 @@ from channels_app.preferences import person_preferences
 from channels_app.quotas import quota_notice_send, quota_take
 from channels_app.templating import render_slots
 from oncall.lib import claims, http, queue
+from oncall.lib.logs import log_context
 from oncall.models import Progress, User
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,12 @@ def delivery_send(*, delivery_id: int, now: datetime) -> Delivery | None:
     delivery = Delivery.objects.select_related("incident__channel", "recipient", "template_set", "bot").get(
         pk=delivery_id
     )
+    with log_context(incident_id=delivery.incident_id):
+        return _delivery_admitted(delivery=delivery, lease=lease, now=now)
+
+
+def _delivery_admitted(*, delivery: Delivery, lease: timedelta, now: datetime) -> Delivery | None:
+    """The claimed attempt, if the bulkhead lets it call its provider now, within its deadline."""
     # The bulkhead: a provider that hangs gets only its share of the workers; the rest waits without spending
     # attempts, and other providers' messages go on.
     admission = bulkhead.provider_call_begin(delivery=delivery, now=now)

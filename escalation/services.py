@@ -28,6 +28,7 @@ from escalation.models import EscalationRule, EscalationState, LevelSchedule, Ti
 from escalation.schedules import schedule_targets_on_call
 from oncall.lib import claims, queue
 from oncall.lib.filters import Subject, parse_filters
+from oncall.lib.logs import log_context
 from oncall.models import Alert, Incident, IncidentEvent, Progress, Responder, Severity, Team, TimelineEntry, User
 from oncall.services.events import incident_event_record
 from oncall.services.incidents import timeline_add
@@ -344,7 +345,7 @@ def timer_fire(*, timer_id: int, now: datetime) -> str:
     incident_id = Timer.objects.filter(pk=timer_id).values_list("state__incident_id", flat=True).first()
     if incident_id is None:
         return "gone"
-    with transaction.atomic():
+    with log_context(incident_id=incident_id), transaction.atomic():
         incident = Incident.objects.select_for_update(of=("self",)).select_related("channel").get(pk=incident_id)
         state = EscalationState.objects.select_for_update().get(incident=incident)
         timer = Timer.objects.select_for_update().get(pk=timer_id)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 
 from oncall.lib import clock
+from oncall.lib.logs import log_context
 from oncall.models import Incident, IncidentEvent, Source, User
 from oncall.signals import incident_event
 
@@ -41,7 +42,7 @@ def incident_events_dispatch(*, incident_id: int, now: datetime | None = None) -
     The incident row is locked, so two dispatchers (the committing process and the ticker) never hand the same
     event out twice, and an incident's events are always received in the order they happened.
     """
-    with transaction.atomic():
+    with log_context(incident_id=incident_id), transaction.atomic():
         incident = (
             Incident.objects.select_for_update(of=("self",)).select_related("channel").filter(pk=incident_id).first()
         )

@@ -87,3 +87,20 @@ def test_worker_tasks_bind_the_id_they_work_on(captured, monkeypatch, task, modu
     monkeypatch.setattr(module, function, service)
     task(41)
     assert json.loads(stream.getvalue())[field] == 41
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_is_followed_by_its_incident_id_from_the_level_to_the_provider_call(captured, client, clock, fakes):
+    """The level that notifies, the delivery's attempt and its HTTP call each name the incident."""
+    from oncall.models import Incident
+    from tests.factories import make_bot, make_user
+    from tests.integration.botkit import fire, paging_setup
+
+    stream = captured(json_formatter())
+    key = paging_setup(people=[make_user("ann")], bots=[make_bot("webhook", fakes.url("/hook/ops"))])
+    fire(client, key)
+    incident = Incident.objects.get()
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    http_calls = [r for r in records if r["logger"] == "oncall.lib.http"]
+    assert http_calls, records
+    assert all(r.get("incident_id") == incident.pk and r.get("delivery_id") for r in http_calls), http_calls

@@ -63,7 +63,10 @@ class DatabaseCollector:
         yield incidents
 
         events = GaugeMetricFamily(
-            "oncall_alert_events", "Events merged into alerts (all time), by integration kind.", labels=["kind"]
+            "oncall_alert_events",
+            "Events merged into the alerts stored (all time), by integration kind; an event routed to several "
+            "channels counts once in each, as it makes an alert in each.",
+            labels=["kind"],
         )
         for row in Alert.objects.values("integration__kind").annotate(n=Sum("event_count")):
             events.add_metric([row["integration__kind"]], row["n"] or 0)

@@ -126,3 +126,12 @@ def test_an_incident_without_labels_or_description_leaves_no_empty_sections():
     assert "Responders:" not in text
     assert "\n\n\n" not in text
     assert "Heartbeat missing" in text
+
+
+@pytest.mark.parametrize("name", ["dingtalk", "feishu", "wecom", "slack", "telegram", "teams", "zoom"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_bot_message_cut_to_its_limit_keeps_its_details_and_acknowledge_links(name, variant):
+    """Long titles, labels, descriptions and alerts give way to the limit; the links people act on do not."""
+    context = sample_context("triggered", variant)
+    text = render_slot(name, bodies=None, context=context).text
+    assert context["detail_url"] in text and context["ack_url"] in text

@@ -22,6 +22,7 @@ from channels_app.templating.render import default_source
 from channels_app.templating.sample import VARIANTS
 from channels_app.templating.sandbox import MAX_SOURCE_CHARS
 from oncall.lib import clock
+from oncall.lib.ids import id_in_range
 from oncall.models import Incident
 
 MARKUP_HELP = {
@@ -172,7 +173,7 @@ class TemplateSetAdmin(admin.ModelAdmin):
             incident_id = request.GET["incident"]
             incident = (
                 Incident.objects.select_related("channel").filter(pk=incident_id).first()
-                if incident_id.isdigit()
+                if id_in_range(incident_id)
                 else None
             )
             if incident is None:

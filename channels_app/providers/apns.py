@@ -112,7 +112,11 @@ def push(device, message: PushMessage) -> DeviceResult:
         token = provider_token(now=now)
     except (ValueError, TypeError, jwt.PyJWTError) as exc:
         return DeviceResult.permanent(device.pk, PLATFORM, f"APNS_PRIVATE_KEY is not a usable .p8 key: {exc}")
-    payload = json.dumps(apns_payload(message, critical_alerts=settings.APNS_CRITICAL_ALERTS)).encode()
+    # As UTF-8, compact: escaped (\\uXXXX) a Chinese character takes 6 bytes instead of 3, and a title and body cut to
+    # their slots' limits would go over APNs' 4096 bytes.
+    payload = json.dumps(
+        apns_payload(message, critical_alerts=settings.APNS_CRITICAL_ALERTS), ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8")
     try:
         response = http.request_http2(
             "POST",

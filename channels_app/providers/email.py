@@ -63,7 +63,12 @@ class EmailMethod(NotificationMethod):
         mail.attach_alternative(message["email_html"], "text/html")
         try:
             mail.send(fail_silently=False)
-        except (AnymailRecipientsRefused, smtplib.SMTPRecipientsRefused) as exc:
+        except smtplib.SMTPRecipientsRefused as exc:
+            if any(code < 500 for code, _reply in exc.recipients.values()):
+                # 4xx on RCPT (greylisting, a busy mailbox, a rate limit): try again later; the address is fine.
+                return SendResult.retryable(f"recipient deferred by the mail server: {exc}")
+            return SendResult.permanent(f"recipient refused: {exc}", flag=f"refused by the mail server: {exc}"[:300])
+        except AnymailRecipientsRefused as exc:
             return SendResult.permanent(f"recipient refused: {exc}", flag=f"refused by the mail server: {exc}"[:300])
         except AnymailAPIError as exc:
             status = getattr(exc, "status_code", None)

@@ -43,7 +43,9 @@ def vapid_public_key() -> str:
 
 def webpush_payload(message: PushMessage) -> bytes:
     """What the service worker shows (static/web/sw.js reads title, body, incident_id, severity and url)."""
-    return json.dumps({"title": message.title, "body": message.body, **message.data()}).encode()
+    # UTF-8, compact: the encrypted record must stay within the ~4 KB push services take (see apns.py).
+    data = {"title": message.title, "body": message.body, **message.data()}
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def webpush_request(subscription: dict, message: PushMessage, *, now: float) -> tuple[str, dict[str, str], bytes]:

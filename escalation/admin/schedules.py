@@ -17,6 +17,7 @@ from escalation.feeds import calendar_feed_create, calendar_feed_revoke, calenda
 from escalation.models import CalendarFeed, Layer, LayerMember, Override, Schedule, ShiftReminder
 from escalation.schedules import TABLE_DAYS, on_call_now, schedule_table
 from oncall.lib import clock, secrets
+from oncall.lib.ids import id_in_range
 from oncall.models.people import validate_time_zone
 
 
@@ -201,7 +202,7 @@ class LayerAdmin(admin.ModelAdmin):
         layer = self.get_object(request, unquote(object_id)) if object_id else None
         fallback = layer.schedule.time_zone if layer else "UTC"
         posted = request.POST.get("schedule") if request.method == "POST" else None
-        if posted and str(posted).isdigit():
+        if posted and id_in_range(posted):
             fallback = Schedule.objects.filter(pk=posted).values_list("time_zone", flat=True).first() or fallback
         return _in_time_zone(ZoneInfo(fallback), super().changeform_view, request, object_id, form_url, extra_context)
 

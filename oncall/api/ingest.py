@@ -153,9 +153,10 @@ class AlertPushApi(APIView):
         responses={
             200: envelope_of("AlertPushEnvelope", AlertPushResultSerializer()),
             400: error_doc(
-                "InvalidParameter or InvalidContentType (`field` names what is wrong), or NoRoute (an event matches "
-                "no routing rule and the integration has no default route; the message names the event). "
-                "Nothing stored."
+                "InvalidParameter or InvalidContentType (`field` names what is wrong), or NoRoute (no event of the "
+                "push matches a routing rule and the integration has no default route; the message names the first). "
+                "Nothing stored. A push in which only some alerts have no route is stored without them (200, "
+                "`not_routed`)."
             ),
             401: error_doc("Unauthorized: integration_key is missing or unknown."),
             403: error_doc("AccessDenied: the integration is disabled."),
@@ -179,7 +180,10 @@ class AlertPushApi(APIView):
                 raise IngestError(400, envelope.INVALID_PARAMETER, f"{exc.field}: {exc.message}", exc.field) from None
         except IngestError as exc:
             return error_response(request, exc)
-        events_accept(integration=integration, events=events, now=now)
+        accepted = events_accept(integration=integration, events=events, now=now)
         if source == "standard" and len(events) == 1:
             return envelope.ok(request, {"alert_key": events[0].alert_key})
-        return envelope.ok(request, {"alert_keys": [event.alert_key for event in events]})
+        data = {"alert_keys": [event.alert_key for event in events]}
+        if accepted.not_routed:
+            data["not_routed"] = [{"alert_key": event.alert_key, "message": why} for event, why in accepted.not_routed]
+        return envelope.ok(request, data)

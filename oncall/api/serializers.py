@@ -162,6 +162,13 @@ class AlertPushResultSerializer(serializers.Serializer):
     alert_keys = serializers.ListField(
         child=serializers.CharField(), required=False, help_text="Other formats: one key per alert in the push."
     )
+    not_routed = serializers.ListField(
+        child=inline_serializer(
+            "NotRoutedEvent", {"alert_key": serializers.CharField(), "message": serializers.CharField()}
+        ),
+        required=False,
+        help_text="Other formats: alerts left out because they match no routing rule (the rest were stored).",
+    )
 
 
 def items_data(rows, item_serializer: type[serializers.Serializer]) -> dict:

@@ -67,18 +67,41 @@ BATCH_STALL = timedelta(seconds=2)
 TASK_LOST = timedelta(seconds=15)
 
 
-def events_accept(*, integration: Integration, events: Sequence[NormalizedEvent], now: datetime) -> EventBatch | None:
-    """Route the events of one push and store them, with their channels, for the worker, which processes them in
-    order; None if there are none. A trigger with no route refuses the push (NotRouted) and nothing is stored."""
+@dataclass(frozen=True)
+class Accepted:
+    """What became of a push: the batch stored for the worker (None if the push had no events) and the triggers
+    left out because they match no routing rule, each with the message saying so."""
+
+    batch: EventBatch | None
+    not_routed: tuple[tuple[NormalizedEvent, str], ...] = ()
+
+
+def events_accept(*, integration: Integration, events: Sequence[NormalizedEvent], now: datetime) -> Accepted:
+    """Route the events of one push and store those with somewhere to go, with their channels, for the worker,
+    which processes them in order.
+
+    A trigger that matches no routing rule (and the integration has no default route) is left out and named in the
+    answer, so the rest of the push still pages and recovers: Alertmanager and Grafana group many alerts in one
+    push and do not retry a 4xx. Only a push with nothing else in it is refused (NotRouted), storing nothing.
+    """
     if not events:
-        return None
-    routed = events_route(integration=integration, events=events)
+        return Accepted(None)
+    routed, unrouted = events_route(integration=integration, events=events)
+    if not routed:
+        event, position = unrouted[0]
+        raise NotRouted(_no_route_message(integration, event, position, len(events), refused=True))
+    not_routed = [
+        (event, _no_route_message(integration, event, position, len(events), refused=False))
+        for event, position in unrouted
+    ]
+    for _event, message in not_routed:
+        logger.warning("Integration %s: %s", integration.pk, message)
     with transaction.atomic():  # the batch and its hand-over to the worker commit together
         batch = EventBatch.objects.create(
             integration=integration, events=[event.to_json() for event in routed], received_at=now
         )
         _task_queue(integration.pk, now=now)
-    return batch
+    return Accepted(batch, tuple(not_routed))
 
 
 def _task_queue(integration_id: int, *, now: datetime, lost_after: timedelta | None = None) -> bool:
@@ -105,8 +128,11 @@ def _queue_lock(integration_id: int) -> str:
     return f"ingest-queue:{integration_id}"
 
 
-def events_route(*, integration: Integration, events: Sequence[NormalizedEvent]) -> list[NormalizedEvent]:
-    """The events with the channels each trigger goes to; NotRouted names the first trigger with no route.
+def events_route(
+    *, integration: Integration, events: Sequence[NormalizedEvent]
+) -> tuple[list[NormalizedEvent], list[tuple[NormalizedEvent, int]]]:
+    """The events with the channels each trigger goes to, and the triggers with no route, each with its position
+    in the push (from 1).
 
     Recoveries and acknowledgements are not routed: their fields may no longer match any rule (an Ok is not
     Critical), and they apply to the open alerts with their key in whatever channel those are.
@@ -115,16 +141,17 @@ def events_route(*, integration: Integration, events: Sequence[NormalizedEvent])
     subjects = [_subject(integration, event) if event.action == EventAction.TRIGGER else None for event in events]
     names = set().union(*(table.mapped_names(subject) for subject in subjects if subject is not None))
     by_name = channel_ids_by_name(names) if names else {}
-    routed = []
+    routed, not_routed = [], []
     for position, (event, subject) in enumerate(zip(events, subjects, strict=True), start=1):
         if subject is None:
             routed.append(event)
             continue
         channel_ids = routing.route(table, subject, by_name)
         if not channel_ids:
-            raise NotRouted(_no_route_message(integration, event, position, len(events)))
+            not_routed.append((event, position))
+            continue
         routed.append(replace(event, channel_ids=channel_ids))
-    return routed
+    return routed, not_routed
 
 
 def _subject(integration: Integration, event: NormalizedEvent) -> Subject:
@@ -138,7 +165,9 @@ def _subject(integration: Integration, event: NormalizedEvent) -> Subject:
     )
 
 
-def _no_route_message(integration: Integration, event: NormalizedEvent, position: int, count: int) -> str:
+def _no_route_message(
+    integration: Integration, event: NormalizedEvent, position: int, count: int, *, refused: bool
+) -> str:
     values = {
         "key": event.alert_key,
         "title": event.title if len(event.title) <= 80 else event.title[:79] + "…",
@@ -154,10 +183,18 @@ def _no_route_message(integration: Integration, event: NormalizedEvent, position
             )
             % values
         )
+    if refused:
+        return (
+            _(
+                'Event %(position)d of %(count)d, "%(title)s" (alert_key %(key)s), matches no routing rule of '
+                "integration %(integration)s, which has no default route; nothing was stored."
+            )
+            % values
+        )
     return (
         _(
             'Event %(position)d of %(count)d, "%(title)s" (alert_key %(key)s), matches no routing rule of integration '
-            "%(integration)s, which has no default route; nothing was stored."
+            "%(integration)s, which has no default route; it was left out and the rest of the push stored."
         )
         % values
     )

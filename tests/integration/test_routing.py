@@ -158,7 +158,9 @@ def test_no_route_refuses_the_push_with_400_naming_the_event_and_writes_nothing(
     assert nothing_written()
 
 
-def test_one_event_without_a_route_refuses_the_whole_push_and_names_it(client, channels):
+def test_an_alert_without_a_route_is_left_out_and_named_while_the_rest_of_the_push_is_stored(client, channels):
+    """Alertmanager groups many alerts in one push and does not retry a 4xx: one alert with nowhere to go must not
+    cost the others their page."""
     integration, key = make_integration(channel=None)
     make_rule(integration, channels["Databases"], filters=when("labels.team", "storage"))
     alerts = {
@@ -168,10 +170,42 @@ def test_one_event_without_a_route_refuses_the_whole_push_and_names_it(client, c
         ]
     }
     response = push(client, key, alerts, source="prometheus")
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["alert_keys"] == ["a1", "b2"]
+    [left_out] = data["not_routed"]
+    assert left_out["alert_key"] == "b2"
+    assert left_out["message"].startswith('Event 2 of 2, "PageSlow" (alert_key b2), matches no routing rule')
+    assert left_out["message"].endswith("it was left out and the rest of the push stored.")
+    assert landed() == {"a1": ["Databases"]}
+
+
+def test_a_recovery_is_applied_even_when_an_alert_beside_it_in_the_push_has_no_route(client, channels):
+    integration, key = make_integration(channel=None)
+    make_rule(integration, channels["Databases"], filters=when("labels.team", "db"))
+    firing = {"status": "firing", "labels": {"alertname": "CpuHigh", "team": "db"}, "fingerprint": "aaa1"}
+    assert push(client, key, {"alerts": [firing]}, source="prometheus").status_code == 200
+    web = {"status": "firing", "labels": {"alertname": "CpuHigh", "team": "web"}, "fingerprint": "bbb2"}
+    response = push(client, key, {"alerts": [{**firing, "status": "resolved"}, web]}, source="prometheus")
+    assert response.status_code == 200
+    assert Alert.objects.get(alert_key="aaa1").progress == "Closed"
+
+
+def test_a_push_in_which_no_alert_has_a_route_is_refused_and_names_the_first(client, channels):
+    integration, key = make_integration(channel=None)
+    make_rule(integration, channels["Databases"], filters=when("labels.team", "storage"))
+    alerts = {
+        "alerts": [
+            {"status": "firing", "labels": {"alertname": "PageSlow", "team": "web"}, "fingerprint": "b2"},
+            {"status": "firing", "labels": {"alertname": "Latency", "team": "web"}, "fingerprint": "c3"},
+        ]
+    }
+    response = push(client, key, alerts, source="prometheus")
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "NoRoute"
-    assert error["message"].startswith('Event 2 of 2, "PageSlow" (alert_key b2), matches no routing rule')
+    assert error["message"].startswith('Event 1 of 2, "PageSlow" (alert_key b2), matches no routing rule')
+    assert error["message"].endswith("nothing was stored.")
     assert nothing_written()
 
 

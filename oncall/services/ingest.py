@@ -440,7 +440,7 @@ def _create(*, integration: Integration, channel: Channel, event: NormalizedEven
         status=event.status,
         labels=dict(event.labels),
         images=[image.__dict__ for image in event.images],
-        start_time=now,
+        start_time=_monitor_time(event, now),
         last_time=now,
     )
     if action == "grouped":
@@ -499,12 +499,19 @@ def _acknowledge(*, alert: Alert, incident: Incident, now: datetime) -> IngestRe
     return _result(alert, "acknowledged")
 
 
+def _monitor_time(event: NormalizedEvent, now: datetime) -> datetime:
+    """When the monitor says the alert started or ended (Alertmanager's startsAt/endsAt, a timestamp annotation,
+    PagerDuty's payload.timestamp), never later than the platform received it; the time of receipt if it says
+    nothing. Grouping windows, timers and last_time keep to the time of receipt."""
+    return min(event.event_time, now) if event.event_time else now
+
+
 def _recover(*, alert: Alert, incident: Incident, event: NormalizedEvent, now: datetime) -> IngestResult:
     # A recovery only adds labels the alert did not have; it never rewrites what the firing events said.
     alert.labels = {**event.labels, **alert.labels}
     alert.status = EventStatus.OK
     alert.progress = AlertProgress.CLOSED
-    alert.end_time = now
+    alert.end_time = max(_monitor_time(event, now), alert.start_time)
     alert.close_time = now
     alert.last_time = now
     alert.event_count += 1

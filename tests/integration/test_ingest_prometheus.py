@@ -139,3 +139,25 @@ def test_one_malformed_alert_refuses_the_whole_batch_and_writes_nothing(client, 
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "alerts[2].labels"
     assert nothing_written()
+
+
+def test_the_alert_starts_and_ends_when_alertmanager_says_it_did(client, clock):
+    """startsAt of a firing alert and endsAt of a resolved one, not the time the push arrived (never later)."""
+    _, key = make_integration(channel=make_channel("Kubernetes"))
+    firing = {
+        "status": "firing",
+        "labels": {"alertname": "DiskFull", "severity": "critical"},
+        "annotations": {"summary": "disk full"},
+        "startsAt": "2026-03-02T08:45:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "fingerprint": "f00d",
+    }
+    push(client, key, {"version": "4", "alerts": [firing]}, source="prometheus")  # received at 09:00
+    alert = Alert.objects.get()
+    assert alert.start_time.isoformat() == "2026-03-02T08:45:00+00:00"
+    clock.advance(minutes=30)
+    resolved = {**firing, "status": "resolved", "endsAt": "2026-03-02T09:10:00Z"}
+    push(client, key, {"version": "4", "alerts": [resolved]}, source="prometheus")
+    alert.refresh_from_db()
+    assert alert.end_time.isoformat() == "2026-03-02T09:10:00+00:00"
+    assert alert.last_time == clock.current, "the last event's arrival"

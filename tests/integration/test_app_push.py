@@ -361,3 +361,41 @@ def test_an_unconfigured_platform_fails_saying_what_is_missing(client, clock, ad
     link(ada, "android", "fcm-token")
     push(client, key_for(), event())
     assert "FCM is not configured" in Delivery.objects.get().error
+
+
+def _push_in_limits_in_chinese():
+    """What the renderer hands over for a Chinese title and a custom body quoting the description, each cut to its
+    slot's limit (push_title 200 bytes, push_body 1800: together within APNs' and FCM's 4096-byte payload)."""
+    from channels_app.providers.push import PushMessage
+    from channels_app.templating import limits
+    from channels_app.templating.slots import slot
+
+    title, _ = limits.truncate("数据库主库不可用 " * 100, slot("push_title"), max_segments=3)
+    body, _ = limits.truncate("订单服务连接数据库超时请立即处理。" * 200, slot("push_body"), max_segments=3)
+    return PushMessage(
+        title=title,
+        body=body,
+        incident_id=42,
+        severity="Critical",
+        event="triggered",
+        url="https://oncall.example.test/incidents/42/",
+        ttl=3600,
+    )
+
+
+def test_a_chinese_push_within_its_slots_fits_apns_and_web_push(apns_on, webpush_on):
+    """The payloads are UTF-8 JSON: as \\uXXXX escapes (6 bytes a character instead of 3) this one was 4,285
+    bytes, and APNs answers 413 PayloadTooLarge, a permanent failure: the iOS page lost."""
+    from types import SimpleNamespace
+
+    from channels_app.base import Outcome
+    from channels_app.providers import webpush
+
+    message = _push_in_limits_in_chinese()
+    assert apns.push(SimpleNamespace(pk=1, token="ab" * 32), message).outcome == Outcome.SENT
+    [request] = apns_on.requests
+    assert len(request.content) <= 4096
+    assert json.loads(request.content)["aps"]["alert"]["title"] == message.title
+    subscription = browser_subscription(webpush_on, "chrome")
+    _url, _headers, body = webpush.webpush_request(subscription, message, now=1_700_000_000)
+    assert len(body) <= 4096

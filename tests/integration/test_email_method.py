@@ -9,7 +9,7 @@ import pytest
 from channels_app.models import Delivery
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
-from oncall.models import Incident
+from oncall.models import Incident, User
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
 from tests.fakes.smtp import FakeSmtpServer, free_port
 
@@ -105,3 +105,22 @@ def test_retries_stop_after_the_last_attempt_and_the_timeline_says_so(client, cl
     clock.advance(hours=1)
     run_ticker()
     assert Delivery.objects.get().attempts == 4
+
+
+def test_a_recipient_the_mail_server_defers_is_tried_again_and_keeps_the_address(client, clock, key, smtp_port):
+    """A 4xx on RCPT (greylisting, a busy mailbox, a rate limit) is temporary; only a 5xx fails the email and flags
+    the address (docs/people.md)."""
+    server = FakeSmtpServer(smtp_port)
+
+    async def greylist(srv, session, envelope, address, rcpt_options):
+        return "450 4.2.0 Greylisted, please try again later"
+
+    server.handler.handle_RCPT = greylist
+    server.start()
+    try:
+        push(client, key, EVENT)
+    finally:
+        server.stop()
+    delivery = Delivery.objects.get()
+    assert delivery.status == "pending" and "deferred" in delivery.error
+    assert User.objects.get(username="dana").email_flagged == ""

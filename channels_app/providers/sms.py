@@ -44,7 +44,9 @@ class SmsMethod(NotificationMethod):
         """Send the rendered SMS slot (already cut to SMS_MAX_SEGMENTS) from TWILIO_SMS_FROM.
 
         Twilio's answer: 201 is sent (the status callback later says delivered or failed); 429 and 5xx are
-        retried; 21211, 21610, 21614 and the other number errors are permanent and flag the person's phone.
+        retried; 21211 and the other number errors are permanent and flag the person's phone; 21610 (STOP), 21612,
+        21614 (not a mobile) say only that the number takes no SMS: permanent for this SMS, but the phone is not
+        flagged, so calls to it go on.
         """
         missing = twilio.missing_settings("TWILIO_SMS_FROM")
         if missing:

@@ -18,16 +18,21 @@ from channels_app.base import SendResult
 from oncall.lib import http
 
 # Errors about the recipient's number, on the API answer or an SMS status callback: retrying cannot help and the
-# number is flagged until the person verifies it again.
+# number is flagged (for calls and SMS alike) until the person verifies it again.
 NUMBER_ERRORS: dict[int, str] = {
     21211: "invalid 'To' phone number",
     21214: "the number cannot be reached",
     21217: "not a valid phone number",
-    21610: "the recipient unsubscribed (replied STOP)",
-    21612: "the number cannot be reached from this sender",
-    21614: "not a mobile number",
     30004: "message blocked by the recipient or their carrier",
     30005: "unknown destination handset",
+}
+# Errors that say only that the number takes no SMS (from us): that SMS fails for good, but the number is not
+# flagged, because the flag would also stop every call to it: a desk phone or a landline that cannot get SMS still
+# answers calls (protocols.md §8: "permanent; fall back to voice").
+SMS_REFUSALS: dict[int, str] = {
+    21610: "the recipient unsubscribed (replied STOP)",
+    21612: "the number cannot be reached by SMS from this sender",
+    21614: "not a mobile number",
     30006: "landline or unreachable carrier",
 }
 # Delivery errors that may pass (a phone switched off, a busy carrier): worth another attempt.
@@ -51,7 +56,8 @@ def resource_url(resource: str) -> str:
 
 
 def classify(status: int, body: Any, headers: Mapping[str, str]) -> SendResult:
-    """Twilio's answer to creating a call or a message."""
+    """Twilio's answer to creating a call or a message: number errors are permanent and flag the number; SMS
+    refusals (SMS_REFUSALS) and configuration errors are permanent without a flag."""
     data = body if isinstance(body, dict) else {}
     if status in (200, 201) and data.get("sid"):
         return SendResult.sent(str(data["sid"]), detail={"status": str(data.get("status", ""))})
@@ -101,7 +107,8 @@ def sms_status_report(status: str, error_code: str) -> tuple[str, str, str] | No
     about an outgoing message.
 
     kind is "accepted" (Twilio has it, nothing more yet), "delivered", "not_reached" (a temporary error: sent
-    again) or "refused" (never will be; with a flag when the number is at fault).
+    again) or "refused" (never will be; with a flag when the number itself is at fault, none when it only takes
+    no SMS).
     """
     if status in SMS_ACCEPTED:
         return ("accepted", f"SMS {status}", "")
@@ -113,7 +120,8 @@ def sms_status_report(status: str, error_code: str) -> tuple[str, str, str] | No
         code = int(error_code)
     except (TypeError, ValueError):
         code = 0
-    reason = f"SMS {status}" + (f" (Twilio error {code}: {NUMBER_ERRORS.get(code, 'see Twilio')})" if code else "")
+    meaning = NUMBER_ERRORS.get(code) or SMS_REFUSALS.get(code, "see Twilio")
+    reason = f"SMS {status}" + (f" (Twilio error {code}: {meaning})" if code else "")
     if code in NUMBER_ERRORS:
         return ("refused", reason, f"Twilio {code}: {NUMBER_ERRORS[code]}")
     if code in TEMPORARY_ERRORS:

@@ -103,11 +103,63 @@ def test_a_configuration_error_fails_without_flagging_anyone(client, clock, twil
 def test_undelivered_with_a_number_error_fails_and_flags(client, clock, twilio, key, sam):
     push(client, key, event())
     delivery = Delivery.objects.get()
-    status(client, delivery, MessageStatus="undelivered", ErrorCode="30006")
+    status(client, delivery, MessageStatus="undelivered", ErrorCode="30005")
     delivery.refresh_from_db()
     assert delivery.status == "failed"
     sam.refresh_from_db()
-    assert sam.phone_flagged == "Twilio 30006: landline or unreachable carrier"
+    assert sam.phone_flagged == "Twilio 30005: unknown destination handset"
+
+
+def calls_to(twilio) -> list:
+    return [request for request in twilio.received("/twilio/") if request.path.endswith("/Calls.json")]
+
+
+def voice_key(person) -> str:
+    channel = make_channel("Voice")
+    make_rule(channel, [{"people": [person], "methods": ["voice"]}])
+    return make_integration(channel=channel)[1]
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (21610, "Attempt to send to unsubscribed recipient"),
+        (21612, "The 'To' phone number is not currently reachable via SMS"),
+        (21614, f"'To' number {PHONE} is not a valid mobile number"),
+    ],
+)
+def test_a_number_that_takes_no_sms_fails_the_sms_but_is_still_called(client, clock, twilio, key, sam, code, message):
+    """A desk phone or a landline refuses SMS, or its owner replied STOP: that SMS fails for good, but the number
+    is not flagged, so the person's voice calls still ring it."""
+    twilio.fail_next("/twilio", status=400, json={"code": code, "message": message, "status": 400})
+    push(client, key, event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert str(code) in delivery.error
+    failure = Incident.objects.get().timeline.get(kind="notify_failed")
+    assert "flagged" not in failure.message
+    sam.refresh_from_db()
+    assert (sam.phone_flagged, sam.reachable_phone) == ("", PHONE)
+    later(clock, minutes=10)
+    assert len(twilio.received("/twilio/")) == 1, "an SMS the number cannot take was sent again"
+    push(client, voice_key(sam), event("disk"))
+    [call] = calls_to(twilio)
+    assert call.field("To") == PHONE
+    assert Delivery.objects.get(method="voice").status == "sent"
+
+
+def test_undelivered_to_a_landline_fails_the_sms_but_the_number_is_still_called(client, clock, twilio, key, sam):
+    push(client, key, event())
+    delivery = Delivery.objects.get()
+    status(client, delivery, MessageStatus="undelivered", ErrorCode="30006")
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+    assert delivery.error == "SMS undelivered (Twilio error 30006: landline or unreachable carrier)"
+    sam.refresh_from_db()
+    assert sam.phone_flagged == ""
+    push(client, voice_key(sam), event("disk"))
+    [call] = calls_to(twilio)
+    assert call.field("To") == PHONE
 
 
 def test_undelivered_with_a_temporary_error_is_sent_again(client, clock, twilio, key, sam):

@@ -7,7 +7,9 @@ package; requests go through the platform's one HTTP path, so they get its timeo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +18,8 @@ from twilio.request_validator import RequestValidator
 
 from channels_app.base import SendResult
 from oncall.lib import http
+
+logger = logging.getLogger(__name__)
 
 # Errors about the recipient's number, on the API answer or an SMS status callback: retrying cannot help and the
 # number is flagged (for calls and SMS alike) until the person verifies it again.
@@ -37,6 +41,11 @@ SMS_REFUSALS: dict[int, str] = {
 }
 # Delivery errors that may pass (a phone switched off, a busy carrier): worth another attempt.
 TEMPORARY_ERRORS = {20429, 30001, 30003, 30008, 30017}
+# Twilio refuses the StatusCallback URL we gave it: the same request is made again at once without it (§8).
+STATUS_CALLBACK_REFUSED = 21609
+NO_STATUS_REPORT = (
+    "Twilio refused the status callback URL (error 21609), so it was asked again without it: no status report will come"
+)
 
 
 def missing_settings(*names: str) -> list[str]:
@@ -82,7 +91,26 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def post(resource: str, form: Mapping[str, Any]) -> SendResult:
-    """POST `form` to Calls.json or Messages.json of the configured account and classify the answer."""
+    """POST `form` to Calls.json or Messages.json of the configured account and classify the answer.
+
+    When Twilio refuses the form's StatusCallback URL (21609), the same request is made again at once without the
+    StatusCallback fields, so the person is still reached; the result's detail (kept in the delivery's attempt
+    log) says that no status report will come about it.
+    """
+    result, code = _post(resource, form)
+    if code != STATUS_CALLBACK_REFUSED or "StatusCallback" not in form:
+        return result
+    logger.warning(
+        "Twilio refused the status callback URL %s (error 21609); check PUBLIC_URL. Sending without it.",
+        form["StatusCallback"],
+    )
+    bare = {name: value for name, value in form.items() if not name.startswith("StatusCallback")}
+    result, _ = _post(resource, bare)
+    return replace(result, detail={**result.detail, "status_callback": NO_STATUS_REPORT})
+
+
+def _post(resource: str, form: Mapping[str, Any]) -> tuple[SendResult, Any]:
+    """The classified answer, and Twilio's error code when the answer carries one."""
     try:
         response = http.request(
             "POST",
@@ -92,8 +120,10 @@ def post(resource: str, form: Mapping[str, Any]) -> SendResult:
             headers={"Accept": "application/json"},
         )
     except http.HttpError as exc:
-        return SendResult.retryable(f"Twilio: {exc}")
-    return classify(response.status, response.json(), response.headers)
+        return SendResult.retryable(f"Twilio: {exc}"), None
+    body = response.json()
+    code = body.get("code") if isinstance(body, dict) else None
+    return classify(response.status, body, response.headers), code
 
 
 # Statuses that say only that Twilio has the message or call: they settle an attempt whose worker died before

@@ -162,6 +162,27 @@ def test_undelivered_to_a_landline_fails_the_sms_but_the_number_is_still_called(
     assert call.field("To") == PHONE
 
 
+def test_a_refused_status_callback_url_sends_the_sms_again_at_once_without_it(client, clock, twilio, key):
+    """Twilio 21609 (our StatusCallback URL is not valid, e.g. a wrong PUBLIC_URL): the person still gets the SMS,
+    sent again straight away without the callback, and the delivery says no status report will come."""
+    twilio.fail_next(
+        "/twilio",
+        status=400,
+        json={"code": 21609, "message": "The StatusCallback URL is not a valid URL.", "status": 400},
+    )
+    push(client, key, event())
+    refused, sent = twilio.received("/twilio/")
+    assert refused.field("StatusCallback") is not None
+    assert (sent.field("To"), sent.field("Body")) == (PHONE, refused.field("Body"))
+    assert [name for name in sent.form if name.startswith("StatusCallback")] == []
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.provider_id[:2]) == ("sent", 1, "SM")
+    assert "no status report will come" in delivery.attempt_log[-1]["status_callback"]
+    assert not Incident.objects.get().timeline.filter(kind="notify_failed").exists()
+    later(clock, minutes=10)
+    assert len(twilio.received("/twilio/")) == 2
+
+
 def test_undelivered_with_a_temporary_error_is_sent_again(client, clock, twilio, key, sam):
     push(client, key, event())
     delivery = Delivery.objects.get()

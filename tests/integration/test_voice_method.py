@@ -55,6 +55,24 @@ def test_a_number_that_cannot_be_called_fails_and_flags_the_phone(client, clock,
     assert val.phone_flagged == "Twilio 21214: the number cannot be reached"
 
 
+def test_a_refused_status_callback_url_places_the_call_again_at_once_without_it(client, clock, twilio, key):
+    """Twilio 21609 on a call: the person is still called, straight away, with the keypad but without status
+    callbacks, and the delivery says no status report will come."""
+    twilio.fail_next(
+        "/twilio",
+        status=400,
+        json={"code": 21609, "message": "The StatusCallback URL is not a valid URL.", "status": 400},
+    )
+    push(client, key, event())
+    refused, placed = twilio.received("/twilio/")
+    assert refused.field("StatusCallback") is not None
+    assert (placed.field("To"), placed.field("Url")) == (PHONE, refused.field("Url"))
+    assert [name for name in placed.form if name.startswith("StatusCallback")] == []
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.provider_id[:2]) == ("sent", 1, "CA")
+    assert "no status report will come" in delivery.attempt_log[-1]["status_callback"]
+
+
 def test_a_twilio_outage_is_retried_then_the_call_goes_through(client, clock, twilio, key):
     twilio.fail_next("/twilio", status=500, json={"code": 20500, "message": "Internal Server Error"})
     push(client, key, event())

@@ -10,6 +10,8 @@ worker that sends pages, in whatever thread it runs (so no SIGALRM). The sandbox
   call, attribute and item access, every arithmetic operator and between output chunks;
 - refuses, before computing it, any value past MAX_VALUE_CHARS characters or MAX_ITEMS items (`'x' * 10**9`,
   `~` concatenation, `join`, `replace`, `center`…) and any integer past MAX_INT_BITS bits (`**`, `*`);
+- refuses, before turning it into text, a list or dict whose text would pass MAX_VALUE_CHARS (`{{ items }}`,
+  `|string`, `|pprint`, `|tojson`, `'%s' % items`…): its parts may each be small while it repeats them;
 - replaces `range` by a budgeted one and drops `lipsum`, `urlize` and `xmlattr` where they make no sense;
 - escapes every `{{ value }}` for the slot's markup (see escaping.py); `|raw` inserts a value as it is.
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 import contextvars
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache, wraps
 from typing import Any
@@ -38,6 +40,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from channels_app.templating import filters
 from channels_app.templating.escaping import escape_for, escape_html, json_default, to_json
 from channels_app.templating.slots import MarkupKind
+from channels_app.templating.textsize import text_length
 
 MAX_SOURCE_CHARS = 20_000
 MAX_VALUE_CHARS = 100_000
@@ -105,6 +108,16 @@ def _check_size(value: Any) -> Any:
 def _need(chars: int) -> None:
     if chars > MAX_VALUE_CHARS:
         raise BudgetExceeded(f"a value of more than {MAX_VALUE_CHARS} characters was refused")
+
+
+def _need_text(*values: Any, indent: int = 0) -> None:
+    """Refuses `values` whose text together would pass MAX_VALUE_CHARS, before any of it is built."""
+    if len(values) == 1 and isinstance(values[0], str):
+        return  # its text is itself: nothing to build
+    total = 0
+    for value in values:
+        total += text_length(value, MAX_VALUE_CHARS - total, indent)
+        _need(total)
 
 
 def _width(width: Any) -> int:
@@ -198,6 +211,7 @@ STR_ATTRIBUTES = frozenset(
     }
 )
 NUMBER_ATTRIBUTES = frozenset({"real", "imag", "numerator", "denominator", "is_integer", "bit_length"})
+_MAPPING_KEY = re.compile(r"%\(([^)]*)\)")
 _FORMAT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
@@ -207,10 +221,14 @@ def _checked_str_method(obj: str, name: str, method: Callable) -> Callable:
         if name in ("center", "ljust", "rjust", "zfill") and args:
             _width(args[0])
         elif name == "join" and args:
-            items = [str(item) for item in budget_iter(args[0])]
+            items = list(budget_iter(args[0]))
+            _need_text(*items)
+            items = [str(item) for item in items]
             _need(sum(map(len, items)) + len(obj) * max(len(items) - 1, 0))
             args = (items, *args[1:])
         elif name == "replace" and len(args) >= 2:
+            _need_text(args[0])
+            _need_text(args[1])
             old, new = str(args[0]), str(args[1])
             count = obj.count(old) if old else len(obj) + 1
             _need(len(obj) + count * max(len(new) - len(old), 0))
@@ -219,11 +237,17 @@ def _checked_str_method(obj: str, name: str, method: Callable) -> Callable:
     return checked
 
 
-def _check_percent_format(spec: str) -> None:
+def _check_percent_format(spec: str, args: Any) -> None:
+    """Refuses `spec % args` when a width is too large or the values it formats are too long as text."""
     for match in _FORMAT_SPEC.finditer(spec):
         for number in match.groups():
             if number == "*" or (number and int(number) > MAX_WIDTH):
                 raise BudgetExceeded(f"a format width or precision over {MAX_WIDTH} was refused")
+    names = _MAPPING_KEY.findall(spec)
+    if names and isinstance(args, Mapping):
+        _need_text(*(args[name] for name in names if name in args))
+    else:
+        _need_text(*(args if isinstance(args, tuple) else (args,)))
 
 
 class BudgetedCodeGenerator(CodeGenerator):
@@ -265,6 +289,7 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
         self.globals.pop("lipsum", None)
         self.globals["range"] = BudgetRange
         self.filters = _filters_for(kind)
+        self.tests = {**self.tests, "lower": _text_test(self.tests["lower"]), "upper": _text_test(self.tests["upper"])}
 
     def as_markup(self, value: Any) -> markupsafe.Markup:
         """`value` escaped for the slot's markup; a value already marked up (`__html__`) passes as it is."""
@@ -274,6 +299,7 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
 
     def budget_concat(self, *parts: Any) -> str:
         tick()
+        _need_text(*parts)
         texts = [part if isinstance(part, str) else str(part) for part in parts]
         _need(sum(map(len, texts)))
         if any(hasattr(part, "__html__") for part in texts):
@@ -307,12 +333,16 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         tick()
+        if not isinstance(argument, (str, int, slice)):
+            _need_text(argument)  # a missing key is named in the error, as text
         if isinstance(obj, str) and isinstance(argument, str):
             return self.getattr(obj, argument)
         return super().getitem(obj, argument)
 
     def call(__self, __context, __obj, *args, **kwargs):  # the sandbox's own signature
         tick()
+        if isinstance(getattr(__obj, "__self__", None), (list, tuple, dict)):
+            _need_text(*args, *kwargs.values())  # `items.index(x)` names a missing x in its error, as text
         return _check_size(super().call(__context, __obj, *args, **kwargs))
 
     def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
@@ -328,7 +358,7 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
             if both_lists and len(left) + len(right) > MAX_ITEMS:
                 raise BudgetExceeded(f"a list of more than {MAX_ITEMS} items was refused")
         elif operator == "%" and isinstance(left, str):
-            _check_percent_format(left)
+            _check_percent_format(left, right)
             if isinstance(left, markupsafe.Markup) and self.kind != MarkupKind.HTML:
                 args = right if isinstance(right, tuple) else (right,)
                 return _as_is(str(left) % tuple(self.as_markup(arg) for arg in args))
@@ -359,20 +389,37 @@ def _finalizer(kind: MarkupKind) -> Callable:
             return value
         if value is None or isinstance(value, Undefined):
             return _as_is("null" if kind == MarkupKind.JSON else "" if value is None else str(value))
+        _need_text(value)
         return _as_is(escape_for(kind, value))
 
     return finalize
 
 
-def _guarded(function: Callable) -> Callable:
-    """A filter that checks the deadline before it runs and the size of what it returns."""
+def _guarded(function: Callable, *, textual: bool = True) -> Callable:
+    """A filter that checks the deadline before it runs and the size of what it returns; a `textual` one also
+    refuses a list or dict it would turn into too long a text, before it does."""
+    # A filter marked pass_context (or pass_environment…) gets the context first: it is no value of the template.
+    skip = 1 if getattr(function, "jinja_pass_arg", None) else 0
 
     @wraps(function)
     def guarded(*args, **kwargs):
         tick()
+        if textual:
+            _need_text(*(arg for arg in (*args[skip:], *kwargs.values()) if not isinstance(arg, str)))
         return _check_size(function(*args, **kwargs))
 
     return guarded
+
+
+def _text_test(test: Callable) -> Callable:
+    """A test that reads its value as text (`is lower`), refusing a list or dict too long as text first."""
+
+    @wraps(test)
+    def checked(value):
+        _need_text(value)
+        return test(value)
+
+    return checked
 
 
 # Filters whose output is at most a small multiple of their input, kept as Jinja2 has them.
@@ -381,6 +428,15 @@ _SAFE_BUILTINS = (
     *("groupby", "int", "items", "last", "length", "list", "lower", "map", "max", "min", "pprint", "random"),
     *("reject", "rejectattr", "reverse", "round", "select", "selectattr", "sort", "string", "striptags", "title"),
     *("trim", "truncate", "unique", "upper", "urlencode", "wordcount"),
+)
+# Filters that never turn a list or dict they are given into text (join and sum check their items themselves).
+_NOT_TEXTUAL = frozenset(
+    {
+        *("abs", "attr", "batch", "count", "d", "default", "dictsort", "first", "float", "filesizeformat"),
+        *("groupby", "int", "items", "join", "last", "length", "list", "map", "max", "min", "random", "reject"),
+        *("rejectattr", "reverse", "round", "select", "selectattr", "slice", "sort", "sum", "timestamp"),
+        *("timestamp_ms", "unique"),
+    }
 )
 
 
@@ -413,7 +469,7 @@ def _filters_for(kind: MarkupKind) -> dict[str, Callable]:
     )
     if kind == MarkupKind.HTML:
         table.update(urlize=BUILTIN_FILTERS["urlize"], xmlattr=BUILTIN_FILTERS["xmlattr"])
-    return {name: _guarded(function) for name, function in table.items()}
+    return {name: _guarded(function, textual=name not in _NOT_TEXTUAL) for name, function in table.items()}
 
 
 def _escape_for(kind: MarkupKind) -> Callable:
@@ -441,7 +497,7 @@ def _wordwrap(env, value, width=79, break_long_words=True, wrapstring=None, brea
 
 
 def _format(value, *args, **kwargs):
-    _check_percent_format(str(value))
+    _check_percent_format(str(value), kwargs or args)
     return BUILTIN_FILTERS["format"](value, *args, **kwargs)
 
 
@@ -472,6 +528,8 @@ def _join_for(kind: MarkupKind) -> Callable:
         items = list(budget_iter(value))
         if attribute is not None:
             items = [item.get(attribute) if isinstance(item, dict) else getattr(item, attribute, "") for item in items]
+        _need_text(*items)
+        _need_text(d)
         texts = [item if isinstance(item, str) else str(item) for item in items]
         separator = d if isinstance(d, str) else str(d)
         _need(sum(map(len, texts)) + len(separator) * max(len(texts) - 1, 0))
@@ -494,6 +552,9 @@ def _sum(iterable, attribute=None, start=0):
 
 def _tojson_for(kind: MarkupKind) -> Callable:
     def tojson(value, indent=None):
+        if indent is not None:
+            width = _width(len(indent) if isinstance(indent, str) else indent)
+            _need_text(value, indent=max(width, 0))
         text = to_json(value, indent=indent)
         if kind == MarkupKind.HTML:
             # Safe inside a <script> or an HTML attribute, as Jinja2's own tojson is.

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+import tracemalloc
 
 import pytest
 from jinja2.sandbox import unsafe
 
 from channels_app.templating import TemplateFailure, render_body, render_slot, sample_context, slot
-from channels_app.templating.sandbox import RENDER_SECONDS
+from channels_app.templating.sandbox import MAX_VALUE_CHARS, RENDER_SECONDS
+from channels_app.templating.textsize import text_length
 
 CONTEXT = sample_context("triggered")
 # Generous against a loaded CI machine, and still far below "hangs the worker".
@@ -208,3 +210,99 @@ def test_the_platform_filters():
         '{"host": "db-1", "service": "billing", "region": "eu-west-1"}'
     )
     assert "unknown time zone" in failure("{{ incident.start_time|date('%H', 'Mars/Olympus') }}").message
+
+
+# 500 references to one 100 000-character string (MANY in each source): every part is within the limits, its
+# text is 50 million characters (with 100 000 references it would be 10^10, past any worker's memory).
+MANY = "['x' * 100000] * 500"
+MANY_STRINGS = ", ".join(["s"] * 100)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ MANY }}",
+        "{{ (MANY)|string }}",
+        "{{ (MANY)|pprint }}",
+        "{{ (MANY)|tojson }}",
+        "{{ (MANY)|tojson(2) }}",
+        "{{ '%s' % (MANY) }}",
+        "{{ '%s'|format(MANY) }}",
+        "{{ '%(a)s' % {'a': MANY} }}",
+        "{{ {'a': MANY} }}",
+        "{{ {'a': MANY}.values() }}",
+        "{% set ns = namespace(a=MANY) %}{{ ns }}",
+        "{{ (MANY)|safe }}",
+        "{{ (MANY)|upper }}",
+        "{{ (MANY) ~ '' }}",
+        "{{ [MANY]|join }}",
+        "{{ ''.join([MANY]) }}",
+        "{{ 'x'.replace('x', MANY) }}",
+        "{{ (MANY) is lower }}",
+        "{{ [1].index(MANY) }}",  # the error names the missing value
+        "{{ incident[('x' * 100000,) * 500] }}",  # so does the one for a missing key
+        # many references to one string, formatted one by one
+        "{% set s = 'x' * 100000 %}{{ ('%s' * 100) % (MANY_STRINGS) }}",
+    ],
+)
+def test_a_list_too_long_as_text_is_refused_before_its_text_is_built(source):
+    source = source.replace("MANY_STRINGS", MANY_STRINGS).replace("MANY", MANY)
+    tracemalloc.start()
+    try:
+        error = failure(source)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "BudgetExceeded" in error.message and f"more than {MAX_VALUE_CHARS} characters" in error.message
+    assert peak < 20 * MAX_VALUE_CHARS, f"{peak // 2**20} MB"
+
+
+def test_lists_and_dicts_print_as_they_did():
+    assert render("{{ [1, 'a', none] }}") == "[1, 'a', None]"
+    assert render("{{ incident.labels|string }}") == "{'host': 'db-1', 'service': 'billing', 'region': 'eu-west-1'}"
+    assert render("{{ {'a': [1, 2]}|pprint }}") == "{'a': [1, 2]}"
+    assert render("{{ ['a', 1]|tojson }}", "webhook") == '["a", 1]'
+    assert render("{{ {'a': [1]}|tojson(2) }}") == '{\n  "a": [\n    1\n  ]\n}'
+    assert render("{{ 'labels: %s' % incident.labels.values()|list }}") == "labels: ['db-1', 'billing', 'eu-west-1']"
+    assert render("{{ '%(host)s' % incident.labels }} {{ '%s-%s'|format('a', [1]) }}") == "db-1 a-[1]"
+    assert (
+        render("{{ ['ab', 'c']|join('/') }} {{ [1, 2] ~ '!' }} {{ incident.labels.host is lower }}")
+        == "ab/c [1, 2]! True"
+    )
+    # A text just within the limit, and a long description formatted with a precision, still render.
+    assert len(render("{{ ['x' * 99990] }}", "webhook")) == 99994
+    assert render("{{ '%.3s' % long }}", context={**CONTEXT, "long": "y" * 200_000}) == "yyy"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [],
+        {},
+        (1,),
+        ["a", "", 1, None, 2.5, True],
+        {"a": [1, {"b": ("c", "d")}], "e": {"f": ""}},
+        {"x" * 10: ["y" * 20] * 3},
+        {1: "one", 2: ["two"]},
+        {"a": 1}.items(),
+        {"a": 1}.keys(),
+        frozenset({"a", "b"}),
+    ],
+)
+def test_the_text_length_of_a_value_is_never_over_counted(value):
+    # Over-counting would refuse a value that fits; `text_length` must stay at or below every real text of it.
+    import json
+    import pprint
+
+    texts = [str(value), repr(value), pprint.pformat(value)]
+    if not isinstance(value, (frozenset, type({}.items()), type({}.keys()))):
+        texts += [json.dumps(value, default=str), json.dumps(value, default=str, indent=3)]
+        assert text_length(value, 10**6, indent=3) <= len(texts[-1])
+    assert text_length(value, 10**6) <= min(map(len, texts))
+
+
+def test_counting_a_text_stops_soon_after_the_limit():
+    nested = [["x" * 100_000] * 100_000] * 100_000  # 10^15 characters as text
+    started = time.monotonic()
+    assert 100 < text_length(nested, 100) < 10**6
+    assert time.monotonic() - started < 0.5

@@ -298,8 +298,32 @@ class BotAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/channels_app/bot/test_answers.html", context)
 
 
+class MappingEntryFormSet(forms.BaseInlineFormSet):
+    """The entries typed on a table's page, checked together: the database refuses an email twice in one table
+    whatever its case, and rows added in one save are not in the database yet for the model's checks to see."""
+
+    def clean(self) -> None:
+        super().clean()
+        seen: dict[str, str] = {}
+        for form in self.forms:
+            if not form.cleaned_data or self._should_delete_form(form):
+                continue
+            email = form.cleaned_data.get("email")
+            if not email:
+                continue
+            if email.lower() in seen and not form.errors:
+                form.add_error(
+                    "email",
+                    _("%(email)s is already listed as %(other)s; each person can be in a table once.")
+                    % {"email": email, "other": seen[email.lower()]},
+                )
+                continue
+            seen.setdefault(email.lower(), email)
+
+
 class MappingEntryInline(admin.TabularInline):
     model = MappingEntry
+    formset = MappingEntryFormSet
     extra = 1
     fields = ("email", "im_id")
 

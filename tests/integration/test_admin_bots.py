@@ -244,6 +244,33 @@ def test_entries_typed_in_the_admin_are_checked_for_the_platform(staff_client):
     assert MappingEntry.objects.get().im_id == "U0ANN0001"
 
 
+def entry_rows(*rows: tuple[str, str]) -> dict:
+    data = {
+        "entries-TOTAL_FORMS": len(rows),
+        "entries-INITIAL_FORMS": 0,
+        "entries-MIN_NUM_FORMS": 0,
+        "entries-MAX_NUM_FORMS": 1000,
+    }
+    for n, (email, im_id) in enumerate(rows):
+        data[f"entries-{n}-email"] = email
+        data[f"entries-{n}-im_id"] = im_id
+    return data
+
+
+def test_one_address_typed_twice_in_different_case_is_refused_on_its_row(staff_client):
+    table = make_mapping_table("slack", {})
+    change = reverse("admin:channels_app_mappingtable_change", args=[table.pk])
+    twice = entry_rows(("Ann@example.com", "U0ANN0001"), ("ann@example.com", "U0ANN0002"))
+    response = staff_client.post(change, {"name": table.name, "description": "", **twice})
+    assert response.status_code == 200
+    assert "ann@example.com is already listed as Ann@example.com" in response.content.decode()
+    assert not MappingEntry.objects.exists()
+
+    once = entry_rows(("Ann@example.com", "U0ANN0001"), ("ben@example.com", "U0BEN0002"))
+    assert staff_client.post(change, {"name": table.name, "description": "", **once}).status_code == 302
+    assert sorted(table.entries.values_list("email", flat=True)) == ["Ann@example.com", "ben@example.com"]
+
+
 # -- levels -----------------------------------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from channels_app import registry
 from channels_app.bots.filters import BOT_EVENT_LABELS, BOT_EVENTS, SEVERITIES
-from channels_app.bots.mapping import PLATFORMS, CsvErrors
+from channels_app.bots.mapping import PLATFORMS, CsvErrors, im_id_check
 from channels_app.bots.services import bot_test_send, masked_url
 from channels_app.bots.tables import mapping_table_export, mapping_table_import
 from channels_app.models import Bot, MappingEntry, MappingTable
@@ -300,14 +300,25 @@ class BotAdmin(admin.ModelAdmin):
 
 class MappingEntryFormSet(forms.BaseInlineFormSet):
     """The entries typed on a table's page, checked together: the database refuses an email twice in one table
-    whatever its case, and rows added in one save are not in the database yet for the model's checks to see."""
+    whatever its case, and rows added in one save are not in the database yet for the model's checks to see.
+
+    On the add page the table has no id yet, so MappingEntry.clean cannot reach its platform; the admin has
+    already copied the parent form's cleaned values onto `self.instance` when the inlines are validated, so the
+    ids are checked here against that platform.
+    """
 
     def clean(self) -> None:
         super().clean()
+        platform = self.instance.platform if self.instance.platform in PLATFORMS else None
         seen: dict[str, str] = {}
         for form in self.forms:
             if not form.cleaned_data or self._should_delete_form(form):
                 continue
+            im_id = form.cleaned_data.get("im_id")
+            if platform and im_id:
+                problem = im_id_check(platform, im_id.strip())
+                if problem:
+                    form.add_error("im_id", problem)
             email = form.cleaned_data.get("email")
             if not email:
                 continue

@@ -257,6 +257,18 @@ def entry_rows(*rows: tuple[str, str]) -> dict:
     return data
 
 
+def test_entries_typed_with_a_new_table_are_checked_for_its_platform(staff_client):
+    add = reverse("admin:channels_app_mappingtable_add")
+    table = {"name": "Slack people", "platform": "slack", "description": ""}
+    response = staff_client.post(add, {**table, **entry_rows(("ann@example.com", "ann"))})
+    assert response.status_code == 200
+    assert "is not a Slack member id" in response.content.decode()
+    assert not MappingEntry.objects.exists()
+
+    assert staff_client.post(add, {**table, **entry_rows(("ann@example.com", "U0ANN0001"))}).status_code == 302
+    assert MappingEntry.objects.get().im_id == "U0ANN0001"
+
+
 def test_one_address_typed_twice_in_different_case_is_refused_on_its_row(staff_client):
     table = make_mapping_table("slack", {})
     change = reverse("admin:channels_app_mappingtable_change", args=[table.pk])

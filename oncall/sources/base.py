@@ -24,7 +24,19 @@ IMAGE_HREF_MAX = 256
 
 # Prometheus label names, plus "." "-" and "/" so keys such as app.kubernetes.io/name pass.
 LABEL_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]*$")
-_VARIABLE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.\-/]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+_VARIABLE_RE = re.compile(r"\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_.\-/]*)\}|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)")
+# The Go-template actions a `[TPL]` rule may use, read with a regex so a title rule can never run code:
+# {{.Labels.x}}, {{index .Labels "a.b"}} (or a `raw` string) and {{.Field}}, with optional spaces and the
+# "{{- " / " -}}" markers that trim the whitespace of the text beside them. Every match starts at "{{" or "$":
+# a pattern that looked back over whitespace would take quadratic time on a long run of spaces.
+_GO_ACTION = (
+    r"\{\{(?P<ltrim>-\s)?\s*"
+    r"(?:\.Labels\.(?P<label>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|index\s+\.Labels\s+(?:\"(?P<quoted>[^\"\\]*)\"|`(?P<raw>[^`]*)`)"
+    r"|\.(?P<field>[A-Za-z_][A-Za-z0-9_]*))"
+    r"\s*(?P<rtrim>\s-)?\}\}"
+)
+_TEMPLATE_RE = re.compile(rf"{_GO_ACTION}|{_VARIABLE_RE.pattern}")
 TEMPLATE_PREFIX = "[TPL]"
 
 
@@ -121,23 +133,43 @@ def generated_alert_key(title_rule: str, labels: Mapping[str, str]) -> str:
     return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
 
 
-def render_title(title_rule: str, labels: Mapping[str, str]) -> str:
-    """Fill `${label}` / `$label` references of a title rule with label values.
+def render_title(title_rule: str, labels: Mapping[str, str], fields: Mapping[str, str] | None = None) -> str:
+    """Fill the references of a title rule with the event's labels (and, in a template, its fields).
 
-    A rule starting with `[TPL]` is a template: every reference is replaced and a missing label reads
-    `<no value>`. Without the prefix only references to labels that exist are replaced, so a plain title such
-    as "Cost over $5" stays as written.
+    Without the `[TPL]` prefix only `${label}` / `$label` references to labels that exist are replaced, so a plain
+    title such as "Cost over $5" stays as written. A rule starting with `[TPL]` is a template (reference/product.md
+    §8): every `${label}` / `$label` is replaced and a missing label reads `<no value>`; Go-template actions
+    `{{.Labels.x}}`, `{{index .Labels "a.b"}}` and `{{.Field}}` read the label or the event's field from `fields`
+    (Flashduty's AlertEvent names: EventStatus, EventSeverity, AlertKey…), and anything missing reads "". Other
+    actions (pipes, `if`, functions) are left as written.
     """
-    is_template = title_rule.startswith(TEMPLATE_PREFIX)
-    rule = title_rule[len(TEMPLATE_PREFIX) :].lstrip() if is_template else title_rule
+    if not title_rule.startswith(TEMPLATE_PREFIX):
 
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        if name in labels:
-            return labels[name]
-        return "<no value>" if is_template else match.group(0)
+        def keep_unknown(match: re.Match[str]) -> str:
+            return labels.get(match.group("braced") or match.group("bare"), match.group(0))
 
-    return _VARIABLE_RE.sub(replace, rule)
+        return _VARIABLE_RE.sub(keep_unknown, title_rule)
+
+    fields = fields or {}
+
+    def fill(match: re.Match[str]) -> str:
+        for group in ("label", "quoted", "raw"):
+            if match.group(group) is not None:
+                return labels.get(match.group(group), "")
+        if match.group("field") is not None:
+            return fields.get(match.group("field"), "")
+        return labels.get(match.group("braced") or match.group("bare"), "<no value>")
+
+    rule = title_rule[len(TEMPLATE_PREFIX) :].lstrip()
+    parts: list[str] = []
+    position, trim_next = 0, False
+    for match in _TEMPLATE_RE.finditer(rule):
+        text = rule[position : match.start()]
+        text = text.lstrip() if trim_next else text
+        parts += [text.rstrip() if match.group("ltrim") else text, fill(match)]
+        position, trim_next = match.end(), bool(match.group("rtrim"))
+    tail = rule[position:]
+    return "".join([*parts, tail.lstrip() if trim_next else tail])
 
 
 def require_string(payload: Mapping, key: str, *, path: str | None = None, required: bool = True) -> str | None:

@@ -53,18 +53,29 @@ def parse(payload: object, *, now: datetime) -> list[NormalizedEvent]:
     elif status == EventStatus.OK:
         raise SourceError("alert_key", "is required when event_status is Ok")
 
-    description = require_string(payload, "description", required=False) or ""
+    description = truncate(require_string(payload, "description", required=False) or "", DESCRIPTION_MAX)
     labels = clean_labels(payload.get("labels"))
     images = clean_images(payload.get("images"))
+    key = alert_key or generated_alert_key(title_rule, labels)
+    # What a `[TPL]` rule's {{.Field}} reads, by Flashduty's AlertEvent names. An Ok event has no severity of its
+    # own; the title is what is being made and the integration is not known to the adapter, so Title,
+    # IntegrationType and IntegrationName read "".
+    fields = {
+        "EventStatus": status,
+        "EventSeverity": "" if status == EventStatus.OK else status,
+        "AlertKey": key,
+        "Description": description,
+        "TitleRule": title_rule,
+    }
 
     return [
         NormalizedEvent(
             status=status,
-            alert_key=alert_key or generated_alert_key(title_rule, labels),
+            alert_key=key,
             alert_key_generated=alert_key is None,
-            title=truncate(render_title(title_rule, labels), TITLE_MAX),
+            title=truncate(render_title(title_rule, labels, fields), TITLE_MAX),
             title_rule=truncate(title_rule, TITLE_MAX),
-            description=truncate(description, DESCRIPTION_MAX),
+            description=description,
             labels=labels,
             images=images,
             event_time=now,

@@ -224,6 +224,14 @@ def test_images_are_stored_on_the_alert(client, integration):
     assert Alert.objects.get().images == images
 
 
+def test_a_go_template_title_rule_pages_with_the_filled_in_title(client, integration):
+    _, key = integration
+    rule = "[TPL]{{.Labels.host}} is down ({{.EventSeverity}}){{.Labels.missing}}"
+    push(client, key, event(title_rule=rule, labels={"host": "db-1"}))
+    assert Alert.objects.get().title == "db-1 is down (Critical)"
+    assert Incident.objects.get().title == "db-1 is down (Critical)"
+
+
 def test_a_database_outage_is_a_retryable_503_not_a_refusal(client, integration, monkeypatch):
     def unavailable(*args, **kwargs):
         raise OperationalError("could not connect to server: Connection refused")

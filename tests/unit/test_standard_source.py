@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,10 +78,46 @@ def test_non_ascii_text_is_kept_intact():
         ("$resource::$check", {"resource": "db", "check": "ping"}, "db::ping"),
         ("Cost over $5 on $host", {"host": "x"}, "Cost over $5 on x"),
         ("Plain $missing stays", {}, "Plain $missing stays"),
+        ("[TPL]{{.Labels.host}} down", {"host": "a"}, "a down"),
+        ("[TPL]{{ .Labels.host }} down{{.Labels.missing}}", {"host": "a"}, "a down"),
+        (
+            '[TPL]{{index .Labels "app.kubernetes.io/name"}} on {{.Labels.host}}',
+            {"app.kubernetes.io/name": "pg", "host": "a"},
+            "pg on a",
+        ),
+        ('[TPL]{{index .Labels `a.b`}}|{{index .Labels "gone"}}|', {"a.b": "x"}, "x||"),
+        (
+            "[TPL]${host}: {{.Labels.host}}",
+            {"host": "$x {{.Labels.y}}", "x": "no", "y": "no"},
+            "$x {{.Labels.y}}: $x {{.Labels.y}}",
+        ),
+        ("[TPL]up  {{- .Labels.host -}}  now", {"host": "a"}, "upanow"),
+        ("[TPL]{{.Labels.host | upper}}", {"host": "a"}, "{{.Labels.host | upper}}"),
+        ("{{.Labels.host}} is not a template", {"host": "a"}, "{{.Labels.host}} is not a template"),
     ],
 )
 def test_title_rule_references(rule, labels, expected):
     assert render_title(rule, labels) == expected
+
+
+def test_a_template_title_rule_with_a_long_run_of_spaces_is_rendered_at_once():
+    # Title rules come from any pusher and may be half a megabyte; the reading must stay linear.
+    rule = "[TPL]{{.Labels.host}}" + " " * 200_000 + "{{- .Labels.host -}}" + " " * 200_000 + "x"
+    started = time.perf_counter()
+    assert render_title(rule, {"host": "a"}) == "aax"
+    assert time.perf_counter() - started < 1
+
+
+def test_template_title_reads_the_events_fields_by_flashduty_names_and_missing_ones_as_empty():
+    rule = "[TPL]{{.EventSeverity}}/{{.EventStatus}} {{.AlertKey}}: {{.Description}}{{.IntegrationName}}{{.Nope}}"
+    event = parse_one(valid(title_rule=rule, event_status="Warning", description="disk at 91%"))
+    assert event.title == "Warning/Warning disk-1: disk at 91%"
+    assert event.title_rule == rule
+
+    generated = parse_one(valid(title_rule="[TPL]key {{.AlertKey}}", alert_key=None))
+    assert generated.title == f"key {generated.alert_key}"
+    recovery = parse_one(valid(title_rule="[TPL]{{.EventStatus}}:{{.EventSeverity}}", event_status="Ok"))
+    assert recovery.title == "Ok:"  # a recovery has no severity of its own
 
 
 def test_missing_alert_key_is_generated_stably_from_title_rule_and_labels():

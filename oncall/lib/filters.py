@@ -4,6 +4,8 @@ A filter is an OR of AND-groups of conditions: `[[cond, cond], [cond]]` matches 
 one group matches; an empty filter matches everything. A condition is `{"key", "op", "values"}`:
 
 - `key`: `severity`, `title`, `description`, `integration` (its id or its name), or `labels.<name>`.
+  An exact `severity` value must be one of `Critical`, `Warning`, `Info` (case included): any other text could never
+  match, and a rule that silently never applies pages nobody.
 - `op`: `IN` (at least one value matches) or `NOTIN` (no value matches).
 - each value, by its form:
   - `/regex/` — a regular expression searched in the text, run by RE2, which has no catastrophic backtracking
@@ -30,6 +32,9 @@ import re2
 
 OPS = ("IN", "NOTIN")
 BASE_KEYS = ("severity", "title", "description", "integration")
+# What a subject's severity can be: an incident's, or a trigger event's (recoveries are not routed). Kept equal to
+# oncall.models.Severity by a test; this module stays free of models.
+SEVERITIES = ("Critical", "Warning", "Info")
 LABEL_PREFIX = "labels."
 MAX_GROUPS = 20
 MAX_CONDITIONS = 20
@@ -248,10 +253,21 @@ def _parse_condition(item: object, path: str) -> Condition:
         if len(value) > MAX_VALUE_LENGTH:
             raise FilterError(where, f"a value is at most {MAX_VALUE_LENGTH} characters")
         try:
-            _cached_matcher(value)
+            matcher = _cached_matcher(value)
         except FilterError as exc:
             raise FilterError(where, exc.message) from None
+        if key == "severity":
+            _check_severity_value(matcher, where)
     return Condition(key=key, op=op, values=tuple(values))
+
+
+def _check_severity_value(matcher: _Matcher, where: str) -> None:
+    # Patterns (/regex/, wildcards) are the author's explicit choice and may well match; an exact text, an address
+    # range or a number can only match if it is a severity, so anything else is a typo that would never apply.
+    if matcher.kind in ("regex", "wildcard") or matcher.raw in SEVERITIES:
+        return
+    allowed = ", ".join(SEVERITIES)
+    raise FilterError(where, f"{matcher.raw!r} is not a severity; use one of {allowed} (exactly so written)")
 
 
 def matches(filters: Filters, subject: Subject) -> bool:

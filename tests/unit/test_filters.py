@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from oncall.lib.filters import FilterError, Subject, matches, parse_filters
+from oncall.lib.filters import SEVERITIES, FilterError, Subject, matches, parse_filters
+from oncall.models import Severity
 
 SUBJECT = Subject(
     severity="Critical",
@@ -28,7 +29,9 @@ def cond(key: str, *values: str, op: str = "IN") -> list:
         ([], True),
         (cond("severity", "Critical"), True),
         (cond("severity", "Warning", "Info"), False),
-        (cond("severity", "critical"), False),  # exact text is case-sensitive
+        (cond("severity", "/^(Critical|Warning)$/"), True),  # patterns over severities are the author's call
+        (cond("severity", "Crit*"), True),
+        (cond("severity", "/^critical$/"), False),
         (cond("severity", "Critical", op="NOTIN"), False),
         (cond("severity", "Info", op="NOTIN"), True),
         (cond("title", "Disk full on db-12"), True),
@@ -81,6 +84,10 @@ def test_flashduty_spellings_oper_and_vals_are_accepted():
     assert matches(filters, SUBJECT)
 
 
+def test_the_severities_filters_accept_are_the_platforms():
+    assert list(SEVERITIES) == list(Severity.values)
+
+
 def test_catastrophic_patterns_finish_at_once():
     subject = Subject(labels={"a": "a" * 5000})
     for value in ("/(a+)+$b/", "/(a|a)*c/", "*a*a*a*a*a*a*b"):
@@ -106,6 +113,10 @@ def test_catastrophic_patterns_finish_at_once():
         (cond("labels.cpu", "num:gte:5"), "[0][0].values[0]", "num:gt:90"),
         (cond("labels.cpu", "num:gt:five"), "[0][0].values[0]", "not a number"),
         (cond("labels.cpu", "num:gt:inf"), "[0][0].values[0]", "finite"),
+        # A severity that is not one would never match: the rule would silently never apply.
+        (cond("severity", "critical"), "[0][0].values[0]", "'critical' is not a severity; use one of Critical"),
+        (cond("severity", "Info", "Ok", op="NOTIN"), "[0][0].values[1]", "'Ok' is not a severity"),
+        (cond("severity", "num:gt:1"), "[0][0].values[0]", "is not a severity"),
     ],
 )
 def test_invalid_filters_are_refused_with_where_and_why(filters, path, reason):

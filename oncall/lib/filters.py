@@ -4,8 +4,9 @@ A filter is an OR of AND-groups of conditions: `[[cond, cond], [cond]]` matches 
 one group matches; an empty filter matches everything. A condition is `{"key", "op", "values"}`:
 
 - `key`: `severity`, `title`, `description`, `integration` (its id or its name), or `labels.<name>`.
-  An exact `severity` value must be one of `Critical`, `Warning`, `Info` (case included): any other text could never
-  match, and a rule that silently never applies pages nobody.
+  Flashduty's names are read as ours: `alert_severity` and `incident_severity` as `severity`, `data_source_id` as
+  `integration`. An exact `severity` value must be one of `Critical`, `Warning`, `Info` (case included): any other
+  text could never match, and a rule that silently never applies pages nobody.
 - `op`: `IN` (at least one value matches) or `NOTIN` (no value matches).
 - each value, by its form:
   - `/regex/` — a regular expression searched in the text, run by RE2, which has no catastrophic backtracking
@@ -32,6 +33,8 @@ import re2
 
 OPS = ("IN", "NOTIN")
 BASE_KEYS = ("severity", "title", "description", "integration")
+# Flashduty's filter keys, read as ours so that a filter copied from Flashduty keeps its meaning.
+KEY_ALIASES = {"alert_severity": "severity", "incident_severity": "severity", "data_source_id": "integration"}
 # What a subject's severity can be: an incident's, or a trigger event's (recoveries are not routed). Kept equal to
 # oncall.models.Severity by a test; this module stays free of models.
 SEVERITIES = ("Critical", "Warning", "Info")
@@ -238,6 +241,7 @@ def _parse_condition(item: object, path: str) -> Condition:
     if not isinstance(item, dict):
         raise FilterError(path, 'a condition is {"key": …, "op": "IN" or "NOTIN", "values": […]}')
     key, op, values = item.get("key"), item.get("op", item.get("oper")), item.get("values", item.get("vals"))
+    key = KEY_ALIASES.get(key, key) if isinstance(key, str) else key
     if not isinstance(key, str) or not (key in BASE_KEYS or (key.startswith(LABEL_PREFIX) and len(key) > 7)):
         raise FilterError(f"{path}.key", f"{key!r} is not a key; use {', '.join(BASE_KEYS)} or labels.<name>")
     if op not in OPS:

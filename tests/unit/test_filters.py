@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from oncall.lib.filters import SEVERITIES, FilterError, Subject, matches, parse_filters
+from oncall.lib.filters import SEVERITIES, FilterError, Subject, filters_to_json, matches, parse_filters
 from oncall.models import Severity
 
 SUBJECT = Subject(
@@ -82,6 +82,23 @@ def test_conditions_of_a_group_must_all_match_and_any_group_will_do():
 def test_flashduty_spellings_oper_and_vals_are_accepted():
     filters = parse_filters([[{"key": "severity", "oper": "IN", "vals": ["Critical"]}]])
     assert matches(filters, SUBJECT)
+
+
+@pytest.mark.parametrize("key", ["alert_severity", "incident_severity"])
+def test_flashduty_legacy_severity_keys_filter_on_severity(key):
+    filters = parse_filters([[{"key": key, "oper": "IN", "vals": ["Critical"]}]])
+    assert filters_to_json(filters) == cond("severity", "Critical")
+    assert matches(filters, SUBJECT)
+    assert not matches(filters, Subject(severity="Info"))
+    with pytest.raises(FilterError, match="'critical' is not a severity"):
+        parse_filters([[{"key": key, "oper": "IN", "vals": ["critical"]}]])
+
+
+def test_flashduty_data_source_id_filters_on_the_integration():
+    filters = parse_filters([[{"key": "data_source_id", "oper": "IN", "vals": ["7"]}]])
+    assert filters_to_json(filters) == cond("integration", "7")
+    assert matches(filters, SUBJECT)
+    assert not matches(filters, Subject(integration_id=8, integration_name="Grafana"))
 
 
 def test_the_severities_filters_accept_are_the_platforms():

@@ -51,6 +51,17 @@ class EscalationLevelForm(forms.ModelForm):
                 f"{target.schedule_id}:{target.role}" for target in self.instance.schedule_targets.all()
             ]
 
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        targets = ("people", "teams", "schedule_targets", "emails", "bots")
+        # A level that reaches nobody still takes the incident: it is assigned, and no one is ever told.
+        if not any(cleaned.get(name) for name in targets) and not any(name in self.errors for name in targets):
+            raise forms.ValidationError(
+                _("This level reaches nobody: choose people, teams, schedules, email addresses or bots."),
+                code="no_targets",
+            )
+        return cleaned
+
     def _save_m2m(self) -> None:
         super()._save_m2m()
         wanted = set()

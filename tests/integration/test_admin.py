@@ -15,7 +15,16 @@ from django.urls import reverse
 from escalation.models import EscalationRule
 from oncall.models import Integration
 from oncall.services.tokens import api_token_authenticate, api_token_create
-from tests.factories import make_bot, make_channel, make_integration, make_rule, make_user, push
+from tests.factories import (
+    make_bot,
+    make_channel,
+    make_integration,
+    make_rule,
+    make_schedule,
+    make_team,
+    make_user,
+    push,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -155,6 +164,46 @@ def test_an_escalation_rule_is_edited_with_its_levels_and_methods(staff_client):
     page = staff_client.post(reverse("admin:escalation_escalationrule_add"), lower).content.decode()
     assert "&#x27;critical&#x27; is not a severity; use one of Critical, Warning, Info" in page
     assert not EscalationRule.objects.filter(name="Lower").exists()
+
+
+@pytest.mark.parametrize("target", ["people", "teams", "schedule_targets", "emails", "bots"])
+def test_a_level_that_reaches_nobody_is_refused_and_any_one_target_will_do(staff_client, target):
+    channel = make_channel("Production")
+    data = {
+        "channel": channel.pk,
+        "name": "Night",
+        "priority": 10,
+        "enabled": "on",
+        "description": "",
+        "delay_seconds": 0,
+        "time_windows": "[]",
+        "filters": "[]",
+        "levels-TOTAL_FORMS": 1,
+        "levels-INITIAL_FORMS": 0,
+        "levels-MIN_NUM_FORMS": 1,
+        "levels-MAX_NUM_FORMS": 1000,
+        "levels-0-position": 0,
+        "levels-0-critical_methods": ["email"],
+        "levels-0-escalate_after_minutes": 30,
+        "levels-0-emails": "[]",
+        "levels-0-repeat_times": 0,
+        "levels-0-repeat_every_minutes": 10,
+    }
+    url = reverse("admin:escalation_escalationrule_add")
+    page = staff_client.post(url, data).content.decode()
+    assert "This level reaches nobody" in page
+    assert not EscalationRule.objects.exists()
+
+    value = {
+        "people": lambda: [make_user("alice").pk],
+        "teams": lambda: [make_team("DBA").pk],
+        "schedule_targets": lambda: [f"{make_schedule('Payments').pk}:"],
+        "emails": lambda: '["dba@example.com"]',
+        "bots": lambda: [make_bot("slack", "http://127.0.0.1:9/hook").pk],
+    }[target]()
+    response = staff_client.post(url, {**data, f"levels-0-{target}": value})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert EscalationRule.objects.get().levels.count() == 1
 
 
 def test_an_unknown_notification_method_is_refused_with_the_reason(staff_client):

@@ -8,18 +8,26 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from oncall.lib import routing, secrets
-from oncall.lib.filters import FilterError, parse_filters
+from oncall.lib.filters import LABEL_PREFIX, FilterError, parse_filters
 from oncall.models.people import Team, validate_time_zone
 
 GROUP_KEYS_MAX = 5
 
 
+def group_key_normalise(key: str) -> str:
+    """The label a grouping key names: " service " and "labels.service" (as filters write it) both name service."""
+    return key.strip().removeprefix(LABEL_PREFIX).strip()
+
+
 def validate_group_keys(value: object) -> None:
-    if not isinstance(value, list) or not all(isinstance(key, str) and key.strip() for key in value):
+    if not isinstance(value, list) or not all(isinstance(key, str) for key in value):
         raise ValidationError(_("Must be a list of label names."))
-    if len(value) > GROUP_KEYS_MAX:
+    keys = [group_key_normalise(key) for key in value]
+    if not all(keys):
+        raise ValidationError(_('Each entry must name a label, e.g. "service" (or "labels.service").'))
+    if len(keys) > GROUP_KEYS_MAX:
         raise ValidationError(_("At most %(n)d label names."), params={"n": GROUP_KEYS_MAX})
-    if len(set(value)) != len(value):
+    if len(set(keys)) != len(keys):
         raise ValidationError(_("Each label name may appear once."))
 
 
@@ -83,6 +91,12 @@ class Channel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # Alerts are grouped by the label itself: a key stored as "labels.service" or " service " would match no
+        # label, every alert would count as lacking it, and all of the channel's alerts would join one incident.
+        if isinstance(self.group_keys, list) and all(isinstance(key, str) for key in self.group_keys):
+            self.group_keys = [group_key_normalise(key) for key in self.group_keys]
 
 
 class IntegrationQuerySet(models.QuerySet):

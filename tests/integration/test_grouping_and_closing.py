@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
-from oncall.models import Alert, Incident, Source
+from oncall.models import Alert, Channel, Incident, Source
 from oncall.services.lifecycle import incident_edit, incident_merge
 from tests.factories import make_channel, make_integration, make_user, push
 
@@ -47,6 +49,41 @@ def test_alerts_lacking_a_grouping_label_group_together(client, clock):
     push(client, key, event("a", host="x"))
     push(client, key, event("b", host="y"))
     assert Incident.objects.count() == 1
+
+
+def test_grouping_keys_written_as_filter_keys_or_with_spaces_name_the_labels(client, clock):
+    staff = Client()
+    staff.force_login(make_user("root", is_staff=True, is_superuser=True))
+    channel = make_channel("Production")
+    url = reverse("admin:oncall_channel_change", args=[channel.pk])
+    data = {
+        "name": "Production",
+        "description": "",
+        "team": channel.team_id,
+        "time_zone": "UTC",
+        "group_keys": '["labels.service", " env "]',
+        "group_window_minutes": 60,
+        "close_with_alerts": "on",
+        "auto_resolve_minutes": 0,
+    }
+    response = staff.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Channel.objects.get(pk=channel.pk).group_keys == ["service", "env"]
+
+    _, key = make_integration(channel=channel)
+    push(client, key, event("a", service="db", env="prod"))
+    push(client, key, event("b", service="payments", env="prod"))
+    push(client, key, event("c", service="db", env="prod"))
+    assert Incident.objects.count() == 2, "one incident per service, not one for the whole channel"
+
+    for keys, reason in (
+        ('["labels."]', "Each entry must name a label"),
+        ('[" "]', "Each entry must name a label"),
+        ('["service", "labels.service"]', "Each label name may appear once"),
+    ):
+        page = staff.post(url, {**data, "group_keys": keys}).content.decode()
+        assert reason in page, keys
+    assert Channel.objects.get(pk=channel.pk).group_keys == ["service", "env"]
 
 
 def test_a_grouped_incident_closes_when_its_last_alert_recovers(client, clock):

@@ -5,8 +5,8 @@ one group matches; an empty filter matches everything. A condition is `{"key", "
 
 - `key`: `severity`, `title`, `description`, `integration` (its id or its name), or `labels.<name>`.
   Flashduty's names are read as ours: `alert_severity` and `incident_severity` as `severity`, `data_source_id` as
-  `integration`. An exact `severity` value must be one of `Critical`, `Warning`, `Info` (case included): any other
-  text could never match, and a rule that silently never applies pages nobody.
+  `integration`. An exact `severity` value must be one of `Critical`, `Warning`, `Info`, in any case (`critical` is
+  read as `Critical`): any other text could never match, and a rule that silently never applies pages nobody.
 - `op`: `IN` (at least one value matches) or `NOTIN` (no value matches).
 - each value, by its form:
   - `/regex/` — a regular expression searched in the text, run by RE2, which has no catastrophic backtracking
@@ -38,6 +38,7 @@ KEY_ALIASES = {"alert_severity": "severity", "incident_severity": "severity", "d
 # What a subject's severity can be: an incident's, or a trigger event's (recoveries are not routed). Kept equal to
 # oncall.models.Severity by a test; this module stays free of models.
 SEVERITIES = ("Critical", "Warning", "Info")
+_SEVERITY_BY_FOLD = {severity.casefold(): severity for severity in SEVERITIES}
 LABEL_PREFIX = "labels."
 MAX_GROUPS = 20
 MAX_CONDITIONS = 20
@@ -250,10 +251,13 @@ def _parse_condition(item: object, path: str) -> Condition:
         raise FilterError(f"{path}.values", "give at least one value")
     if len(values) > MAX_VALUES:
         raise FilterError(f"{path}.values", f"at most {MAX_VALUES} values")
+    values = list(values)
     for v, value in enumerate(values):
         where = f"{path}.values[{v}]"
         if not isinstance(value, str) or not value:
             raise FilterError(where, "a value is non-empty text")
+        if key == "severity" and value.casefold() in _SEVERITY_BY_FOLD:
+            values[v] = value = _SEVERITY_BY_FOLD[value.casefold()]  # "critical" means Critical
         if len(value) > MAX_VALUE_LENGTH:
             raise FilterError(where, f"a value is at most {MAX_VALUE_LENGTH} characters")
         try:
@@ -271,7 +275,7 @@ def _check_severity_value(matcher: _Matcher, where: str) -> None:
     if matcher.kind in ("regex", "wildcard") or matcher.raw in SEVERITIES:
         return
     allowed = ", ".join(SEVERITIES)
-    raise FilterError(where, f"{matcher.raw!r} is not a severity; use one of {allowed} (exactly so written)")
+    raise FilterError(where, f"{matcher.raw!r} is not a severity; use one of {allowed}")
 
 
 def matches(filters: Filters, subject: Subject) -> bool:

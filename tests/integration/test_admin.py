@@ -160,10 +160,10 @@ def test_an_escalation_rule_is_edited_with_its_levels_and_methods(staff_client):
     assert "window 1: days must be" in page
     assert not EscalationRule.objects.filter(name="Broken").exists()
 
-    lower = {**data, "name": "Lower", "filters": '[[{"key": "severity", "op": "IN", "values": ["critical"]}]]'}
-    page = staff_client.post(reverse("admin:escalation_escalationrule_add"), lower).content.decode()
-    assert "&#x27;critical&#x27; is not a severity; use one of Critical, Warning, Info" in page
-    assert not EscalationRule.objects.filter(name="Lower").exists()
+    typo = {**data, "name": "Typo", "filters": '[[{"key": "severity", "op": "IN", "values": ["Critcal"]}]]'}
+    page = staff_client.post(reverse("admin:escalation_escalationrule_add"), typo).content.decode()
+    assert "&#x27;Critcal&#x27; is not a severity; use one of Critical, Warning, Info" in page
+    assert not EscalationRule.objects.filter(name="Typo").exists()
 
 
 @pytest.mark.parametrize("target", ["people", "teams", "schedule_targets", "emails", "bots"])

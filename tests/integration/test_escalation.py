@@ -57,17 +57,24 @@ def test_level_one_then_level_two_after_the_timeout(client, clock, people, mailo
     assert paged(mailoutbox) == ["ann", "ben"]
 
 
-def test_a_rule_saved_with_a_severity_that_never_matches_is_passed_over(client, clock, people, mailoutbox):
+def test_a_rule_saved_with_a_severity_that_is_none_is_passed_over(client, clock, people, mailoutbox):
     """Saved before such filters were refused (or past the admin): the next rule pages, incidents still open."""
     channel = make_channel()
     stale = make_rule(channel, [{"people": [people["ann"]]}], priority=1)
-    EscalationRule.objects.filter(pk=stale.pk).update(
-        filters=[[{"key": "severity", "op": "IN", "values": ["critical"]}]]
-    )
+    EscalationRule.objects.filter(pk=stale.pk).update(filters=[[{"key": "severity", "op": "IN", "values": ["P1"]}]])
     make_rule(channel, [{"people": [people["ben"]]}], priority=2)
     assert push(client, make_integration(channel=channel)[1], event()).status_code == 200
     assert Incident.objects.filter(channel=channel).count() == 1
     assert paged(mailoutbox) == ["ben"]
+
+
+def test_a_rule_saved_with_a_severity_in_lower_case_applies(client, clock, people, mailoutbox):
+    channel = make_channel()
+    rule = make_rule(channel, [{"people": [people["ann"]]}], priority=1)
+    EscalationRule.objects.filter(pk=rule.pk).update(filters=[[{"key": "severity", "op": "IN", "values": ["critical"]}]])
+    make_rule(channel, [{"people": [people["ben"]]}], priority=2)
+    push(client, make_integration(channel=channel)[1], event())
+    assert paged(mailoutbox) == ["ann"]
 
 
 def test_the_delay_window_holds_the_first_page_and_a_close_meanwhile_pages_nobody(client, clock, people, mailoutbox):

@@ -90,8 +90,15 @@ def test_flashduty_legacy_severity_keys_filter_on_severity(key):
     assert filters_to_json(filters) == cond("severity", "Critical")
     assert matches(filters, SUBJECT)
     assert not matches(filters, Subject(severity="Info"))
-    with pytest.raises(FilterError, match="'critical' is not a severity"):
-        parse_filters([[{"key": key, "oper": "IN", "vals": ["critical"]}]])
+    with pytest.raises(FilterError, match="'urgent' is not a severity"):
+        parse_filters([[{"key": key, "oper": "IN", "vals": ["urgent"]}]])
+
+
+def test_a_severity_in_another_case_is_read_as_the_severity():
+    filters = parse_filters([[{"key": "severity", "op": "NOTIN", "values": ["critical", "WARNING"]}]])
+    assert filters_to_json(filters) == cond("severity", "Critical", "Warning", op="NOTIN")
+    assert matches(filters, Subject(severity="Info"))
+    assert not matches(filters, SUBJECT)
 
 
 def test_flashduty_data_source_id_filters_on_the_integration():
@@ -131,7 +138,7 @@ def test_catastrophic_patterns_finish_at_once():
         (cond("labels.cpu", "num:gt:five"), "[0][0].values[0]", "not a number"),
         (cond("labels.cpu", "num:gt:inf"), "[0][0].values[0]", "finite"),
         # A severity that is not one would never match: the rule would silently never apply.
-        (cond("severity", "critical"), "[0][0].values[0]", "'critical' is not a severity; use one of Critical"),
+        (cond("severity", "urgent"), "[0][0].values[0]", "'urgent' is not a severity; use one of Critical"),
         (cond("severity", "Info", "Ok", op="NOTIN"), "[0][0].values[1]", "'Ok' is not a severity"),
         (cond("severity", "num:gt:1"), "[0][0].values[0]", "is not a severity"),
     ],

@@ -40,6 +40,7 @@ from oncall.models import (
     Source,
     TimelineEntry,
 )
+from oncall.models.intake import group_key_normalise
 from oncall.selectors import channel_ids_by_name, route_table_get
 from oncall.services.incidents import (
     auto_resolve_at,
@@ -414,7 +415,8 @@ def _group_target(channel: Channel, key: str, now: datetime) -> Incident | None:
 
 
 def _create(*, integration: Integration, channel: Channel, event: NormalizedEvent, now: datetime) -> IngestResult:
-    key = group_key(channel.group_keys, event.labels)
+    # Normalised here too: a channel saved before its keys were normalised on save ("labels.service") still groups.
+    key = group_key([group_key_normalise(name) for name in channel.group_keys], event.labels)
     incident = _group_target(channel, key, now)
     action = "grouped" if incident else "created"
     if incident is None:

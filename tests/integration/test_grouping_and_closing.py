@@ -167,3 +167,14 @@ def test_merging_firing_alerts_into_an_incident_whose_alerts_recovered_makes_it_
     incident_merge(incident=merged, into=target, by=make_user(), source=Source.WEB, now=clock.current)
     target.refresh_from_db()
     assert (target.status, target.severity, target.end_time) == ("Critical", "Critical", None)
+
+
+def test_a_channel_saved_with_grouping_keys_written_as_filters_write_them_still_groups_by_the_label(client, clock):
+    """Saved before keys were normalised on save: "labels.service" groups by the label service."""
+    channel = make_channel()
+    type(channel).objects.filter(pk=channel.pk).update(group_keys=["labels.service"])
+    _, key = make_integration(channel=channel)
+    push(client, key, event("a", service="db"))
+    push(client, key, event("b", service="payments"))
+    push(client, key, event("c", service="db"))
+    assert Incident.objects.count() == 2

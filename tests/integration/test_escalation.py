@@ -71,7 +71,9 @@ def test_a_rule_saved_with_a_severity_that_is_none_is_passed_over(client, clock,
 def test_a_rule_saved_with_a_severity_in_lower_case_applies(client, clock, people, mailoutbox):
     channel = make_channel()
     rule = make_rule(channel, [{"people": [people["ann"]]}], priority=1)
-    EscalationRule.objects.filter(pk=rule.pk).update(filters=[[{"key": "severity", "op": "IN", "values": ["critical"]}]])
+    EscalationRule.objects.filter(pk=rule.pk).update(
+        filters=[[{"key": "severity", "op": "IN", "values": ["critical"]}]]
+    )
     make_rule(channel, [{"people": [people["ben"]]}], priority=2)
     push(client, make_integration(channel=channel)[1], event())
     assert paged(mailoutbox) == ["ann"]

@@ -292,14 +292,22 @@ def delivery_report(*, delivery_id: int, report: Report, now: datetime) -> Deliv
         if delivery is None:
             return None
         status = delivery.status
-        if status == Delivery.Status.PENDING and report.kind in ("accepted", "delivered") and _unanswered(delivery):
+        if (
+            status == Delivery.Status.PENDING
+            and report.kind in ("accepted", "delivered")
+            and _unanswered(delivery)
+            and report.provider_id != delivery.provider_id  # not about a message already recorded
+        ):
             return _reconcile_unanswered(delivery, report, now)
         if report.kind == "accepted" and status != Delivery.Status.SENDING:
             return delivery
         entry = {"callback": report.kind, "reason": report.reason[:300], **dict(report.detail)}
         delivery.attempt_log = _log(delivery, entry, now)
         fields = ["attempt_log", "updated_at"]
-        if status == Delivery.Status.SENDING:
+        stale = bool(report.provider_id) and report.provider_id == delivery.provider_id and delivery.attempts > 1
+        if status == Delivery.Status.SENDING and not stale:
+            # About the attempt in flight (its message's id is not known yet); one naming the message an earlier
+            # attempt recorded is about that one, and proves nothing about this attempt.
             kept = "provider_seen" if report.kind == "accepted" else "early_report"
             delivery.state = {**delivery.state, kept: report.as_json()}
             fields.append("state")
@@ -328,12 +336,14 @@ def delivery_report(*, delivery_id: int, report: Report, now: datetime) -> Deliv
 
 
 def _unanswered(delivery: Delivery) -> bool:
-    """Whether the delivery waits to be tried again after an attempt that got no usable answer (a timeout, a
-    connection dropped): the last thing its log says is that attempt's outcome, not a report since."""
+    """Whether the delivery waits to be tried again after an attempt whose request went but got no answer (it timed
+    out): the last thing its log says is that attempt's outcome, not a report since. A refusal (5xx, 429) or a
+    request never made means the provider does not have the message."""
     last = delivery.attempt_log[-1] if delivery.attempt_log else {}
     return (
         last.get("attempt") == delivery.attempts
         and last.get("outcome") == Outcome.RETRYABLE.value
+        and bool(last.get("timed_out"))
         and not last.get("rate_limited")
     )
 

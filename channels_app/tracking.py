@@ -97,7 +97,11 @@ def _soft_bounce(esp_event) -> bool:
     )
     if any(str(kind).lower() in SOFT_BOUNCE_KINDS for kind in kinds if kind):
         return True
-    return str(esp_event.get("bounce_class", "")) in SPARKPOST_SOFT_CLASSES
+    # SparkPost's event comes wrapped: {"msys": {"message_event": {..., "bounce_class": "22"}}}.
+    wrapped = esp_event.get("msys")
+    events = wrapped.values() if isinstance(wrapped, dict) else ()
+    classes = {str(event.get("bounce_class", "")) for event in events if isinstance(event, dict)}
+    return bool(classes & SPARKPOST_SOFT_CLASSES)
 
 
 @receiver(tracking, dispatch_uid="channels_app.email_tracking")

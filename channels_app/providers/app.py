@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from channels_app.base import NotificationMethod, SendResult
 from channels_app.providers import apns, fcm, webpush
 from channels_app.providers.push import PushMessage, combine
+from oncall.lib import http
 from oncall.models import Device
 
 PLATFORMS = {
@@ -47,10 +48,15 @@ class AppMethod(NotificationMethod):
     def send(
         self, *, message: Mapping[str, str], context: Mapping[str, Any], address: str, delivery: Any
     ) -> SendResult:
-        """Push the rendered title and body to every device the recipient has now."""
+        """Push the rendered title and body to every device the recipient has now (but those an earlier attempt of
+        this delivery reached: `progress`)."""
         devices = list(Device.objects.filter(person_id=delivery.recipient_id).order_by("pk"))
         if not devices:
             return SendResult.permanent("no app device linked any more")
+        reached = set((delivery.state or {}).get("progress", {}).get("done", ()))
+        devices = [device for device in devices if device.pk not in reached]
+        if not devices:
+            return SendResult.sent("", detail={"devices": [], "reached_before": sorted(reached)})
         incident = context.get("incident") or {}
         push = PushMessage(
             title=message["push_title"],
@@ -61,4 +67,20 @@ class AppMethod(NotificationMethod):
             url=incident_url(delivery.incident_id, str(context.get("detail_url", ""))),
             ttl=settings.PUSH_TTL_SECONDS,
         )
-        return combine([PLATFORMS[device.platform](device, push) for device in devices])
+        results, not_called = [], 0
+        for device in devices:
+            left = http.attempt_seconds_left()
+            if left is not None and left <= 0:
+                not_called += 1
+                continue
+            results.append(PLATFORMS[device.platform](device, push))
+        result = combine(results)
+        if not_called:
+            # The attempt ran out of time before some devices: the retry pushes those, not the ones reached now.
+            return SendResult.retryable(
+                f"no time left in the attempt to push {not_called} of {len(devices)} device(s)",
+                gone_devices=result.gone_devices,
+                detail=result.detail,
+                progress={"done": sorted(reached | set(result.pushed_devices))},
+            )
+        return result

@@ -120,7 +120,9 @@ def _post(resource: str, form: Mapping[str, Any]) -> tuple[SendResult, Any]:
             headers={"Accept": "application/json"},
         )
     except http.HttpError as exc:
-        return SendResult.retryable(f"Twilio: {exc}"), None
+        # timed_out: the request went and no answer came, so Twilio may have the message (a callback about it then
+        # settles the attempt, outcomes.delivery_report); any other failure means it was not sent.
+        return SendResult.retryable(f"Twilio: {exc}", detail={"timed_out": True} if exc.timeout else {}), None
     body = response.json()
     code = body.get("code") if isinstance(body, dict) else None
     return classify(response.status, body, response.headers), code

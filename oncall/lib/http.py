@@ -185,12 +185,17 @@ def attempt_deadline(at: datetime) -> Iterator[None]:
         _attempt_deadline.reset(token)
 
 
+def attempt_seconds_left() -> float | None:
+    """Seconds left before the current attempt's deadline (0 or less: none); None outside `attempt_deadline`."""
+    at = _attempt_deadline.get()
+    return None if at is None else (at - clock.now()).total_seconds()
+
+
 def _time_left(url: str, total_timeout: float) -> float:
     """`total_timeout`, cut to what is left before the attempt's deadline; HttpError (nothing sent) if none is."""
-    at = _attempt_deadline.get()
-    if at is None:
+    left = attempt_seconds_left()
+    if left is None:
         return total_timeout
-    left = (at - clock.now()).total_seconds()
     if left <= 0:
         raise HttpError(f"{safe_target(url)} was not called: the attempt had run out of time")
     return min(total_timeout, left)

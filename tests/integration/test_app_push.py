@@ -399,3 +399,28 @@ def test_a_chinese_push_within_its_slots_fits_apns_and_web_push(apns_on, webpush
     subscription = browser_subscription(webpush_on, "chrome")
     _url, _headers, body = webpush.webpush_request(subscription, message, now=1_700_000_000)
     assert len(body) <= 4096
+
+
+def test_devices_the_attempt_had_no_time_to_call_get_the_retry(client, clock, apns_on, ada, key_for, monkeypatch):
+    """Three iPhones; APNs answers each in 14 s (within HTTP_TOTAL_TIMEOUT). The attempt has time for two (its
+    deadline is 27 s in: docs/people.md); the third gets the retry, and the first two are not pushed again."""
+    for n in range(3):
+        link(ada, "ios", f"{n}" * 64)
+    fake = FakeApns()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        response = fake(request)
+        clock.advance(seconds=14)
+        return response
+
+    monkeypatch.setattr(http, "http2_transport", lambda: httpx.MockTransport(slow))
+    http.http2_reset()
+    push(client, key_for(), event())
+    called = [request.url.path.rsplit("/", 1)[-1] for request in fake.requests]
+    assert len(called) == 2, called  # the deadline stopped the third
+    assert Delivery.objects.get().status == "pending"
+    later(clock, minutes=1)
+    later(clock, minutes=3)
+    called = [request.url.path.rsplit("/", 1)[-1] for request in fake.requests]
+    assert called.count("2" * 64) == 1 and called.count("0" * 64) == 1, called
+    assert Delivery.objects.get().status == "sent"

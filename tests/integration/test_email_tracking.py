@@ -9,7 +9,7 @@ import base64
 import pytest
 
 from channels_app.models import Delivery
-from oncall.models import Incident
+from oncall.models import Incident, User
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
 from tests.integration.paging import later
 
@@ -213,3 +213,39 @@ def test_only_a_hard_bounce_of_the_address_flags_it_whichever_esp_reports_it(
     assert Delivery.objects.get().status == "failed"
     eve.refresh_from_db()
     assert eve.email_flagged == flagged
+
+
+def test_a_sparkpost_soft_bounce_does_not_flag_the_address(client, clock, settings):
+    """SparkPost wraps its event ({"msys": {"message_event": {...}}}); a mailbox-full bounce (class 22) fails the
+    email and leaves the address alone, as the other soft bounces do (docs/people.md)."""
+    eve = make_user("eve", first_name="Eve")
+    channel = make_channel()
+    make_rule(channel, [{"people": [eve], "methods": ["email"]}])
+    key = make_integration(channel=channel)[1]
+    settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
+    push(client, key, {"title_rule": "disk full", "event_status": "Warning"})
+    Delivery.objects.update(provider_id="msg-1@esp", status="sent")
+    body = [
+        {
+            "msys": {
+                "message_event": {
+                    "type": "bounce",
+                    "bounce_class": "22",
+                    "event_id": "92356927693813856",
+                    "transmission_id": "msg-1@esp",
+                    "raw_rcpt_to": "eve@example.com",
+                    "rcpt_to": "eve@example.com",
+                    "raw_reason": "552 5.2.2 Mailbox full",
+                    "reason": "552 5.2.2 Mailbox full",
+                    "timestamp": "1772442005",
+                }
+            }
+        }
+    ]
+    auth = "Basic " + base64.b64encode(SECRET.encode()).decode()
+    response = client.post(
+        "/hooks/anymail/sparkpost/tracking/", data=body, content_type="application/json", HTTP_AUTHORIZATION=auth
+    )
+    assert response.status_code == 200
+    assert Delivery.objects.get().status == "failed"
+    assert User.objects.get(pk=eve.pk).email_flagged == "", "a full mailbox flagged the address"

@@ -283,3 +283,30 @@ def test_the_daily_quota_stops_sms_and_tells_the_person_once(client, clock, twil
     clock.advance(days=1)
     push(client, key, event("e"))
     assert len(twilio.received("/twilio/")) == 3
+
+
+def test_a_late_callback_about_the_first_sms_does_not_mark_a_refused_retry_sent(client, clock, twilio, key):
+    """SMS 1 is reported undelivered (30003: temporary), so it is retried; Twilio refuses the retry (503). A late
+    'sent' callback about SMS 1 then says nothing about the retry: the person has had no SMS, so it is tried again."""
+    push(client, key, event())
+    delivery = Delivery.objects.get()
+    first_sid = delivery.provider_id
+    assert first_sid.startswith("SM")
+    assert status(client, delivery, MessageStatus="undelivered", ErrorCode="30003").status_code == 204
+    assert Delivery.objects.get().status == "pending"
+
+    twilio.fail_next("/twilio", status=503, text="Service Unavailable", times=1)
+    later(clock, seconds=30)  # attempt 2: Twilio answers 503, nothing was created
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("pending", 2)
+    assert len(twilio.received("/twilio/")) == 2
+
+    delivery.provider_id = first_sid  # the late callback names SMS 1, the undelivered one
+    assert status(client, delivery, MessageStatus="sent").status_code == 204
+    delivery.refresh_from_db()
+    assert delivery.status == "pending", (
+        f"a callback about the undelivered first SMS marked the refused retry {delivery.status!r} "
+        f"(log: {delivery.attempt_log[-1]})"
+    )
+    later(clock, minutes=3)
+    assert len(twilio.received("/twilio/")) == 3, "the person never gets the SMS"

@@ -5,8 +5,9 @@ one group matches; an empty filter matches everything. A condition is `{"key", "
 
 - `key`: `severity`, `title`, `description`, `integration` (its id or its name), or `labels.<name>`.
   Flashduty's names are read as ours: `alert_severity` and `incident_severity` as `severity`, `data_source_id` as
-  `integration`. An exact `severity` value must be one of `Critical`, `Warning`, `Info`, in any case (`critical` is
-  read as `Critical`): any other text could never match, and a rule that silently never applies pages nobody.
+  `integration`. An exact `severity` value under IN must be one of `Critical`, `Warning`, `Info`, in any case
+  (`critical` is read as `Critical`, under NOTIN too): any other text could never match, and a rule that silently
+  never applies pages nobody. Under NOTIN such a value excludes nothing and is left alone.
 - `op`: `IN` (at least one value matches) or `NOTIN` (no value matches).
 - each value, by its form:
   - `/regex/` — a regular expression searched in the text, run by RE2, which has no catastrophic backtracking
@@ -264,7 +265,8 @@ def _parse_condition(item: object, path: str) -> Condition:
             matcher = _cached_matcher(value)
         except FilterError as exc:
             raise FilterError(where, exc.message) from None
-        if key == "severity":
+        if key == "severity" and op == "IN":
+            # Under NOTIN a value that is no severity excludes nothing; under IN it is a rule that never applies.
             _check_severity_value(matcher, where)
     return Condition(key=key, op=op, values=tuple(values))
 

@@ -416,7 +416,8 @@ def _group_target(channel: Channel, key: str, now: datetime) -> Incident | None:
 
 def _create(*, integration: Integration, channel: Channel, event: NormalizedEvent, now: datetime) -> IngestResult:
     # Normalised here too: a channel saved before its keys were normalised on save ("labels.service") still groups.
-    key = group_key([group_key_normalise(name) for name in channel.group_keys], event.labels)
+    names = [group_key_normalise(name) if isinstance(name, str) else name for name in channel.group_keys]
+    key = group_key(names, event.labels)
     incident = _group_target(channel, key, now)
     action = "grouped" if incident else "created"
     if incident is None:

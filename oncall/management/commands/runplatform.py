@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -34,7 +35,8 @@ class PlatformManager(Manager):
                 continue
             self._system_print(f"sending SIGTERM to {name} (pid {process['pid']})\n")
             if name in self.MAIN_PROCESS_ONLY:
-                os.kill(process["pid"], signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):  # exited already, as honcho's own terminate allows
+                    os.kill(process["pid"], signal.SIGTERM)
             else:
                 self._procmgr.terminate(process["pid"])
 

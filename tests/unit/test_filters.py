@@ -139,7 +139,7 @@ def test_catastrophic_patterns_finish_at_once():
         (cond("labels.cpu", "num:gt:inf"), "[0][0].values[0]", "finite"),
         # A severity that is not one would never match: the rule would silently never apply.
         (cond("severity", "urgent"), "[0][0].values[0]", "'urgent' is not a severity; use one of Critical"),
-        (cond("severity", "Info", "Ok", op="NOTIN"), "[0][0].values[1]", "'Ok' is not a severity"),
+        (cond("severity", "Info", "Ok"), "[0][0].values[1]", "'Ok' is not a severity"),
         (cond("severity", "num:gt:1"), "[0][0].values[0]", "is not a severity"),
     ],
 )

@@ -6,7 +6,6 @@ rows, calls them, writes deliveries, timeline entries and timers, and hands work
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -28,13 +27,11 @@ from escalation.bots import level_bots_post
 from escalation.models import EscalationRule, EscalationState, LevelSchedule, Timer
 from escalation.schedules import schedule_targets_on_call
 from oncall.lib import claims, queue
-from oncall.lib.filters import FilterError, Subject, parse_filters
+from oncall.lib.filters import Subject, parse_saved_filters
 from oncall.lib.logs import log_context
 from oncall.models import Alert, Incident, IncidentEvent, Progress, Responder, Severity, Team, TimelineEntry, User
 from oncall.services.events import incident_event_record
 from oncall.services.incidents import timeline_add
-
-logger = logging.getLogger(__name__)
 
 FIRE_TASK = "escalation.tasks.timer_fire"
 Status = EscalationState.Status
@@ -136,12 +133,8 @@ def escalation_start(*, incident: Incident, now: datetime) -> EscalationState:
     )
     candidates = []
     for rule in rules:
-        try:
-            filters = parse_filters(rule.filters)
-        except FilterError:
-            # Saved before the filter language refused it (a severity such as "critical" that never matched) or
-            # past the admin: leave the rule out rather than fail to start the escalation of every incident.
-            logger.error("Escalation rule %s of channel %s has an invalid filter; ignored", rule.pk, rule.channel_id)
+        filters = parse_saved_filters(rule.filters, rule=f"Escalation rule {rule.pk} of channel {rule.channel_id}")
+        if filters is None:
             continue
         candidates.append(
             engine.RuleCandidate(

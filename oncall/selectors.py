@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,10 +12,8 @@ from django.core.cache import cache
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from oncall.lib import routing, secrets
-from oncall.lib.filters import FilterError, Subject, parse_filters
+from oncall.lib.filters import Subject, parse_saved_filters
 from oncall.models import Alert, AlertProgress, Channel, Incident, Integration, Responder, RoutingRule
-
-logger = logging.getLogger(__name__)
 
 _MISS = "miss"
 
@@ -58,12 +55,8 @@ def route_table_load(integration: Integration) -> routing.RouteTable:
     )
     cases = []
     for rule in rules:
-        try:
-            filters = parse_filters(rule.filters)
-        except FilterError:
-            # Saved past the admin's validation (a shell, a data migration): leave the rule out rather than
-            # refuse or misroute every push of the integration.
-            logger.error("Routing rule %s of integration %s has an invalid filter; ignored", rule.pk, integration.pk)
+        filters = parse_saved_filters(rule.filters, rule=f"Routing rule {rule.pk} of integration {integration.pk}")
+        if filters is None:
             continue
         cases.append(
             routing.RouteCase(

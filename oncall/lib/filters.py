@@ -24,6 +24,7 @@ A key the subject lacks matches no value, so `IN` fails and `NOTIN` passes (exce
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import re2
+
+logger = logging.getLogger(__name__)
 
 OPS = ("IN", "NOTIN")
 BASE_KEYS = ("severity", "title", "description", "integration")
@@ -237,6 +240,17 @@ def parse_filters(data: object) -> Filters:
             raise FilterError(f"[{g}]", f"at most {MAX_CONDITIONS} conditions in a group")
         groups.append(tuple(_parse_condition(item, f"[{g}][{c}]") for c, item in enumerate(group)))
     return tuple(groups)
+
+
+def parse_saved_filters(data: object, *, rule: str) -> Filters | None:
+    """The filters of a rule as saved; None, with an error in the log naming `rule`, when they cannot be read (saved
+    past the admin's checks, or before they were made): the rule is then left out rather than failing every event
+    it is tried on."""
+    try:
+        return parse_filters(data)
+    except FilterError as exc:
+        logger.error("%s has an invalid filter (%s: %s); ignored", rule, exc.path, exc.message)
+        return None
 
 
 def _parse_condition(item: object, path: str) -> Condition:

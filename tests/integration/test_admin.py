@@ -25,6 +25,7 @@ from tests.factories import (
     make_user,
     push,
 )
+from tests.integration.admin_forms import one_level_rule_form
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -168,27 +169,7 @@ def test_an_escalation_rule_is_edited_with_its_levels_and_methods(staff_client):
 
 @pytest.mark.parametrize("target", ["people", "teams", "schedule_targets", "emails", "bots"])
 def test_a_level_that_reaches_nobody_is_refused_and_any_one_target_will_do(staff_client, target):
-    channel = make_channel("Production")
-    data = {
-        "channel": channel.pk,
-        "name": "Night",
-        "priority": 10,
-        "enabled": "on",
-        "description": "",
-        "delay_seconds": 0,
-        "time_windows": "[]",
-        "filters": "[]",
-        "levels-TOTAL_FORMS": 1,
-        "levels-INITIAL_FORMS": 0,
-        "levels-MIN_NUM_FORMS": 1,
-        "levels-MAX_NUM_FORMS": 1000,
-        "levels-0-position": 0,
-        "levels-0-critical_methods": ["email"],
-        "levels-0-escalate_after_minutes": 30,
-        "levels-0-emails": "[]",
-        "levels-0-repeat_times": 0,
-        "levels-0-repeat_every_minutes": 10,
-    }
+    data = one_level_rule_form(make_channel("Production"), "Night")
     url = reverse("admin:escalation_escalationrule_add")
     page = staff_client.post(url, data).content.decode()
     assert "This level reaches nobody" in page

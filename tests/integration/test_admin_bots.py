@@ -12,6 +12,7 @@ from django.urls import reverse
 from channels_app.models import Bot, MappingEntry
 from escalation.models import EscalationRule
 from tests.factories import make_bot, make_channel, make_mapping_table, make_user
+from tests.integration.admin_forms import one_level_rule_form
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -287,29 +288,8 @@ def test_one_address_typed_twice_in_different_case_is_refused_on_its_row(staff_c
 
 
 def test_a_level_posts_to_bots_chosen_in_the_rule_admin(staff_client):
-    channel = make_channel("Production")
     ops = make_bot("dingtalk", "https://oapi.dingtalk.com/robot/send?access_token=x", name="Ops")
-    data = {
-        "channel": channel.pk,
-        "name": "Default",
-        "priority": 10,
-        "enabled": "on",
-        "description": "",
-        "delay_seconds": 0,
-        "time_windows": "[]",
-        "filters": "[]",
-        "levels-TOTAL_FORMS": 1,
-        "levels-INITIAL_FORMS": 0,
-        "levels-MIN_NUM_FORMS": 1,
-        "levels-MAX_NUM_FORMS": 1000,
-        "levels-0-position": 0,
-        "levels-0-bots": [ops.pk],
-        "levels-0-critical_methods": ["email"],
-        "levels-0-escalate_after_minutes": 30,
-        "levels-0-emails": "[]",
-        "levels-0-repeat_times": 0,
-        "levels-0-repeat_every_minutes": 10,
-    }
+    data = one_level_rule_form(make_channel("Production"), "Default", bots=[ops.pk])
     response = staff_client.post(reverse("admin:escalation_escalationrule_add"), data)
     assert response.status_code == 302, response.content.decode()[:2000]
     assert list(EscalationRule.objects.get().levels.get().bots.all()) == [ops]

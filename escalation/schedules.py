@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db.models import Prefetch, Q
+from django.db.models import F, Prefetch, Q
 
 from escalation import engine, rotation
 from escalation.models import Layer, LayerMember, Override, Role, Schedule
@@ -23,7 +23,11 @@ logger = logging.getLogger(__name__)
 
 def schedules_load(*, ids: Iterable[int] | None = None, since: datetime, enabled_only: bool = False) -> list[Schedule]:
     """Schedules with what decides who is on call from `since` on: layers not ended by then (with their
-    members) and overrides not over by then."""
+    members) and overrides not over by then.
+
+    Deactivated people's overrides are left out, and their layer memberships are marked (`person_active`) so
+    that `layer_data` keeps their group's turn but empty of them: their turns fall to the layers below, as any
+    turn with nobody in it does, instead of going to someone who cannot be paged or reminded."""
     queryset = Schedule.objects.all()
     if ids is not None:
         queryset = queryset.filter(pk__in=list(ids))
@@ -34,10 +38,18 @@ def schedules_load(*, ids: Iterable[int] | None = None, since: datetime, enabled
             Prefetch(
                 "layers",
                 queryset=Layer.objects.filter(Q(end__isnull=True) | Q(end__gt=since)).prefetch_related(
-                    Prefetch("members", queryset=LayerMember.objects.order_by("group", "id"))
+                    Prefetch(
+                        "members",
+                        queryset=LayerMember.objects.annotate(person_active=F("person__is_active")).order_by(
+                            "group", "id"
+                        ),
+                    )
                 ),
             ),
-            Prefetch("overrides", queryset=Override.objects.filter(end__gt=since).order_by("start", "id")),
+            Prefetch(
+                "overrides",
+                queryset=Override.objects.filter(end__gt=since, person__is_active=True).order_by("start", "id"),
+            ),
         )
     )
 
@@ -52,10 +64,14 @@ def _restriction(layer: Layer) -> rotation.Restriction:
 
 
 def layer_data(layer: Layer) -> rotation.LayerData:
-    """A layer as plain data (its members prefetched in group order)."""
+    """A layer as plain data (its members prefetched in group order by `schedules_load`)."""
     groups: dict[int, list[rotation.Member]] = {}
     for member in layer.members.all():
-        groups.setdefault(member.group, []).append(rotation.Member(member.person_id, member.role))
+        # A group whose people are all deactivated keeps its turn in the rotation, with nobody in it: the others'
+        # turns stay where they were and the layers below fill in.
+        people = groups.setdefault(member.group, [])
+        if member.person_active:
+            people.append(rotation.Member(member.person_id, member.role))
     return rotation.LayerData(
         id=layer.pk,
         name=layer.name,

@@ -236,3 +236,12 @@ def test_the_schedule_list_says_who_is_on_call_now(staff_client, payments, clock
     clock.current = START + timedelta(days=8, hours=9)  # during cy's override
     listing = staff_client.get(reverse("admin:escalation_schedule_changelist")).content.decode()
     assert '<td class="field-on_call">Cy (Primary)</td>' in listing
+
+
+def test_the_schedule_pages_leave_out_a_deactivated_person(staff_client, payments, people):
+    people["ben"].is_active = False
+    people["ben"].save()
+    listing = staff_client.get(reverse("admin:escalation_schedule_changelist")).content.decode()
+    assert '<td class="field-on_call">Cy (Backup)</td>' in listing
+    page = staff_client.get(reverse("admin:escalation_schedule_change", args=[payments.pk])).content.decode()
+    assert "Ann" in page and "Ben" not in page

@@ -162,3 +162,42 @@ def test_a_broken_schedule_does_not_stop_the_page_to_the_levels_other_targets(
         failed.message
         == "Nobody is on call for schedule Payments (primary). The schedule could not be read; see the server log."
     )
+
+
+def test_a_deactivated_persons_turn_falls_to_the_layer_below(client, clock, people, mailoutbox):
+    """ann left the company (deactivated, still in the rotation): her week is the fallback layer's, and ben's turn
+    stays where it was."""
+    lead = make_user("lead")
+    schedule = make_schedule(
+        "Payments",
+        layers=[
+            {"start": START - timedelta(days=30), "groups": [[lead]], "name": "fallback"},
+            {"start": START - timedelta(hours=1), "groups": [[people["ann"]], [people["ben"]]], "name": "rotation"},
+        ],
+    )
+    people["ann"].is_active = False
+    people["ann"].save()
+    channel = make_channel()
+    rule_with_levels(channel, {"schedules": [(schedule, "primary")]})
+    push(client, make_integration(channel=channel)[1], event())
+    assert paged(mailoutbox) == ["lead"]
+    clock.advance(weeks=1)  # ben's week
+    push(client, make_integration(channel=channel)[1], event("db"))
+    assert paged(mailoutbox) == ["lead", "ben"]
+
+
+def test_a_deactivated_persons_turn_with_no_layer_below_says_nobody_is_on_call(client, clock, people, mailoutbox):
+    schedule = make_schedule("Payments", layers=[{"start": START - timedelta(hours=1), "groups": [[people["ann"]]]}])
+    Override.objects.create(
+        schedule=schedule, person=people["ed"], start=START - timedelta(hours=1), end=START + timedelta(hours=1)
+    )
+    people["ed"].is_active = False
+    people["ed"].save()
+    people["ann"].is_active = False
+    people["ann"].save()
+    channel = make_channel()
+    rule_with_levels(channel, {"schedules": [(schedule, "primary")]})
+    push(client, make_integration(channel=channel)[1], event())
+    assert mailoutbox == []
+    failed = Incident.objects.get().timeline.filter(kind="notify_failed")
+    assert list(failed.values_list("message", flat=True)) == ["Nobody is on call for schedule Payments (primary)."]

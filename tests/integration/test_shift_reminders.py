@@ -145,3 +145,12 @@ def test_a_send_interrupted_mid_way_is_not_tried_again(clock, people, daily, mai
     assert reminder.status == "failed" and "interrupted" in reminder.error
     at(clock, HANDOFF - timedelta(minutes=20))
     assert mailoutbox == []
+
+
+def test_a_deactivated_person_is_not_planned_a_reminder(clock, people, daily, mailoutbox):
+    people["ben"].is_active = False
+    people["ben"].save()
+    for minutes in (31, 30, 29):
+        at(clock, HANDOFF - timedelta(minutes=minutes))
+    assert mailoutbox == []
+    assert not ShiftReminder.objects.exists()  # not even a cancelled row in the admin's list

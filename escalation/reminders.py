@@ -28,13 +28,15 @@ SEND_TASK = "escalation.tasks.shift_reminder_send"
 # Rows are written this long before they are due, so every tick need not plan far ahead.
 PLAN_AHEAD = timedelta(minutes=2)
 MAX_ATTEMPTS = 4
+REOPEN_BATCH = 200
 RETRY_BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=5))
 Status = ShiftReminder.Status
 
 
 def shift_reminders_plan(*, now: datetime) -> int:
     """Write a reminder row for every shift start whose reminder is due within PLAN_AHEAD (or overdue while the
-    shift has not started yet); rows that exist already are left alone. Returns how many were planned."""
+    shift has not started yet); rows that exist already are left alone, except cancelled ones, which are due
+    again. Returns how many were planned."""
     # One cheap query a tick when no schedule reminds anyone.
     ids = list(Schedule.objects.filter(enabled=True, reminder_minutes__gt=0).values_list("pk", flat=True))
     schedules = schedules_load(ids=ids, since=now) if ids else []
@@ -65,7 +67,39 @@ def shift_reminders_plan(*, now: datetime) -> int:
                 )
             )
     ShiftReminder.objects.bulk_create(rows, ignore_conflicts=True)
+    _reopen_cancelled(rows)
     return len(rows)
+
+
+def _reopen_cancelled(rows: list[ShiftReminder]) -> None:
+    """Give a cancelled reminder back its shift when the schedule has it again (an override called off, a
+    schedule disabled for a moment): the unique row stood in the way of planning it anew.
+
+    Only cancelled rows reopen, each by compare-and-set from cancelled to pending: a cancelled reminder was never
+    sent, and of racing planners one reopens it; the sender still takes it by its own compare-and-set and asks
+    the schedule again before sending."""
+    planned = {(row.schedule_id, row.person_id, row.shift_start): row for row in rows}
+    keys = list(planned)
+    found = []
+    for offset in range(0, len(keys), REOPEN_BATCH):  # keeps the query under the databases' parameter limits
+        match = Q()
+        for schedule_id, person_id, shift_start in keys[offset : offset + REOPEN_BATCH]:
+            match |= Q(schedule_id=schedule_id, person_id=person_id, shift_start=shift_start)
+        cancelled = ShiftReminder.objects.filter(match, status=Status.CANCELLED)
+        found.extend(cancelled.values_list("pk", "schedule_id", "person_id", "shift_start"))
+    for pk, schedule_id, person_id, shift_start in found:
+        row = planned[(schedule_id, person_id, shift_start)]
+        ShiftReminder.objects.filter(pk=pk, status=Status.CANCELLED).update(
+            status=Status.PENDING,
+            role=row.role,
+            shift_end=row.shift_end,
+            due_at=row.due_at,
+            next_attempt_at=row.next_attempt_at,
+            attempts=0,
+            lease_until=None,
+            address="",
+            error="",
+        )
 
 
 def shift_reminders_enqueue_due(*, now: datetime, limit: int = 500) -> int:

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from escalation import reminders
-from escalation.models import Override, ShiftReminder
+from escalation.models import Override, Schedule, ShiftReminder
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
 from tests.factories import make_schedule, make_user
@@ -154,3 +154,72 @@ def test_a_deactivated_person_is_not_planned_a_reminder(clock, people, daily, ma
         at(clock, HANDOFF - timedelta(minutes=minutes))
     assert mailoutbox == []
     assert not ShiftReminder.objects.exists()  # not even a cancelled row in the admin's list
+
+
+def test_a_shift_given_back_after_its_reminder_was_cancelled_is_reminded(clock, people, daily, mailoutbox):
+    at(clock, HANDOFF - timedelta(minutes=31))  # ben's 10:00 reminder is planned
+    swap = Override.objects.create(schedule=daily, person=people["ed"], start=HANDOFF, end=HANDOFF + timedelta(hours=2))
+    at(clock, HANDOFF - timedelta(minutes=30))  # ben no longer starts at 10:00: cancelled; ed is reminded
+    assert reminded(mailoutbox) == ["ed"]
+    swap.delete()  # the swap is called off: ben starts at 10:00 again
+    at(clock, HANDOFF - timedelta(minutes=25))
+    assert reminded(mailoutbox) == ["ed", "ben"]  # overdue since 09:30: sent at once
+    reminder = ShiftReminder.objects.get(person=people["ben"])
+    assert (reminder.status, reminder.attempts, reminder.error) == ("sent", 1, "")
+    for minutes in (24, 10, 1):
+        at(clock, HANDOFF - timedelta(minutes=minutes))
+    assert reminded(mailoutbox) == ["ed", "ben"]
+
+
+def test_a_schedule_disabled_for_a_moment_at_reminder_time_still_reminds(clock, people, daily, mailoutbox):
+    at(clock, HANDOFF - timedelta(minutes=31))
+    Schedule.objects.filter(pk=daily.pk).update(enabled=False)
+    at(clock, HANDOFF - timedelta(minutes=30))  # due now, but a disabled schedule has nobody on call: cancelled
+    assert ShiftReminder.objects.get().status == "cancelled"
+    Schedule.objects.filter(pk=daily.pk).update(enabled=True)
+    for minutes in (29, 28, 1):
+        at(clock, HANDOFF - timedelta(minutes=minutes))
+    assert reminded(mailoutbox) == ["ben"]
+
+
+def test_a_reminder_cancelled_for_a_person_deactivated_at_reminder_time_stays_cancelled(
+    clock, people, daily, mailoutbox
+):
+    at(clock, HANDOFF - timedelta(minutes=31))
+    people["ben"].is_active = False
+    people["ben"].save()
+    for minutes in (30, 29, 28):
+        at(clock, HANDOFF - timedelta(minutes=minutes))
+    assert mailoutbox == []
+    reminders.shift_reminders_plan(now=HANDOFF - timedelta(minutes=1))  # not reopened, to be cancelled again
+    reminder = ShiftReminder.objects.get()
+    assert (reminder.status, reminder.attempts) == ("cancelled", 1)
+
+
+def test_two_tickers_racing_reopen_a_given_back_reminder_and_send_it_once(clock, people, daily, mailoutbox):
+    at(clock, HANDOFF - timedelta(minutes=31))
+    swap = Override.objects.create(schedule=daily, person=people["ed"], start=HANDOFF, end=HANDOFF + timedelta(hours=2))
+    at(clock, HANDOFF - timedelta(minutes=30))
+    swap.delete()
+    clock.current = HANDOFF - timedelta(minutes=25)
+    errors = []
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            tick(now=clock_module.now())
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    at(clock, HANDOFF - timedelta(minutes=24))
+    assert reminded(mailoutbox) == ["ed", "ben"]
+    assert ShiftReminder.objects.get(person=people["ben"]).status == "sent"

@@ -23,7 +23,8 @@ from oncall.models import User
 
 PAST = timedelta(days=7)
 FUTURE = timedelta(days=60)
-# A shift that began before the window still shows with its real start (and so keeps its UID) unless it is longer.
+# A shift that began before the window still shows with its real start unless it is longer (then it shows from
+# this far back, and keeps its UID by its end: see _uid).
 LOOK_BACK = timedelta(days=32)
 URL_NAMES = {CalendarFeed.Kind.SCHEDULE: "calendar-schedule", CalendarFeed.Kind.PERSON: "calendar-person"}
 
@@ -80,10 +81,21 @@ def calendar_feed_get(*, kind: str, token: str) -> CalendarFeed | None:
     )
 
 
-def _event(row: ShiftRow, summary: str, now: datetime) -> Event:
+def _uid(row: ShiftRow, cut: datetime, horizon: datetime) -> str:
+    """Stable across fetches, so calendar apps update a shift instead of duplicating it: a shift is known by its
+    start, or, when it began before `cut` (and so is listed from there), by its end, or, when it also runs past
+    `horizon`, as the one that spans them (a person holds a role in one stretch at a time)."""
+    key = f"shift-{row.schedule.pk}-{row.person.pk}-{row.role}"
+    if row.start > cut:
+        return f"{key}-{int(row.start.timestamp())}@oncall"
+    if row.end < horizon:
+        return f"{key}-until-{int(row.end.timestamp())}@oncall"
+    return f"{key}-ongoing@oncall"
+
+
+def _event(row: ShiftRow, summary: str, now: datetime, uid: str) -> Event:
     event = Event()
-    # Stable across fetches, so calendar apps update a shift instead of duplicating it.
-    event.add("uid", f"shift-{row.schedule.pk}-{row.person.pk}-{row.role}-{int(row.start.timestamp())}@oncall")
+    event.add("uid", uid)
     event.add("dtstamp", now)
     event.add("dtstart", row.start)
     event.add("dtend", row.end)
@@ -123,5 +135,6 @@ def calendar_feed_ics(*, feed: CalendarFeed, now: datetime) -> bytes:
         summary = _("On call: %(schedule)s (%(role)s)")
     for row in rows:
         if row.end > start:
-            calendar.add_component(_event(row, summary % _names(row), now))
+            uid = _uid(row, start - LOOK_BACK, end)
+            calendar.add_component(_event(row, summary % _names(row), now, uid))
     return calendar.to_ical()

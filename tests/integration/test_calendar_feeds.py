@@ -116,3 +116,27 @@ def test_a_person_feed_from_the_api_lists_only_their_shifts_across_schedules(clo
     assert APIClient().get(url_path(again)).status_code == 200
     assert api.delete("/api/v1/me/calendar-feed/").status_code == 200
     assert APIClient().get(url_path(again)).status_code == 404
+
+
+def test_a_shift_longer_than_the_look_back_keeps_its_uid_from_day_to_day(client, clock, people):
+    """A shift that began more than 7 + 32 days ago is listed from then on; its UID must not follow that cut, or
+    calendar apps would replace the event every day."""
+    began = START - timedelta(days=60)
+    three_monthly = make_schedule(
+        "Solo", layers=[{"start": began, "unit": "month", "count": 3, "groups": [[people["ann"]], [people["ben"]]]}]
+    )
+    forever = make_schedule("Desk", layers=[{"start": began, "groups": [[people["cy"]]]}])
+
+    def fetch(schedule) -> list[tuple[str, datetime, datetime]]:
+        _feed, token = calendar_feed_create(schedule=schedule, now=clock.current)
+        response = client.get(f"/calendar/schedule/{token}.ics")
+        assert response.status_code == 200
+        calendar = Calendar.from_ical(response.content)
+        return sorted((e.decoded("dtstart"), e.decoded("dtend"), str(e["uid"])) for e in calendar.walk("VEVENT"))
+
+    first = fetch(three_monthly), fetch(forever)
+    clock.advance(days=1)
+    second = fetch(three_monthly), fetch(forever)
+    assert first[0][0][0] == START - timedelta(days=39) and first[0][0][1] == datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
+    assert [uid for *_times, uid in first[0]] == [uid for *_times, uid in second[0]]
+    assert len(first[1]) == 1 and first[1][0][2] == second[1][0][2]

@@ -5,8 +5,13 @@ Only ever the requester's own: no endpoint here takes a person's id.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from django.http import QueryDict
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.utils import html
 from rest_framework.views import APIView
 
 from channels_app import registry
@@ -15,6 +20,7 @@ from channels_app.verification import contact_verification_send
 from oncall.api import envelope
 from oncall.api.serializers import envelope_of, error_doc, errors
 from oncall.lib import clock
+from oncall.lib.filters import canonical_severity
 from oncall.models import Contact, Severity
 from oncall.services.contacts import contact_phone_remove, contact_verify, contacts_state
 
@@ -56,6 +62,30 @@ def _methods_field(severity: str) -> serializers.ListField:
     )
 
 
+def _by_severity(data: Mapping) -> Mapping:
+    """`data` with each key read as the severity it names in any case ("critical" is Critical, as Flashduty's API
+    spells it). Any other key is refused: dropping it would answer 200 and leave the person paged by methods they
+    meant to turn off."""
+    form = html.is_html_input(data)
+    named = QueryDict(mutable=True) if form else {}
+    for key in data:
+        # Form input may index a list as `Critical[0]`; JSON names the severity alone.
+        name, bracket, index = str(key).partition("[") if form else (str(key), "", "")
+        severity = canonical_severity(name)
+        if severity is None:
+            raise serializers.ValidationError(
+                {str(key): _("Unknown severity; use %(values)s.") % {"values": ", ".join(Severity.values)}}
+            )
+        canonical = severity + bracket + index
+        if canonical in named:
+            raise serializers.ValidationError({str(key): _("%(s)s is given twice.") % {"s": severity}})
+        if form:
+            named.setlist(canonical, data.getlist(key))
+        else:
+            named[canonical] = data[key]
+    return named
+
+
 class PreferencesSerializer(serializers.Serializer):
     Critical = _methods_field(Severity.CRITICAL)
     Warning = _methods_field(Severity.WARNING)
@@ -63,6 +93,9 @@ class PreferencesSerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "NotificationPreferences"
+
+    def to_internal_value(self, data):
+        return super().to_internal_value(_by_severity(data) if isinstance(data, Mapping) else data)
 
 
 CONTACTS_ENVELOPE = envelope_of("ContactsEnvelope", ContactsSerializer())
@@ -225,8 +258,9 @@ class PreferencesApi(APIView):
     )
     def put(self, request):
         """Set the methods of the severities you name; those you leave out keep theirs. An empty list means you
-        are not notified directly for that severity. A method reaches you only through a verified contact (app:
-        a linked device)."""
+        are not notified directly for that severity. Severity names are read in any case (`critical` is
+        Critical); any other key is refused with 400 and nothing is changed. A method reaches you only through a
+        verified contact (app: a linked device)."""
         serializer = PreferencesSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return envelope.ok(

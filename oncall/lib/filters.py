@@ -271,8 +271,8 @@ def _parse_condition(item: object, path: str) -> Condition:
         where = f"{path}.values[{v}]"
         if not isinstance(value, str) or not value:
             raise FilterError(where, "a value is non-empty text")
-        if key == "severity" and value.casefold() in _SEVERITY_BY_FOLD:
-            values[v] = value = _SEVERITY_BY_FOLD[value.casefold()]  # "critical" means Critical
+        if key == "severity":
+            values[v] = value = canonical_severity(value) or value  # "critical" means Critical
         if len(value) > MAX_VALUE_LENGTH:
             raise FilterError(where, f"a value is at most {MAX_VALUE_LENGTH} characters")
         try:
@@ -283,6 +283,11 @@ def _parse_condition(item: object, path: str) -> Condition:
             # Under NOTIN a value that is no severity excludes nothing; under IN it is a rule that never applies.
             _check_severity_value(matcher, where)
     return Condition(key=key, op=op, values=tuple(values))
+
+
+def canonical_severity(text: str) -> str | None:
+    """The severity `text` names in any case ("critical" is Critical, as Flashduty spells it), or None."""
+    return _SEVERITY_BY_FOLD.get(text.casefold())
 
 
 def _check_severity_value(matcher: _Matcher, where: str) -> None:

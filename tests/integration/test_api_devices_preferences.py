@@ -16,6 +16,7 @@ pytestmark = pytest.mark.django_db
 
 DEVICES = "/api/v1/me/devices/"
 PREFERENCES = "/api/v1/me/preferences/"
+FORM = "application/x-www-form-urlencoded"
 IOS_TOKEN = "a1" * 32
 SUBSCRIPTION = {
     "endpoint": "https://push.example.test/send/abc",
@@ -131,6 +132,38 @@ def test_preferences_start_from_the_defaults_and_change_only_mine(alice, bob):
     assert as_(bob).get(PREFERENCES).json()["data"]["Critical"] == ["app", "voice", "email"]
     bad = as_(alice).put(PREFERENCES, {"Warning": ["pigeon"]}, format="json")
     assert bad.status_code == 400 and bad.json()["error"]["field"].startswith("Warning")
+
+
+def test_severities_spelled_as_flashduty_does_are_applied(alice):
+    response = as_(alice).put(PREFERENCES, {"critical": ["sms"], "WARNING": ["voice"], "info": []}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["data"] == {"Critical": ["sms"], "Warning": ["voice"], "Info": []}
+    assert as_(alice).get(PREFERENCES).json()["data"] == {"Critical": ["sms"], "Warning": ["voice"], "Info": []}
+
+
+def test_lowercase_severities_in_form_input_are_applied(alice):
+    response = as_(alice).put(PREFERENCES, "critical=sms&critical=email", content_type=FORM)
+    assert response.status_code == 200, response.json()
+    assert as_(alice).get(PREFERENCES).json()["data"]["Critical"] == ["sms", "email"]
+
+
+@pytest.mark.parametrize(
+    "body, key",
+    [
+        ({"Critical": ["sms"], "urgent": ["voice"]}, "urgent"),
+        ({"Critical": ["sms"], "critical": ["voice"]}, "critical"),
+    ],
+)
+def test_an_unknown_or_repeated_severity_is_refused_naming_it_and_changes_nothing(alice, body, key):
+    as_(alice).put(PREFERENCES, {"Info": []}, format="json")
+    before = as_(alice).get(PREFERENCES).json()["data"]
+    response = as_(alice).put(PREFERENCES, body, format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("InvalidParameter", key)
+    assert error["message"].startswith(f"{key}: ")
+    assert as_(alice).get(PREFERENCES).json()["data"] == before
+    assert NotificationPreference.objects.filter(person=alice).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

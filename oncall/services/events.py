@@ -58,18 +58,35 @@ def incident_events_dispatch(*, incident_id: int, now: datetime | None = None) -
 
 
 def incident_events_dispatch_overdue(*, now: datetime, limit: int = 200) -> int:
-    """Dispatch events whose writer died before dispatching them (the ticker calls this every tick)."""
-    incident_ids = (
-        IncidentEvent.objects.filter(dispatched_at__isnull=True, created_at__lte=now - DISPATCH_GRACE)
-        .order_by("incident_id")
-        .values_list("incident_id", flat=True)
-        .distinct()[:limit]
-    )
+    """Dispatch events whose writer died before dispatching them (the ticker calls this every tick).
+
+    A sweep takes at most `limit` incidents, going on from where the last one stopped and around: incidents whose
+    dispatch keeps failing cannot take every sweep's places and leave later incidents' events waiting for good.
+    """
+    pending = IncidentEvent.objects.filter(dispatched_at__isnull=True, created_at__lte=now - DISPATCH_GRACE)
+
+    def first(count: int, **after):
+        ids = pending.filter(**after).order_by("incident_id").values_list("incident_id", flat=True).distinct()
+        return list(ids[:count])
+
+    incident_ids = first(limit, incident_id__gt=_sweep.after)
+    if len(incident_ids) < limit:
+        incident_ids += first(limit - len(incident_ids), incident_id__lte=_sweep.after)
+    _sweep.after = incident_ids[-1] if len(incident_ids) == limit else 0
     count = 0
-    for incident_id in list(incident_ids):
+    for incident_id in incident_ids:
         try:
             count += incident_events_dispatch(incident_id=incident_id, now=now)
         except Exception:
-            # One incident's failure must not hold up the others; it is retried on the next tick.
+            # One incident's failure must not hold up the others; it is retried on a later sweep.
             logger.exception("Dispatching events of incident %s failed", incident_id)
     return count
+
+
+class _Sweep:
+    """Where this process's last sweep of overdue events stopped (an incident id; 0: at the start)."""
+
+    after = 0
+
+
+_sweep = _Sweep()

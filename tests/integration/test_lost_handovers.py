@@ -125,3 +125,31 @@ def test_duplicate_tasks_do_nothing_the_second_time(client, clock, key, mailoutb
     channel_tasks.delivery_send(delivery.pk)
     assert len(mailoutbox) == 1
     assert Delivery.objects.count() == 1
+
+
+def test_incidents_whose_dispatch_keeps_failing_do_not_hold_up_the_others(client, clock, mailoutbox, monkeypatch):
+    alice = make_user("alice")
+    channel = make_channel()
+    make_rule(channel, [{"people": [alice]}])
+    key = make_integration(channel=channel)[1]
+    with monkeypatch.context() as patch:
+        patch.setattr(events, "incident_events_dispatch", lambda **kwargs: 0)
+        for n in range(3):
+            push(client, key, {**EVENT, "alert_key": f"disk-{n}", "title_rule": f"Disk {n} full"})
+    stuck = sorted(IncidentEvent.objects.values_list("incident_id", flat=True))[:2]
+    real_dispatch = events.incident_events_dispatch
+
+    def failing(*, incident_id, now=None):
+        if incident_id in stuck:
+            raise RuntimeError("this incident's receivers keep failing")
+        return real_dispatch(incident_id=incident_id, now=now)
+
+    monkeypatch.setattr(events, "incident_events_dispatch", failing)
+    clock.advance(seconds=6)
+    now = clock_module.now()
+    sent = [events.incident_events_dispatch_overdue(now=now, limit=2) for _ in range(2)]
+    assert sent == [0, 1], "the third incident waited behind the two failing ones"
+    assert len(mailoutbox) == 1
+    assert set(IncidentEvent.objects.filter(dispatched_at__isnull=True).values_list("incident_id", flat=True)) == set(
+        stuck
+    )

@@ -203,6 +203,18 @@ class Alert(models.Model):
     last_time = models.DateTimeField(_("last seen"))
     end_time = models.DateTimeField(_("recovered at"), null=True, blank=True)
     close_time = models.DateTimeField(_("closed at"), null=True, blank=True)
+    # The monitor's own clock, so that events it delivers late or twice (an HA Alertmanager peer, a retry) are
+    # told apart from new ones: the start of the latest firing while the alert is open, its end once a recovery
+    # closed it. Empty when the monitor gave no time (the standard format, PagerDuty without payload.timestamp).
+    monitor_time = models.DateTimeField(
+        _("monitor's time"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When the monitor said the latest firing started, or, once the alert recovered, when it said it ended; "
+            "empty when the monitor sends no times."
+        ),
+    )
 
     class Meta:
         ordering = ["-start_time", "-id"]

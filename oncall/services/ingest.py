@@ -387,7 +387,18 @@ def _settle(*, integration: Integration, event: NormalizedEvent, now: datetime) 
                 continue  # looked for again on the next pass
             alert, incident = locked
             done.add(alert.pk)
-            if event.action == EventAction.RECOVER:
+            if event.action == EventAction.RECOVER and _ends_an_earlier_firing(alert, event, now):
+                logger.warning(
+                    "Integration %s: ignored a recovery of alert %r (alert %s) that the monitor dated %s, before the "
+                    "firing at %s it holds: the late resolution of an earlier firing (an HA peer or a retry)",
+                    integration.pk,
+                    alert.alert_key,
+                    alert.pk,
+                    _monitor_said(event, now).isoformat(),
+                    alert.monitor_time.isoformat(),
+                )
+                results.append(_result(alert, "ignored"))
+            elif event.action == EventAction.RECOVER:
                 results.append(_recover(alert=alert, incident=incident, event=event, now=now))
             else:
                 results.append(_acknowledge(alert=alert, incident=incident, now=now))
@@ -445,6 +456,7 @@ def _create(*, integration: Integration, channel: Channel, event: NormalizedEven
         images=[image.__dict__ for image in event.images],
         start_time=_monitor_time(event, now),
         last_time=now,
+        monitor_time=_monitor_said(event, now),
     )
     if action == "grouped":
         timeline_add(
@@ -489,6 +501,10 @@ def _merge(*, alert: Alert, incident: Incident, event: NormalizedEvent, now: dat
         alert.severity = event.status
     alert.event_count += 1
     alert.last_time = now
+    said = _monitor_said(event, now)
+    # The latest firing by the monitor's clock: a late copy of an earlier one (a retry) does not move it back.
+    if said is not None and (alert.monitor_time is None or said > alert.monitor_time):
+        alert.monitor_time = said
     alert.save()
     _touch(incident, now)
     incident_refresh_severity(incident=incident, now=now)
@@ -506,7 +522,21 @@ def _monitor_time(event: NormalizedEvent, now: datetime) -> datetime:
     """When the monitor says the alert started or ended (Alertmanager's startsAt/endsAt, a timestamp annotation,
     PagerDuty's payload.timestamp), never later than the platform received it; the time of receipt if it says
     nothing. Grouping windows, timers and last_time keep to the time of receipt."""
-    return min(event.event_time, now) if event.event_time else now
+    return _monitor_said(event, now) or now
+
+
+def _monitor_said(event: NormalizedEvent, now: datetime) -> datetime | None:
+    """The time the monitor gave the event (never later than the platform received it), or None when it gave none.
+    Only these are compared with each other to put a monitor's events in order: its clock is not ours."""
+    return min(event.event_time, now) if event.event_time else None
+
+
+def _ends_an_earlier_firing(alert: Alert, event: NormalizedEvent, now: datetime) -> bool:
+    """Whether a recovery is dated before the latest firing of the open alert, by the monitor's own clock: the
+    resolution of an earlier firing, delivered after the alert fired again (an HA Alertmanager peer, a retry), which
+    must not close the firing one."""
+    said = _monitor_said(event, now)
+    return said is not None and alert.monitor_time is not None and said < alert.monitor_time
 
 
 def _recover(*, alert: Alert, incident: Incident, event: NormalizedEvent, now: datetime) -> IngestResult:
@@ -515,6 +545,7 @@ def _recover(*, alert: Alert, incident: Incident, event: NormalizedEvent, now: d
     alert.status = EventStatus.OK
     alert.progress = AlertProgress.CLOSED
     alert.end_time = max(_monitor_time(event, now), alert.start_time)
+    alert.monitor_time = _monitor_said(event, now)  # the end, by the monitor's clock, or None if it gave none
     alert.close_time = now
     alert.last_time = now
     alert.event_count += 1

@@ -61,16 +61,16 @@ def parse(payload: object, *, now: datetime) -> list[NormalizedEvent]:
     if not isinstance(payload, Mapping):
         raise SourceError("body", "must be a JSON object")
     if payload.get("alerts") is not None:
-        return [_unified_event(alert, path=path, now=now) for path, alert in prometheus.alerts_of(payload)]
+        return [_unified_event(alert, path=path) for path, alert in prometheus.alerts_of(payload)]
     if any(payload.get(marker) is not None for marker in LEGACY_MARKERS):
-        return _legacy_events(payload, now=now)
+        return _legacy_events(payload)
     raise SourceError(
         "body",
         "is neither a Grafana Alerting notification (alerts[]) nor a legacy one (ruleId, ruleName, evalMatches)",
     )
 
 
-def _unified_event(alert: Mapping, *, path: str, now: datetime) -> NormalizedEvent:
+def _unified_event(alert: Mapping, *, path: str) -> NormalizedEvent:
     extra = {label: value for key, label in URL_LABELS if (value := _text(alert.get(key)))}
     labels = alert.get("labels")
     alertname = _text(labels.get("alertname")) if isinstance(labels, Mapping) else ""
@@ -79,12 +79,10 @@ def _unified_event(alert: Mapping, *, path: str, now: datetime) -> NormalizedEve
         href=_text(alert.get("panelURL")) or _text(alert.get("dashboardURL")),
         alt=alertname or DEFAULT_TITLE,
     )
-    return prometheus.alert_event(
-        alert, path=path, now=now, default_title=DEFAULT_TITLE, extra_labels=extra, images=images
-    )
+    return prometheus.alert_event(alert, path=path, default_title=DEFAULT_TITLE, extra_labels=extra, images=images)
 
 
-def _legacy_events(payload: Mapping, *, now: datetime) -> list[NormalizedEvent]:
+def _legacy_events(payload: Mapping) -> list[NormalizedEvent]:
     state = payload.get("state")
     if state is None:
         raise SourceError("state", "is required")
@@ -134,7 +132,6 @@ def _legacy_events(payload: Mapping, *, now: datetime) -> list[NormalizedEvent]:
             description=truncate(_text(payload.get("message")), DESCRIPTION_MAX),
             labels=sanitize_labels(metrics, first=tags or {}),
             images=_image(payload.get("imageUrl"), href=rule_url, alt=rule_name or DEFAULT_TITLE),
-            event_time=now,
         )
     ]
 

@@ -22,8 +22,8 @@ PagerDuty validates it, every problem reported at once (`InvalidEvent.errors`):
   with ".", values that are not strings JSON-encoded, nesting deeper than 8 levels JSON-encoded whole), through
   `sanitize_labels`. images = `images[{src, href, alt}]`, leaving out any whose src is not an http(s) URL of at most
   256 characters (an unusable href or over-long alt is dropped or cut, not the image). event_time =
-  `payload.timestamp` when it parses, else the time of receipt. Context (payload, images, links, client) is read on
-  triggers only, as PagerDuty does.
+  `payload.timestamp` when it parses, else none (v1 events, acknowledges and resolves never carry one). Context
+  (payload, images, links, client) is read on triggers only, as PagerDuty does.
 
 v1 (`reference/events-v1/openapiv3.json`, "generic events API"): `service_key`, `event_type` trigger |
 acknowledge | resolve, `incident_key` (as dedup_key above), `description` (required to trigger, at most 1024
@@ -117,10 +117,10 @@ def parse(payload: object, *, now: datetime) -> list[NormalizedEvent]:
     if not isinstance(payload, Mapping):
         raise InvalidEvent([("body", "must be a JSON object")])
     routing_key(payload)  # refuses a key of the wrong type
-    return [_parse_v1(payload, now=now) if version(payload) == 1 else _parse_v2(payload, now=now)]
+    return [_parse_v1(payload) if version(payload) == 1 else _parse_v2(payload)]
 
 
-def _parse_v2(body: Mapping, *, now: datetime) -> NormalizedEvent:
+def _parse_v2(body: Mapping) -> NormalizedEvent:
     problems: Problems = []
     action = _choice(body, "event_action", ACTIONS, problems)
     known = len(problems)
@@ -147,7 +147,7 @@ def _parse_v2(body: Mapping, *, now: datetime) -> NormalizedEvent:
         raise InvalidEvent(problems)
 
     if action != "trigger":
-        return _follow_up(action, dedup_key, body.get("payload"), now=now)
+        return _follow_up(action, dedup_key, body.get("payload"))
     first = {name: context.get(name) for name in CONTEXT_FIELDS}
     first.update(_client(body))
     links = [(item.get("text"), item.get("href")) for item in _objects(body.get("links"))]
@@ -159,11 +159,11 @@ def _parse_v2(body: Mapping, *, now: datetime) -> NormalizedEvent:
         labels=sanitize_labels(_flatten(context.get("custom_details"), "custom_details"), first=first),
         links=links,
         images=images,
-        event_time=parse_time(context.get("timestamp")) or now,
+        event_time=parse_time(context.get("timestamp")),
     )
 
 
-def _parse_v1(body: Mapping, *, now: datetime) -> NormalizedEvent:
+def _parse_v1(body: Mapping) -> NormalizedEvent:
     problems: Problems = []
     action = _choice(body, "event_type", ACTIONS, problems)
     known = len(problems)
@@ -175,7 +175,7 @@ def _parse_v1(body: Mapping, *, now: datetime) -> NormalizedEvent:
         raise InvalidEvent(problems)
 
     if action != "trigger":
-        return _follow_up(action, incident_key, {"summary": description}, now=now)
+        return _follow_up(action, incident_key, {"summary": description})
     contexts = _objects(body.get("contexts"))
     links = [item for item in contexts if item.get("type") == "link"]
     images = [item for item in contexts if item.get("type") == "image"]
@@ -186,7 +186,6 @@ def _parse_v1(body: Mapping, *, now: datetime) -> NormalizedEvent:
         labels=sanitize_labels(_flatten(body.get("details"), "details"), first=_client(body)),
         links=[(item.get("text"), item.get("href")) for item in links],
         images=[(item.get("src"), item.get("href"), item.get("alt")) for item in images],
-        event_time=now,
     )
 
 
@@ -198,7 +197,7 @@ def _trigger(
     labels: dict[str, str],
     links: list[tuple[object, object]],
     images: list[tuple[object, object, object]],
-    event_time: datetime,
+    event_time: datetime | None = None,
 ) -> NormalizedEvent:
     summary = summary.strip()
     title = truncate(summary, TITLE_MAX)
@@ -219,7 +218,7 @@ def _trigger(
     )
 
 
-def _follow_up(action: str, key: str, context: object, *, now: datetime) -> NormalizedEvent:
+def _follow_up(action: str, key: str, context: object) -> NormalizedEvent:
     """An acknowledge or resolve: only the key matters; PagerDuty ignores the rest of such events."""
     summary = context.get("summary") if isinstance(context, Mapping) else None
     title = truncate(summary.strip() if isinstance(summary, str) and summary.strip() else key, TITLE_MAX)
@@ -229,7 +228,6 @@ def _follow_up(action: str, key: str, context: object, *, now: datetime) -> Norm
         title=title,
         title_rule=title,
         acknowledge=action == "acknowledge",
-        event_time=now,
     )
 
 

@@ -20,7 +20,8 @@ Decisions (reference/product.md §9.2, Flashduty's documented mapping):
 - labels = the alert's labels, then its annotations, made acceptable by `sanitize_labels` (labels win a clash and
   the 50-pair cap).
 - event_time = the annotation `timestamp` (unix seconds, milliseconds above 10^11, or RFC 3339), else `endsAt`
-  of a resolved alert or `startsAt`, ignoring Go's zero time "0001-01-01T00:00:00Z"; else the time of receipt.
+  of a resolved alert or `startsAt`, ignoring Go's zero time "0001-01-01T00:00:00Z"; else none (ingest then goes
+  by the time the push arrived, and takes the monitor's word on no ordering).
 - No images: Alertmanager sends none.
 
 Grafana Alerting (v9+) sends the same shape, so `alert_event` is shared with the Grafana adapter.
@@ -62,7 +63,7 @@ DEFAULT_SEVERITY = EventStatus.WARNING
 
 
 def parse(payload: object, *, now: datetime) -> list[NormalizedEvent]:
-    return [alert_event(alert, path=path, now=now) for path, alert in alerts_of(payload)]
+    return [alert_event(alert, path=path) for path, alert in alerts_of(payload)]
 
 
 def alerts_of(payload: object) -> list[tuple[str, Mapping]]:
@@ -87,7 +88,6 @@ def alert_event(
     alert: Mapping,
     *,
     path: str,
-    now: datetime,
     default_title: str = DEFAULT_TITLE,
     extra_labels: Mapping[str, str] | None = None,
     images: tuple[Image, ...] = (),
@@ -123,7 +123,7 @@ def alert_event(
         description=truncate(description, DESCRIPTION_MAX),
         labels=clean,
         images=images,
-        event_time=_event_time(alert, annotations, resolved=resolved) or now,
+        event_time=_event_time(alert, annotations, resolved=resolved),
     )
 
 

@@ -78,6 +78,5 @@ def parse(payload: object, *, now: datetime) -> list[NormalizedEvent]:
             description=description,
             labels=labels,
             images=images,
-            event_time=now,
         )
     ]

@@ -161,3 +161,49 @@ def test_the_alert_starts_and_ends_when_alertmanager_says_it_did(client, clock):
     alert.refresh_from_db()
     assert alert.end_time.isoformat() == "2026-03-02T09:10:00+00:00"
     assert alert.last_time == clock.current, "the last event's arrival"
+
+
+def notification(status: str, starts: str, ends: str = "0001-01-01T00:00:00Z", fingerprint: str = "f00d") -> dict:
+    """An Alertmanager webhook body of one DiskFull alert."""
+    alert = {
+        "status": status,
+        "labels": {"alertname": "DiskFull", "severity": "critical"},
+        "annotations": {"summary": "disk full"},
+        "startsAt": starts,
+        "endsAt": ends,
+        "fingerprint": fingerprint,
+    }
+    return {"version": "4", "alerts": [alert]}
+
+
+def test_a_late_resolution_of_an_earlier_firing_does_not_close_the_alert_that_fired_again(client, clock, caplog):
+    """Fired at 08:00, resolved at 08:20, fired again at 08:30; the 08:20 resolution arrives after the 08:30 firing
+    (an HA peer, a retry). It ends the earlier firing, not the one paging now; the one for 08:30 does close it."""
+    _, key = make_integration(channel=make_channel("Kubernetes"))
+    push(client, key, notification("firing", "2026-03-02T08:00:00Z"), source="prometheus")
+    clock.advance(minutes=30)
+    push(client, key, notification("firing", "2026-03-02T08:30:00Z"), source="prometheus")
+    clock.advance(seconds=20)
+    late = notification("resolved", "2026-03-02T08:00:00Z", "2026-03-02T08:20:00Z")
+    push(client, key, late, source="prometheus")
+    alert, incident = Alert.objects.get(), Incident.objects.get()
+    assert (alert.progress, incident.progress) == ("Triggered", "Triggered")
+    assert alert.event_count == 2, "the ignored resolution is not counted as an event of the alert"
+    assert not incident.timeline.filter(kind="alert_recovered").exists()
+    assert "ignored a recovery of alert 'f00d'" in caplog.text
+
+    clock.advance(minutes=15)
+    push(client, key, notification("resolved", "2026-03-02T08:30:00Z", "2026-03-02T08:40:00Z"), source="prometheus")
+    alert.refresh_from_db()
+    incident.refresh_from_db()
+    assert (alert.progress, alert.end_time.isoformat()) == ("Closed", "2026-03-02T08:40:00+00:00")
+    assert incident.progress == "Closed"
+
+
+def test_a_firing_repeated_late_with_an_older_start_keeps_the_latest_one(client, clock):
+    """A retry of the 08:00 firing that arrives after the 08:30 one must not let the 08:20 resolution through."""
+    _, key = make_integration(channel=make_channel("Kubernetes"))
+    push(client, key, notification("firing", "2026-03-02T08:30:00Z"), source="prometheus")
+    push(client, key, notification("firing", "2026-03-02T08:00:00Z"), source="prometheus")
+    push(client, key, notification("resolved", "2026-03-02T08:00:00Z", "2026-03-02T08:20:00Z"), source="prometheus")
+    assert Alert.objects.get().progress == "Triggered"

@@ -305,3 +305,8 @@ def test_version_detection_and_the_field_the_key_comes_from(payload, version, fi
 )
 def test_routing_key_is_empty_when_the_body_carries_none(payload, key):
     assert pagerduty.routing_key(payload) == key
+
+
+@pytest.mark.parametrize("name", ["v1_docs_trigger.json", "v1_resolve.json", "v2_resolve.json", "v2_acknowledge.json"])
+def test_events_without_a_payload_timestamp_carry_no_time_of_their_own(name):
+    assert parse_one(load(name)).event_time is None

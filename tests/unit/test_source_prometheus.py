@@ -202,13 +202,13 @@ def test_more_than_fifty_pairs_keep_every_label_before_any_annotation():
         ({"annotations": {"timestamp": "2026-03-02T16:50:00+08:00"}}, datetime(2026, 3, 2, 8, 50, tzinfo=UTC)),
         ({"annotations": {"timestamp": "yesterday"}}, datetime(2026, 3, 2, 8, 0, tzinfo=UTC)),
         ({}, datetime(2026, 3, 2, 8, 0, tzinfo=UTC)),
-        ({"startsAt": "0001-01-01T00:00:00Z"}, NOW),
-        ({"startsAt": None}, NOW),
+        ({"startsAt": "0001-01-01T00:00:00Z"}, None),
+        ({"startsAt": None}, None),
         ({"status": "resolved", "endsAt": "2026-03-02T08:30:00Z"}, datetime(2026, 3, 2, 8, 30, tzinfo=UTC)),
         ({"status": "resolved"}, datetime(2026, 3, 2, 8, 0, tzinfo=UTC)),
     ],
 )
-def test_event_time_comes_from_timestamp_annotation_then_alert_times_then_now(overrides, expected):
+def test_event_time_comes_from_timestamp_annotation_then_alert_times_else_there_is_none(overrides, expected):
     assert parse_one(body(alert(**overrides))).event_time == expected
 
 

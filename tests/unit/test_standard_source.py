@@ -184,3 +184,9 @@ def test_fifty_labels_and_long_keys_within_limits_are_accepted():
 def test_label_key_over_128_characters_is_refused():
     with pytest.raises(SourceError, match="longer than 128"):
         standard.parse(valid(labels={"k" * 129: "v"}), now=NOW)
+
+
+def test_a_standard_event_carries_no_time_of_its_own():
+    """The format has no time field: ingest dates the event by its arrival and orders it by nothing else."""
+    assert parse_one(valid()).event_time is None
+    assert parse_one(valid(event_status="Ok")).event_time is None

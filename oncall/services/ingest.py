@@ -41,7 +41,7 @@ from oncall.models import (
     TimelineEntry,
 )
 from oncall.models.intake import group_key_normalise
-from oncall.selectors import channel_ids_by_name, route_table_get
+from oncall.selectors import channel_ids_by_name, route_table_get, route_table_load
 from oncall.services.incidents import (
     auto_resolve_at,
     incident_close,
@@ -304,10 +304,10 @@ def alert_ingest(*, integration: Integration, events: Sequence[NormalizedEvent],
             results.extend(_settle(integration=integration, event=event, now=now))
             continue
         for channel_id in channel_ids:
-            channel = channels.get(channel_id)
-            if channel is None:
+            if channel_id not in channels:
                 logger.warning("Channel %s was deleted after alert %r was routed to it", channel_id, event.alert_key)
-                continue
+        present = [channels[channel_id] for channel_id in channel_ids if channel_id in channels]
+        for channel in present or _route_again(integration, event):
             results.append(_trigger(integration=integration, channel=channel, event=event, now=now))
     # Coarse on purpose: updating the integration row on every event would serialise all its pushes.
     if integration.last_event_at and integration.last_event_at >= now - LAST_EVENT_AT_RESOLUTION:
@@ -316,6 +316,43 @@ def alert_ingest(*, integration: Integration, events: Sequence[NormalizedEvent],
         Q(pk=integration.pk) & (Q(last_event_at__isnull=True) | Q(last_event_at__lt=now - LAST_EVENT_AT_RESOLUTION))
     ).update(last_event_at=now)
     return results
+
+
+def _route_again(integration: Integration, event: NormalizedEvent) -> list[Channel]:
+    """The channels for a trigger every channel of which was deleted after the push was accepted: the integration's
+    routing rules as saved now, then its default route. The monitor was told the event was stored, so it is not
+    dropped while something still routes it; when nothing does, it is left out with a warning, as at acceptance."""
+    table = route_table_load(integration)  # from the database: the cached rules may still name the deleted channel
+    subject = _subject(integration, event)
+    names = table.mapped_names(subject)
+    by_name = dict(Channel.objects.filter(name__in=names).values_list("name", "pk")) if names else {}
+    channel_ids = routing.route(table, subject, by_name)
+    found = Channel.objects.in_bulk(channel_ids)
+    channels = [found[channel_id] for channel_id in channel_ids if channel_id in found]
+    if channels:
+        logger.warning(
+            "Integration %s: alert %r was routed again, to channel(s) %s, because every channel it was routed to "
+            "was deleted before it was processed",
+            integration.pk,
+            event.alert_key,
+            ", ".join(str(channel.pk) for channel in channels),
+        )
+    else:
+        logger.warning(
+            "Integration %s: %s",
+            integration.pk,
+            _(
+                'The event "%(title)s" (alert_key %(key)s) was routed to channels deleted before it was processed, '
+                "and matches no routing rule of integration %(integration)s now, which has no default route; it "
+                "was left out."
+            )
+            % {
+                "title": event.title if len(event.title) <= 80 else event.title[:79] + "…",
+                "key": event.alert_key,
+                "integration": integration.name,
+            },
+        )
+    return channels
 
 
 def _channel_ids(integration: Integration, event: NormalizedEvent) -> tuple[int, ...]:

@@ -305,6 +305,48 @@ def test_a_channel_deleted_between_routing_and_processing_is_skipped_and_the_oth
     assert not EventBatch.objects.exists()
 
 
+def test_an_event_whose_every_channel_was_deleted_before_processing_goes_where_the_rules_send_it_now(
+    client, channels, clock, monkeypatch, caplog
+):
+    """The monitor was told the event was stored: it pages where the rules as saved now send it, not nowhere."""
+    integration, key = make_integration(channel=channels["Fallback"])
+    make_rule(integration, channels["Web"], filters=when("labels.team", "web"), fallthrough=False)
+    make_rule(integration, channels["Databases"], position=1)
+    monkeypatch.setattr(queue, "async_task", lambda *args, **kwargs: None)
+    push(client, key, event(labels={"team": "db"}))  # cached: the rules as they were, which route it to Databases
+    make_rule(integration, channels["Ops"], position=2)
+    channels["Databases"].delete()
+    ingest.batches_process(integration_id=integration.pk, now=clock.current)
+    assert landed() == {"disk-db-1": ["Ops"]}, "the rules as saved now, not those cached when it was accepted"
+    assert not EventBatch.objects.exists()
+    assert "was routed again" in caplog.text
+
+
+def test_an_event_whose_channels_were_deleted_and_no_rule_matches_now_goes_to_the_default_route(
+    client, channels, clock, monkeypatch
+):
+    integration, key = make_integration(channel=channels["Fallback"])
+    make_rule(integration, channels["Databases"])
+    monkeypatch.setattr(queue, "async_task", lambda *args, **kwargs: None)
+    push(client, key, event())
+    channels["Databases"].delete()
+    ingest.batches_process(integration_id=integration.pk, now=clock.current)
+    assert landed() == {"disk-db-1": ["Fallback"]}
+
+
+def test_an_event_whose_channels_were_deleted_with_no_route_left_is_left_out_and_logged(
+    client, channels, clock, monkeypatch, caplog
+):
+    integration, key = make_integration(channel=None)
+    make_rule(integration, channels["Databases"])
+    monkeypatch.setattr(queue, "async_task", lambda *args, **kwargs: None)
+    push(client, key, event())
+    channels["Databases"].delete()
+    ingest.batches_process(integration_id=integration.pk, now=clock.current)
+    assert not Alert.objects.exists() and not EventBatch.objects.exists()
+    assert "matches no routing rule of integration" in caplog.text and "was left out" in caplog.text
+
+
 # --- the admin ---------------------------------------------------------------------------------------------------
 
 

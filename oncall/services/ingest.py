@@ -450,9 +450,11 @@ def _group_target(channel: Channel, key: str, now: datetime) -> Incident | None:
         return None
     # Two alerts of a new group arriving together must not open two incidents.
     transaction_lock(f"group:{channel.pk}:{key}")
+    # A tumbling window is half-open, [start, start + window): an alert exactly one window after the start opens
+    # the next incident, so windows never overlap.
     candidate = (
         Incident.objects.select_for_update()
-        .filter(channel=channel, group_key=key, start_time__gte=now - timedelta(minutes=channel.group_window_minutes))
+        .filter(channel=channel, group_key=key, start_time__gt=now - timedelta(minutes=channel.group_window_minutes))
         .exclude(progress=Progress.CLOSED)
         .order_by("-start_time", "-pk")
         .first()

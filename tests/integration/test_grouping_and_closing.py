@@ -44,6 +44,19 @@ def test_alerts_with_equal_grouping_labels_share_an_incident_within_the_window(c
     assert Incident.objects.count() == 3, "after the window a new incident opens"
 
 
+def test_the_grouping_window_ends_just_before_one_window_after_the_incident_started(client, clock):
+    """Tumbling windows are half-open, [start, start + window): they never overlap."""
+    _, key = make_integration(channel=make_channel(group_keys=["service"], group_window_minutes=60))
+    push(client, key, event("a", service="api"))
+    clock.advance(minutes=59, seconds=59)
+    push(client, key, event("b", service="api"))
+    clock.advance(seconds=1)
+    push(client, key, event("c", service="api"))
+    first = Alert.objects.get(alert_key="a").incident_id
+    assert Alert.objects.get(alert_key="b").incident_id == first
+    assert Alert.objects.get(alert_key="c").incident_id != first, "exactly 60 minutes after the start: a new one"
+
+
 def test_alerts_lacking_a_grouping_label_group_together(client, clock):
     _, key = make_integration(channel=make_channel(group_keys=["service"]))
     push(client, key, event("a", host="x"))

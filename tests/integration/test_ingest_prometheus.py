@@ -207,3 +207,18 @@ def test_a_firing_repeated_late_with_an_older_start_keeps_the_latest_one(client,
     push(client, key, notification("firing", "2026-03-02T08:00:00Z"), source="prometheus")
     push(client, key, notification("resolved", "2026-03-02T08:00:00Z", "2026-03-02T08:20:00Z"), source="prometheus")
     assert Alert.objects.get().progress == "Triggered"
+
+
+def test_a_firing_sent_again_with_its_old_start_after_alertmanager_resolved_it_pages_again(client, clock):
+    """Prometheus out of touch for a few minutes: Alertmanager resolves the alert itself (resolve_timeout); when
+    Prometheus is back, the alert still firing comes again with its first startsAt, older than that resolution.
+    It is firing now, so it opens a new incident: ignoring it would page nobody until Alertmanager's repeat
+    interval (4 hours by default). A monitor's retry of the old firing pages twice instead, the lesser harm."""
+    _, key = make_integration(channel=make_channel("Kubernetes"))
+    push(client, key, notification("firing", "2026-03-02T08:50:00Z"), source="prometheus")
+    clock.advance(minutes=14)
+    push(client, key, notification("resolved", "2026-03-02T08:50:00Z", "2026-03-02T09:04:00Z"), source="prometheus")
+    assert Incident.objects.get().progress == "Closed"
+    clock.advance(seconds=30)
+    push(client, key, notification("firing", "2026-03-02T08:50:00Z"), source="prometheus")
+    assert list(Incident.objects.order_by("id").values_list("progress", flat=True)) == ["Closed", "Triggered"]

@@ -405,8 +405,11 @@ def incident_merge(*, incident: Incident, into: Incident, by: User, source: str,
         raise IllegalTransition(_("Incident #%(n)s was already merged.") % {"n": incident.number})
     moved = Alert.objects.filter(incident=incident).update(incident=into)
     into.last_time = max(into.last_time, incident.last_time)
+    if into.auto_resolve_at is not None:
+        # The alerts moved in count as its events: it must not close by itself before they have been quiet too.
+        into.auto_resolve_at = max(into.auto_resolve_at, auto_resolve_at(into.channel, into.last_time) or now)
     incident_refresh_severity(incident=into, now=now)
-    into.save(update_fields=["last_time", "severity", "status", "end_time"])
+    into.save(update_fields=["last_time", "auto_resolve_at", "severity", "status", "end_time"])
     timeline_add(
         incident=into,
         kind=TimelineEntry.Kind.MERGED,
@@ -566,9 +569,14 @@ def incidents_auto_resolve_due(*, now: datetime, limit: int = 200) -> int:
                 continue
             if incident.progress == Progress.CLOSED:
                 continue
+            # The channel's setting as it is now: turned off or lengthened since the incident's deadline was set,
+            # the incident stays open (for good, or until the longer time has passed).
             minutes = incident.channel.auto_resolve_minutes
-            incident.auto_resolve_at = None
+            deadline = auto_resolve_at(incident.channel, incident.last_time)
+            incident.auto_resolve_at = deadline if deadline is not None and deadline > now else None
             incident.save(update_fields=["auto_resolve_at"])
+            if deadline is None or deadline > now:
+                continue
             incident_close(
                 incident=incident,
                 now=now,

@@ -191,3 +191,36 @@ def test_a_channel_saved_with_grouping_keys_written_as_filters_write_them_still_
     push(client, key, event("b", service="payments"))
     push(client, key, event("c", service="db"))
     assert Incident.objects.count() == 2
+
+
+def test_auto_resolve_follows_the_channels_setting_as_it_is_now(client, clock):
+    channel = make_channel(auto_resolve_minutes=60)
+    _, key = make_integration(channel=channel)
+    push(client, key, event("a"))
+    push(client, key, event("b"))
+    Channel.objects.filter(pk=channel.pk).update(auto_resolve_minutes=90)
+    clock.advance(minutes=60)
+    assert tick(now=clock_module.now()).auto_resolved == 0, "lengthened to 90 minutes"
+    clock.advance(minutes=30)
+    assert tick(now=clock_module.now()).auto_resolved == 2
+    push(client, key, event("c"))
+    Channel.objects.filter(pk=channel.pk).update(auto_resolve_minutes=0)
+    clock.advance(days=1)
+    assert tick(now=clock_module.now()).auto_resolved == 0, "turned off"
+    assert Incident.objects.get(alerts__alert_key="c").progress == "Triggered"
+    assert Incident.objects.get(alerts__alert_key="c").auto_resolve_at is None
+
+
+def test_a_merged_incidents_alerts_keep_the_target_open_for_the_auto_resolve_time(client, clock):
+    _, key = make_integration(channel=make_channel(auto_resolve_minutes=60))
+    push(client, key, event("a"))
+    clock.advance(minutes=50)
+    push(client, key, event("b"))
+    into, merged = Incident.objects.get(alerts__alert_key="a"), Incident.objects.get(alerts__alert_key="b")
+    incident_merge(incident=merged, into=into, by=make_user(), source=Source.WEB, now=clock.current)
+    clock.advance(minutes=15)
+    assert tick(now=clock_module.now()).auto_resolved == 0, "alert b's event came 15 minutes ago"
+    assert Incident.objects.get(pk=into.pk).progress == "Triggered"
+    clock.advance(minutes=45)
+    assert tick(now=clock_module.now()).auto_resolved == 1
+    assert Incident.objects.get(pk=into.pk).progress == "Closed"

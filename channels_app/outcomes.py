@@ -20,7 +20,7 @@ from channels_app import registry
 from channels_app.base import Outcome, SendResult
 from channels_app.models import Delivery
 from channels_app.templating import Rendered
-from oncall.models import Progress, TimelineEntry
+from oncall.models import Incident, IncidentEvent, Progress, Responder, TimelineEntry
 from oncall.services.contacts import contact_flag
 from oncall.services.devices import devices_pushed, devices_remove
 from oncall.services.incidents import timeline_add
@@ -29,7 +29,11 @@ logger = logging.getLogger(__name__)
 
 # Waits before attempts 2, 3, 4...; the last value repeats.
 RETRY_BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=5))
+# A level's messages: its pages, its bots' posts and their IM fallback reminders.
 TRIGGER_EVENTS = ("triggered", "refired", "escalated")
+# Every page to a person about an incident that asks them to act: a level's, and a direct one (assigned when the
+# incident was created, reassigned, added as a responder).
+PAGE_EVENTS = (*TRIGGER_EVENTS, "assigned")
 LOG_MAX = 50
 # A provider's "too fast" answer (a bot's rate limit) does not count as a failed attempt for this long after the
 # message was written: it is delayed, not dropped. Past it, such answers count like any temporary failure.
@@ -45,16 +49,67 @@ def backoff(attempts: int) -> timedelta:
 
 
 def no_longer_needed(delivery: Delivery) -> str:
-    """Why a page need not be attempted again ("" when it still is): its incident closed, or someone acknowledged it
-    after the page was written (a forced escalation pages an acknowledged incident, and that still counts)."""
-    if delivery.event not in TRIGGER_EVENTS:
+    """Why a page need not be attempted (again) ("" when it still is).
+
+    Its incident closed; or someone acknowledged it after the page was written (the latest acknowledgement counts:
+    after an unacknowledge, a wake or a manual escalation the incident is paged anew, and acknowledging it again
+    stops those pages too; a forced escalation pages an acknowledged incident, and that page still counts); or
+    the escalation run that wrote it was superseded (restarted, or escalated by hand: the new run pages anew); or
+    the incident was reassigned since (the people it names are paged anew, the others no longer need to be).
+    """
+    if delivery.event not in PAGE_EVENTS:
         return ""
     incident = delivery.incident
     if incident.progress == Progress.CLOSED:
         return _("The incident closed before it was sent.")
-    if incident.progress == Progress.PROCESSING and incident.ack_time and incident.ack_time >= delivery.created_at:
-        return _("The incident was acknowledged meanwhile.")
+    if incident.progress == Progress.PROCESSING:
+        acknowledged = _last_acknowledged(incident)
+        if acknowledged is not None and acknowledged >= delivery.created_at:
+            return _("The incident was acknowledged meanwhile.")
+    if delivery.event in TRIGGER_EVENTS and delivery.escalation_run and _run_superseded(delivery):
+        return _("The escalation started again since; its new run notifies anew.")
+    if _reassigned_since(delivery):
+        return _("The incident was reassigned since; the people it names are notified anew.")
     return ""
+
+
+def _last_acknowledged(incident) -> datetime | None:
+    """When the incident was last acknowledged, by a person or by the monitor (`ack_time` is the first time)."""
+    return (
+        IncidentEvent.objects.filter(incident=incident, kind=IncidentEvent.Kind.ACKNOWLEDGED)
+        .order_by("-created_at", "-pk")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+
+
+def _run_superseded(delivery: Delivery) -> bool:
+    """Whether the incident's escalation has started a later run than the one that wrote the delivery. Read
+    through the incident's `escalation` relation (the escalation app's state), not imported from that app."""
+    return Incident.objects.filter(pk=delivery.incident_id, escalation__run__gt=delivery.escalation_run).exists()
+
+
+def _reassigned_since(delivery: Delivery) -> bool:
+    """Whether the incident was reassigned after the page was written. A reassignment pages everyone it names anew
+    (a retry of an earlier page to one of them would be a second page) and takes the incident from everyone else.
+    One at the very moment the page was written supersedes it only if its recipient is no longer a responder: the
+    reassignment's own pages may be written at that moment."""
+    reassigned = (
+        IncidentEvent.objects.filter(
+            incident_id=delivery.incident_id, kind=IncidentEvent.Kind.REASSIGNED, created_at__gte=delivery.created_at
+        )
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if reassigned is None:
+        return False
+    if reassigned > delivery.created_at:
+        return True
+    return (
+        delivery.recipient_id is not None
+        and not Responder.objects.filter(incident_id=delivery.incident_id, person_id=delivery.recipient_id).exists()
+    )
 
 
 def _log(delivery: Delivery, entry: Mapping[str, Any], now: datetime) -> list:

@@ -27,7 +27,7 @@ from channels_app.quotas import quota_notice_send, quota_take
 from channels_app.templating import render_slots
 from oncall.lib import claims, http, queue
 from oncall.lib.logs import log_context
-from oncall.models import Progress, User
+from oncall.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +105,9 @@ def _delivery_attempt(*, delivery: Delivery, now: datetime) -> Delivery:
         return bot_delivery_send(delivery=delivery, now=now)
     incident = delivery.incident
     needless = no_longer_needed(delivery)
-    if needless and (delivery.attempts > 1 or incident.progress == Progress.CLOSED):
-        # A retry of a page someone has acknowledged (or any page of a closed incident) would only be noise.
+    if needless:
+        # A page that is no longer needed wakes someone for nothing, whether it is a retry or a first attempt that
+        # waited (a queue backlog, the bulkhead, a lost hand-over the ticker picked up).
         Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
             status=Delivery.Status.CANCELLED, lease_until=None, error=needless
         )

@@ -70,7 +70,7 @@ class Delivery(models.Model):
         SENT = "sent", _("Sent")  # the provider accepted it
         DELIVERED = "delivered", _("Delivered")  # the provider confirmed it reached the recipient
         FAILED = "failed", _("Failed")  # permanent error or attempts exhausted
-        CANCELLED = "cancelled", _("Cancelled")  # no longer needed (the incident closed before it went out)
+        CANCELLED = "cancelled", _("Cancelled")  # no longer needed when its turn came (docs/people.md)
 
     incident = models.ForeignKey("oncall.Incident", on_delete=models.CASCADE, related_name="deliveries")
     escalation_run = models.PositiveIntegerField(

@@ -14,6 +14,7 @@ from oncall.lib import clock as clock_module
 from oncall.models import Incident, Source
 from oncall.services import lifecycle
 from tests.factories import make_channel, make_integration, make_rule, make_team, make_user, push
+from tests.fakes.smtp import FakeSmtpServer, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 WEB = Source.WEB
@@ -195,6 +196,49 @@ def test_force_escalation_pages_the_next_level_despite_the_acknowledgement(clien
     assert paged(mailoutbox) == ["ann", "ben"], "level 1 forces escalation at 15 minutes"
     later(clock, minutes=15)
     assert paged(mailoutbox) == ["ann", "ben"], "level 2 does not force it"
+
+
+@pytest.fixture
+def smtp_port(settings):
+    """A mail server that is down until the test starts a FakeSmtpServer on this port."""
+    port = free_port()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = port
+    settings.EMAIL_TIMEOUT = 2
+    settings.DEFAULT_FROM_EMAIL = "Pager <pager@oncall.example.test>"
+    return port
+
+
+def test_a_forced_levels_page_written_after_the_ack_is_retried_until_its_person_acknowledges(client, clock, smtp_port):
+    """Level 1 forces escalation: ann acknowledges, ben (level 2) is paged anyway, and his page, which the mail
+    server refuses, is retried (it was written after ann's acknowledgement) until ben acknowledges too."""
+    ann, ben = make_user("ann"), make_user("ben")
+    channel = make_channel()
+    rule = EscalationRule.objects.create(channel=channel, name="Forced")
+    level(rule, 0, people=[ann], force_escalate=True, escalate_after_minutes=5)
+    level(rule, 1, people=[ben], escalate_after_minutes=30)
+    push(client, make_integration(channel=channel)[1], event())
+    incident = Incident.objects.get()
+    lifecycle.incident_acknowledge(incident=incident, by=ann, source=WEB, now=clock.current)
+    later(clock, minutes=5)  # ben's page; the mail server is down
+    bens = Delivery.objects.get(recipient=ben)
+    assert (bens.status, bens.attempts) == ("pending", 1)
+    later(clock, seconds=30)
+    bens.refresh_from_db()
+    assert (bens.status, bens.attempts) == ("pending", 2), "ann's earlier acknowledgement does not stop it"
+    clock.advance(seconds=5)
+    lifecycle.incident_acknowledge(incident=incident, by=ben, source=WEB, now=clock.current)
+    server = FakeSmtpServer(smtp_port).start()
+    try:
+        for _ in range(12):
+            later(clock, seconds=30)
+        received = list(server.received)
+    finally:
+        server.stop()
+    assert received == []
+    bens.refresh_from_db()
+    assert bens.status == "cancelled"
 
 
 def test_force_escalation_stops_when_the_incident_closes(client, clock, people, mailoutbox):

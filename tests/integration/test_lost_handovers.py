@@ -17,8 +17,8 @@ from escalation.models import Timer
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
 from oncall.lib import queue
-from oncall.models import IncidentEvent
-from oncall.services import events
+from oncall.models import Incident, IncidentEvent, Source, User
+from oncall.services import events, lifecycle
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -98,6 +98,23 @@ def test_sends_whose_tasks_were_lost_go_out_once(client, clock, key, mailoutbox,
     assert run_ticker().deliveries == 1
     assert len(mailoutbox) == 1
     assert Delivery.objects.get().status == "sent"
+
+
+def test_a_send_whose_task_was_lost_is_not_made_once_the_incident_is_acknowledged(
+    client, clock, key, mailoutbox, monkeypatch
+):
+    """A first attempt that waited (here a lost hand-over; also a queue backlog or the bulkhead) is not made after
+    someone acknowledged: it would wake a person for nothing."""
+    push_losing(client, key, monkeypatch, "channels_app.tasks.delivery_send")
+    incident = Incident.objects.get()
+    lifecycle.incident_acknowledge(
+        incident=incident, by=User.objects.get(username="alice"), source=Source.WEB, now=clock.current
+    )
+    clock.advance(seconds=31)
+    run_ticker()
+    assert mailoutbox == []
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.error) == ("cancelled", "The incident was acknowledged meanwhile.")
 
 
 def test_a_send_interrupted_by_a_dying_worker_is_attempted_again_once(client, clock, key, mailoutbox, monkeypatch):

@@ -13,9 +13,18 @@ from django.conf import settings
 from channels_app.base import SendResult
 from channels_app.models import Delivery
 from channels_app.outcomes import delivery_record_outcome
+from channels_app.preferences import person_preferences_set
 from escalation.models import EscalationState
 from oncall.models import Incident, Progress
-from oncall.services.lifecycle import incident_acknowledge
+from oncall.services.lifecycle import (
+    incident_acknowledge,
+    incident_create,
+    incident_reassign,
+    incident_reopen,
+    incident_resolve,
+    incident_snooze,
+    incident_unacknowledge,
+)
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
 from tests.integration.paging import TWILIO_SID, configure_twilio, later, twilio_callback
 
@@ -250,6 +259,102 @@ def test_no_second_call_after_someone_acknowledged(client, clock, page, fake_pro
     later(clock, minutes=1)
     assert len(fake_providers.received("/twilio/")) == 1
     assert Delivery.objects.get().status == "cancelled"
+
+
+def calls_to_vera(fake_providers) -> list:
+    return [call for call in fake_providers.received("/twilio/") if call.field("To") == "+14155550123"]
+
+
+@pytest.mark.parametrize("how", ["unack", "snooze_ran_out"])
+def test_no_second_call_after_the_incident_is_acknowledged_again(client, clock, page, fake_providers, how):
+    """After an unacknowledge (or a snooze that ran out) Vera is called anew; the second acknowledgement stops the
+    retry of that new call, though the incident's ack_time stays the first one."""
+    walt = make_user("walt2")
+    clock.advance(seconds=5)
+    first_ack = clock.current
+    incident_acknowledge(incident=Incident.objects.get(), by=walt, source="web", now=clock.current)
+    if how == "unack":
+        clock.advance(seconds=5)
+        incident_unacknowledge(incident=Incident.objects.get(), by=walt, source="web", now=clock.current)
+    else:
+        incident_snooze(incident=Incident.objects.get(), by=walt, minutes=1, source="web", now=clock.current)
+        later(clock, seconds=61)  # the ticker wakes it: Triggered again, level 1 calls again
+    calls = calls_to_vera(fake_providers)
+    assert len(calls) == 2
+    twilio_callback(client, calls[-1].field("StatusCallback"), call_params(calls[-1], CallStatus="no-answer"))
+    clock.advance(seconds=2)
+    incident_acknowledge(incident=Incident.objects.get(), by=walt, source="web", now=clock.current)
+    later(clock, seconds=30)
+    later(clock, seconds=30)
+    assert len(calls_to_vera(fake_providers)) == 2
+    assert Delivery.objects.get(escalation_run=2).status == "cancelled"
+    assert Incident.objects.get().ack_time == first_ack
+
+
+@pytest.mark.parametrize("how", ["unack", "reopen"])
+def test_a_restarted_escalation_does_not_also_call_with_the_previous_runs_retry(
+    client, clock, page, fake_providers, how
+):
+    twilio_callback(client, page.field("StatusCallback"), call_params(page, CallStatus="no-answer"))
+    someone = make_user("someone")
+    clock.advance(seconds=5)
+    if how == "unack":
+        incident_acknowledge(incident=Incident.objects.get(), by=someone, source="web", now=clock.current)
+        clock.advance(seconds=5)
+        incident_unacknowledge(incident=Incident.objects.get(), by=someone, source="web", now=clock.current)
+    else:
+        incident_resolve(incident=Incident.objects.get(), by=someone, source="web", now=clock.current)
+        clock.advance(seconds=5)
+        incident_reopen(
+            incident=Incident.objects.get(), by=someone, reason="not fixed", source="web", now=clock.current
+        )
+    assert len(calls_to_vera(fake_providers)) == 2  # the new run called her again at once
+    later(clock, seconds=30)  # the previous run's retry comes due
+    later(clock, seconds=5)
+    assert len(calls_to_vera(fake_providers)) == 2
+    old = Delivery.objects.get(escalation_run=1)
+    assert (old.status, old.error) == ("cancelled", "The escalation started again since; its new run notifies anew.")
+
+
+@pytest.fixture
+def vera_by_phone(vera, settings, fake_providers):
+    configure_twilio(settings, fake_providers)
+    person_preferences_set(person=vera, preferences={"Critical": ["voice"]})
+    return vera
+
+
+def test_no_second_call_after_ack_for_an_incident_assigned_at_creation(client, clock, fake_providers, vera_by_phone):
+    incident = incident_create(
+        channel=make_channel("Payments"),
+        title="DB down",
+        severity="Critical",
+        by=make_user("creator"),
+        now=clock.current,
+        assign_to=[vera_by_phone],
+    )
+    [call] = fake_providers.wait_for("/twilio/", 1)
+    response = twilio_callback(client, call.field("StatusCallback"), call_params(call, CallStatus="no-answer"))
+    assert response.status_code == 204
+    incident_acknowledge(incident=incident, by=vera_by_phone, source="app", now=clock.current)
+    later(clock, minutes=1)
+    later(clock, minutes=3)
+    assert len(fake_providers.received("/twilio/")) == 1
+    assert Delivery.objects.get().status == "cancelled"
+
+
+def test_no_second_call_after_ack_for_a_reassigned_incident(client, clock, fake_providers, vera_by_phone):
+    boss = make_user("boss")
+    incident = incident_create(
+        channel=make_channel("Payments"), title="DB down", severity="Critical", by=boss, now=clock.current
+    )
+    incident_reassign(incident=incident, by=boss, people=[vera_by_phone], source="web", now=clock.current)
+    [call] = fake_providers.wait_for("/twilio/", 1)
+    twilio_callback(client, call.field("StatusCallback"), call_params(call, CallStatus="busy"))
+    incident_acknowledge(incident=incident, by=boss, source="web", now=clock.current)
+    later(clock, minutes=1)
+    later(clock, minutes=3)
+    assert len(calls_to_vera(fake_providers)) == 1
+    assert Delivery.objects.get(event="assigned").status == "cancelled"
 
 
 def test_a_status_that_arrives_before_the_call_is_recorded_is_applied_after(client, clock, page):

@@ -8,7 +8,9 @@ from datetime import timedelta
 import pytest
 
 from channels_app.models import Delivery
-from oncall.models import Incident
+from channels_app.preferences import person_preferences_set
+from oncall.models import Incident, Source
+from oncall.services import lifecycle
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
 from tests.integration.paging import configure_twilio, later
 
@@ -111,3 +113,79 @@ def test_without_twilio_settings_the_call_fails_saying_what_is_missing(client, c
     delivery = Delivery.objects.get()
     assert delivery.status == "failed"
     assert "TWILIO_ACCOUNT_SID" in delivery.error and "TWILIO_VOICE_FROM" in delivery.error
+
+
+# -- retries no longer needed ----------------------------------------------------------------------------------
+
+OUTAGE = {"status": 500, "json": {"code": 20500, "message": "Internal Server Error"}}
+
+
+@pytest.fixture
+def reassigned_to_val(client, clock, twilio, val):
+    """val is given the incident (a direct page, by her own preferences); the call meets a Twilio outage."""
+    boss = make_user("boss")  # no phone: level 1 calls nobody
+    person_preferences_set(person=val, preferences={"Critical": ["voice"]})
+    channel = make_channel()
+    make_rule(channel, [{"people": [boss], "methods": ["voice"]}])
+    push(client, make_integration(channel=channel)[1], event())
+    twilio.fail_next("/twilio", **OUTAGE)
+    incident = lifecycle.incident_reassign(
+        incident=Incident.objects.get(), by=boss, people=[val], source=Source.WEB, now=clock.current
+    )
+    delivery = Delivery.objects.get(method="voice")
+    assert (delivery.event, delivery.status) == ("assigned", "pending")
+    return incident
+
+
+def test_a_direct_page_is_not_retried_after_the_incident_is_acknowledged(clock, twilio, val, reassigned_to_val):
+    clock.advance(seconds=5)
+    lifecycle.incident_acknowledge(incident=reassigned_to_val, by=val, source=Source.WEB, now=clock.current)
+    later(clock, minutes=1)
+    assert len(twilio.received("/twilio/")) == 1
+    assert Delivery.objects.get(method="voice").status == "cancelled"
+
+
+def test_a_direct_page_is_not_retried_after_the_incident_is_closed(clock, twilio, val, reassigned_to_val):
+    clock.advance(seconds=5)
+    lifecycle.incident_resolve(incident=reassigned_to_val, by=val, source=Source.WEB, now=clock.current)
+    later(clock, minutes=1)
+    assert len(twilio.received("/twilio/")) == 1
+    assert Delivery.objects.get(method="voice").status == "cancelled"
+
+
+@pytest.fixture
+def failed_first_call(client, clock, twilio, key):
+    twilio.fail_next("/twilio", **OUTAGE)
+    push(client, key, event())
+    assert Delivery.objects.get().status == "pending"  # the retry is due in 30 s
+    return Incident.objects.get()
+
+
+def test_a_retry_stops_when_the_incident_is_acknowledged_a_second_time(clock, twilio, val, failed_first_call):
+    incident = failed_first_call
+    clock.advance(seconds=5)
+    lifecycle.incident_acknowledge(incident=incident, by=val, source=Source.WEB, now=clock.current)
+    clock.advance(seconds=5)
+    twilio.fail_next("/twilio", **OUTAGE)
+    lifecycle.incident_unacknowledge(incident=incident, by=val, source=Source.WEB, now=clock.current)
+    assert Delivery.objects.get(escalation_run=2).status == "pending"
+    clock.advance(seconds=5)
+    lifecycle.incident_acknowledge(incident=incident, by=val, source=Source.WEB, now=clock.current)
+    later(clock, minutes=1)
+    assert len(twilio.received("/twilio/")) == 2
+    assert list(Delivery.objects.order_by("pk").values_list("status", flat=True)) == ["cancelled", "cancelled"]
+
+
+def test_a_retry_does_not_call_the_person_the_incident_was_reassigned_away_from(clock, twilio, failed_first_call):
+    carol = make_user("carol")  # email only: nothing to Twilio
+    clock.advance(seconds=5)
+    lifecycle.incident_reassign(
+        incident=failed_first_call, by=carol, people=[carol], source=Source.WEB, now=clock.current
+    )
+    later(clock, minutes=1)
+    assert len(twilio.received("/twilio/")) == 1
+    delivery = Delivery.objects.get(method="voice")
+    assert (delivery.status, delivery.error) == (
+        "cancelled",
+        "The incident was reassigned since; the people it names are notified anew.",
+    )

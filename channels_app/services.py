@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 # worker task would be killed (Q_TIMEOUT): the rest is for recording the outcome.
 ATTEMPT_SHARE_OF_LEASE = 0.8
 TASK_KILL_MARGIN_SECONDS = 3.0
+PERSON_KEY = "person:"
 
 __all__ = [
     "PlannedDelivery",
@@ -113,6 +114,10 @@ def _delivery_attempt(*, delivery: Delivery, now: datetime) -> Delivery:
         )
         return delivery
     method = registry.method(delivery.method)
+    if delivery.recipient_key.startswith(PERSON_KEY):
+        unreachable = _recipient_unreachable(delivery=delivery, method=method)
+        if unreachable:
+            return _unreachable(delivery=delivery, method=method, reason=unreachable, now=now)
     if method.quota_setting and delivery.recipient is not None:
         limit = getattr(settings, method.quota_setting)
         if not quota_take(person=delivery.recipient, method=method.key, limit=limit, now=now):
@@ -143,6 +148,41 @@ def _delivery_attempt(*, delivery: Delivery, now: datetime) -> Delivery:
         logger.exception("Delivery %s: provider %s raised", delivery.pk, delivery.method)
         result = SendResult.retryable(f"unexpected error: {type(exc).__name__}: {exc}")
     return delivery_record_outcome(delivery=delivery, result=result, now=now)
+
+
+def _recipient_unreachable(*, delivery: Delivery, method) -> str:
+    """Why the page's person cannot be reached by its method now ("" when they can). The person's current reachable
+    address is followed: a number or address they replaced (and verified) since the page was written is where this
+    attempt goes, and the delivery keeps it (the same delivery, so still one page per person per method)."""
+    person = delivery.recipient
+    if person is None:
+        return _("the person was deleted")
+    if not person.is_active:
+        return _("person is no longer active")
+    address = method.address_for(person)
+    if not address:
+        return method.unreachable_reason(person)
+    if address != delivery.address:
+        logger.info("Delivery %s: the person's %s address changed since it was written", delivery.pk, method.key)
+        delivery.address = address
+        Delivery.objects.filter(pk=delivery.pk).update(address=address)
+    return ""
+
+
+def _unreachable(*, delivery: Delivery, method, reason: str, now: datetime) -> Delivery:
+    """The page's person was deactivated, or their contact for the method flagged or removed, since it was written:
+    it fails without being sent, and the timeline says why (as a level's skip does)."""
+    message = _("%(method)s to %(who)s not sent: %(reason)s.") % {
+        "method": method.label,
+        "who": delivery.recipient.display_name if delivery.recipient else delivery.address,
+        "reason": reason,
+    }
+    return delivery_record_outcome(
+        delivery=delivery,
+        result=SendResult.permanent(reason, detail={"unreachable": True}),
+        now=now,
+        timeline_message=message,
+    )
 
 
 def _quota_reached(*, delivery: Delivery, method, limit: int, now: datetime) -> Delivery:

@@ -9,8 +9,9 @@ import pytest
 
 from channels_app.models import Delivery
 from channels_app.preferences import person_preferences_set
-from oncall.models import Incident, Source
+from oncall.models import Contact, Incident, Source
 from oncall.services import lifecycle
+from oncall.services.contacts import contact_code_create, contact_flag, contact_verify
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
 from tests.integration.paging import configure_twilio, later
 
@@ -115,9 +116,10 @@ def test_without_twilio_settings_the_call_fails_saying_what_is_missing(client, c
     assert "TWILIO_ACCOUNT_SID" in delivery.error and "TWILIO_VOICE_FROM" in delivery.error
 
 
-# -- retries no longer needed ----------------------------------------------------------------------------------
+# -- retries no longer needed, and people no longer reachable by the number the page was written for --------------
 
 OUTAGE = {"status": 500, "json": {"code": 20500, "message": "Internal Server Error"}}
+NEW_PHONE = "+442071234599"
 
 
 @pytest.fixture
@@ -189,3 +191,33 @@ def test_a_retry_does_not_call_the_person_the_incident_was_reassigned_away_from(
         "cancelled",
         "The incident was reassigned since; the people it names are notified anew.",
     )
+
+
+def test_a_retry_goes_to_the_number_the_person_verified_since(clock, twilio, val, failed_first_call):
+    _row, code = contact_code_create(person=val, contact=Contact.PHONE, target=NEW_PHONE, now=clock.current)
+    contact_verify(person=val, contact=Contact.PHONE, code=code, now=clock.current)
+    later(clock, seconds=30)
+    dialled = [call.field("To") for call in twilio.received("/twilio/") if call.path.endswith("Calls.json")]
+    assert dialled == [PHONE, NEW_PHONE]
+    delivery = Delivery.objects.get(method="voice")
+    assert (delivery.status, delivery.address, delivery.attempts) == ("sent", NEW_PHONE, 2)
+
+
+def test_a_retry_does_not_call_a_number_flagged_since(clock, twilio, val, failed_first_call):
+    contact_flag(person_id=val.pk, contact="phone", address=PHONE, reason="Twilio 21211: invalid number")
+    later(clock, seconds=30)
+    assert len(twilio.received("/twilio/")) == 1
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.error) == ("failed", "phone number flagged: Twilio 21211: invalid number")
+    entry = failed_first_call.timeline.get(kind="notify_failed")
+    assert entry.message == "Voice call to val not sent: phone number flagged: Twilio 21211: invalid number."
+
+
+def test_a_retry_does_not_call_a_person_deactivated_since(clock, twilio, val, failed_first_call):
+    val.is_active = False
+    val.save(update_fields=["is_active"])
+    later(clock, seconds=30)
+    assert len(twilio.received("/twilio/")) == 1
+    assert Delivery.objects.get().status == "failed"
+    entry = failed_first_call.timeline.get(kind="notify_failed")
+    assert entry.message == "Voice call to val not sent: person is no longer active."

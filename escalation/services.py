@@ -6,9 +6,10 @@ rows, calls them, writes deliveries, timeline entries and timers, and hands work
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db import transaction
@@ -29,12 +30,24 @@ from escalation.schedules import schedule_targets_on_call
 from oncall.lib import claims, queue
 from oncall.lib.filters import Subject, parse_saved_filters
 from oncall.lib.logs import log_context
-from oncall.models import Alert, Incident, IncidentEvent, Progress, Responder, Severity, Team, TimelineEntry, User
+from oncall.models import (
+    Alert,
+    Channel,
+    Incident,
+    IncidentEvent,
+    Progress,
+    Responder,
+    Severity,
+    Team,
+    TimelineEntry,
+    User,
+)
 from oncall.services.events import incident_event_record
 from oncall.services.incidents import timeline_add
 
 FIRE_TASK = "escalation.tasks.timer_fire"
 Status = EscalationState.Status
+logger = logging.getLogger(__name__)
 
 
 def rule_snapshot(rule: EscalationRule) -> engine.Snapshot:
@@ -118,6 +131,29 @@ def _locked_state(incident: Incident) -> EscalationState | None:
     return EscalationState.objects.select_for_update().filter(incident=incident).first()
 
 
+def _saved_time_windows(data: object, *, rule: str) -> tuple[engine.TimeWindow, ...] | None:
+    """The time windows of a rule as saved; None, with an error in the log naming `rule`, when they cannot be read
+    (saved past the admin's checks, or by an older version): the rule is then left out, like one whose filters
+    cannot be read, rather than failing the escalation of every incident of its channel."""
+    try:
+        return engine.parse_time_windows(data)
+    except ValueError as exc:
+        logger.error("%s has invalid time windows (%s); ignored", rule, exc)
+        return None
+
+
+def _channel_time_zone(channel: Channel) -> ZoneInfo:
+    """The channel's time zone for its rules' time windows; UTC, with an error in the log, when the saved name is
+    no time zone (any more)."""
+    try:
+        return ZoneInfo(channel.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        logger.error(
+            "Channel %s has an unknown time zone %r; its time windows are read in UTC", channel.pk, channel.time_zone
+        )
+        return ZoneInfo("UTC")
+
+
 def escalation_start(*, incident: Incident, now: datetime) -> EscalationState:
     """Choose the channel's first matching rule, freeze it on the incident and schedule its first level.
 
@@ -133,8 +169,10 @@ def escalation_start(*, incident: Incident, now: datetime) -> EscalationState:
     )
     candidates = []
     for rule in rules:
-        filters = parse_saved_filters(rule.filters, rule=f"Escalation rule {rule.pk} of channel {rule.channel_id}")
-        if filters is None:
+        name = f"Escalation rule {rule.pk} of channel {rule.channel_id}"
+        filters = parse_saved_filters(rule.filters, rule=name)
+        windows = _saved_time_windows(rule.time_windows, rule=name)
+        if filters is None or windows is None:
             continue
         candidates.append(
             engine.RuleCandidate(
@@ -143,11 +181,11 @@ def escalation_start(*, incident: Incident, now: datetime) -> EscalationState:
                 priority=rule.priority,
                 enabled=rule.enabled,
                 level_count=len(rule.levels.all()),
-                windows=engine.parse_time_windows(rule.time_windows),
+                windows=windows,
                 filters=filters,
             )
         )
-    tz = ZoneInfo(incident.channel.time_zone)
+    tz = _channel_time_zone(incident.channel)
     chosen = engine.choose_rule(candidates, incident_subject(incident), now, tz)
     if state is None:
         state = EscalationState(incident=incident, started_at=now)

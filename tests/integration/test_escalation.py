@@ -11,7 +11,7 @@ from channels_app.models import Delivery
 from escalation.models import EscalationLevel, EscalationRule, EscalationState
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
-from oncall.models import Incident, Source
+from oncall.models import Channel, Incident, IncidentEvent, Source
 from oncall.services import lifecycle
 from tests.factories import make_channel, make_integration, make_rule, make_team, make_user, push
 from tests.fakes.smtp import FakeSmtpServer, free_port
@@ -67,6 +67,35 @@ def test_a_rule_saved_with_a_severity_that_is_none_is_passed_over(client, clock,
     assert push(client, make_integration(channel=channel)[1], event()).status_code == 200
     assert Incident.objects.filter(channel=channel).count() == 1
     assert paged(mailoutbox) == ["ben"]
+
+
+def test_a_rule_saved_with_unreadable_time_windows_is_passed_over(client, clock, people, mailoutbox, caplog):
+    """Stored by an older version, a fixture load or a direct write ("Mon" and "9:00" are refused by the admin): the
+    rule is left out with an error in the log, the next rule pages, and the incident's events are not held up."""
+    channel = make_channel()
+    office = make_rule(channel, [{"people": [people["ann"]]}], name="Office", priority=1)
+    EscalationRule.objects.filter(pk=office.pk).update(
+        time_windows=[{"days": ["Mon"], "start": "9:00", "end": "18:00"}]
+    )
+    make_rule(channel, [{"people": [people["ben"]]}], name="Catch-all", priority=2)
+    push(client, make_integration(channel=channel)[1], event())
+    later(clock, seconds=10)
+    assert paged(mailoutbox) == ["ben"]
+    assert not IncidentEvent.objects.filter(dispatched_at__isnull=True).exists()
+    assert f"Escalation rule {office.pk} of channel {channel.pk} has invalid time windows" in caplog.text
+
+
+def test_a_channel_saved_with_an_unknown_time_zone_reads_time_windows_in_utc(client, clock, people, mailoutbox, caplog):
+    channel = make_channel()
+    Channel.objects.filter(pk=channel.pk).update(time_zone="Mars/Olympus")
+    office = make_rule(channel, [{"people": [people["ann"]]}], name="Office", priority=1)
+    EscalationRule.objects.filter(pk=office.pk).update(
+        time_windows=[{"days": ["mon"], "start": "09:00", "end": "10:00"}]
+    )
+    make_rule(channel, [{"people": [people["ben"]]}], name="Catch-all", priority=2)
+    push(client, make_integration(channel=channel)[1], event())  # Monday 09:00 UTC
+    assert paged(mailoutbox) == ["ann"]
+    assert f"Channel {channel.pk} has an unknown time zone 'Mars/Olympus'" in caplog.text
 
 
 def test_a_rule_saved_with_a_severity_in_lower_case_applies(client, clock, people, mailoutbox):

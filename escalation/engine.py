@@ -306,15 +306,22 @@ def first_step(snapshot: Snapshot, *, started_at: datetime) -> Step:
     return Step("level", 0, 0, started_at + snapshot.delay)
 
 
-def next_step(snapshot: Snapshot, *, level: int, round: int, level_started_at: datetime) -> Step:
-    """After notifying `level` (round `round`): its next repeat, if one is due before the level times out; else
-    the next level (or the end) when it times out."""
+def next_step(snapshot: Snapshot, *, level: int, round: int, level_started_at: datetime, now: datetime) -> Step:
+    """After notifying `level` (round `round`) at `now`: its next repeat, if one is due before the level times out;
+    else the next level (or the end) when it times out.
+
+    Repeat k is due `k` intervals after the level started. One sent late (the ticker or worker was down) is followed
+    by the first repeat still ahead of `now`, not by the ones missed meanwhile, which would all go out at once.
+    """
     plan = snapshot.levels[level]
     escalate_at = level_started_at + plan.escalate_after
     if round < plan.repeat_times:
-        repeat_at = level_started_at + (round + 1) * plan.repeat_every
-        if repeat_at < escalate_at:
-            return Step("level", level, round + 1, repeat_at)
+        next_round = round + 1
+        if plan.repeat_every > timedelta(0):
+            next_round = max(next_round, (now - level_started_at) // plan.repeat_every + 1)
+        repeat_at = level_started_at + next_round * plan.repeat_every
+        if next_round <= plan.repeat_times and repeat_at < escalate_at:
+            return Step("level", level, next_round, repeat_at)
     return escalation_step(snapshot, level=level, level_started_at=level_started_at)
 
 

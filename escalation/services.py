@@ -523,7 +523,7 @@ def _run_level(
     state.level = level
     state.round = round
     state.save(update_fields=["level", "round", "level_started_at", "updated_at"])
-    step = engine.next_step(snapshot, level=level, round=round, level_started_at=state.level_started_at)
+    step = engine.next_step(snapshot, level=level, round=round, level_started_at=state.level_started_at, now=now)
     _timer_schedule(state=state, step=step, now=now)
 
 

@@ -185,6 +185,24 @@ def test_a_level_repeats_until_acknowledged(client, clock, people, mailoutbox):
     assert paged(mailoutbox) == ["ann", "ann", "ann"]
 
 
+def test_repeats_missed_during_an_outage_are_not_sent_in_a_burst(client, clock, people, mailoutbox):
+    channel = make_channel()
+    rule = EscalationRule.objects.create(channel=channel, name="Repeats")
+    level(rule, 0, people=[people["ann"]], repeat_times=6, repeat_every_minutes=5, escalate_after_minutes=60)
+    level(rule, 1, people=[people["ben"]])
+    push(client, make_integration(channel=channel)[1], event())
+    clock.advance(minutes=16)  # the ticker and worker were down over repeats 1 to 3
+    tick(now=clock_module.now())
+    assert paged(mailoutbox) == ["ann", "ann"], "one late repeat, not three at once"
+    later(clock, minutes=4)
+    assert paged(mailoutbox) == ["ann", "ann", "ann"]
+    incident = Incident.objects.get()
+    assert "again (repeat 4 of 6)" in incident.timeline.filter(kind="notified").last().message
+    for _ in range(8):
+        later(clock, minutes=5)
+    assert paged(mailoutbox) == ["ann"] * 5 + ["ben"], "repeats 5 and 6 at 25 and 30; the level times out at 60"
+
+
 def test_repeats_then_escalation_when_nobody_answers(client, clock, people, mailoutbox):
     channel = make_channel()
     rule = EscalationRule.objects.create(channel=channel, name="Repeats")

@@ -160,19 +160,32 @@ def test_the_first_level_waits_for_the_delay_window():
 
 
 def test_repeats_come_every_interval_until_the_level_times_out():
-    assert next_step(SNAPSHOT, level=0, round=0, level_started_at=NOW) == Step("level", 0, 1, at(10))
-    assert next_step(SNAPSHOT, level=0, round=1, level_started_at=NOW) == Step("level", 0, 2, at(20))
-    assert next_step(SNAPSHOT, level=0, round=2, level_started_at=NOW) == Step("level", 1, 0, at(30))
+    assert next_step(SNAPSHOT, level=0, round=0, level_started_at=NOW, now=NOW) == Step("level", 0, 1, at(10))
+    assert next_step(SNAPSHOT, level=0, round=1, level_started_at=NOW, now=at(10)) == Step("level", 0, 2, at(20))
+    assert next_step(SNAPSHOT, level=0, round=2, level_started_at=NOW, now=at(20)) == Step("level", 1, 0, at(30))
 
 
 def test_repeats_that_would_come_after_the_timeout_give_way_to_escalation():
     # L3 repeats 6 times every 2 minutes but times out after 5: rounds at 2 and 4, then the end at 5.
-    assert next_step(SNAPSHOT, level=2, round=1, level_started_at=NOW) == Step("level", 2, 2, at(4))
-    assert next_step(SNAPSHOT, level=2, round=2, level_started_at=NOW) == Step("end", 2, 0, at(5))
+    assert next_step(SNAPSHOT, level=2, round=1, level_started_at=NOW, now=at(2)) == Step("level", 2, 2, at(4))
+    assert next_step(SNAPSHOT, level=2, round=2, level_started_at=NOW, now=at(4)) == Step("end", 2, 0, at(5))
+
+
+def test_a_repeat_sent_late_is_followed_by_the_first_repeat_still_ahead_not_by_the_missed_ones():
+    # L1 repeats twice every 10 minutes and times out at 30. Repeat 1 (due at 10) goes out a few seconds late:
+    # repeat 2 is still due at 20.
+    assert next_step(SNAPSHOT, level=0, round=1, level_started_at=NOW, now=at(10.1)) == Step("level", 0, 2, at(20))
+    # Repeat 1 goes out at 21 after an outage: repeat 2 (due at 20) is passed over, the level times out at 30.
+    assert next_step(SNAPSHOT, level=0, round=1, level_started_at=NOW, now=at(21)) == Step("level", 1, 0, at(30))
+    # Six repeats every 5 minutes, timeout at 60: repeat 1 (due at 5) sent at 16 is followed by repeat 4 at 20.
+    often = LevelPlan(repeat_times=6, repeat_every=timedelta(minutes=5), escalate_after=timedelta(minutes=60))
+    often = Snapshot(7, "Often", (often,))
+    assert next_step(often, level=0, round=1, level_started_at=NOW, now=at(16)) == Step("level", 0, 4, at(20))
+    assert next_step(often, level=0, round=4, level_started_at=NOW, now=at(20)) == Step("level", 0, 5, at(25))
 
 
 def test_a_level_without_repeats_escalates_and_the_last_one_ends():
-    assert next_step(SNAPSHOT, level=1, round=0, level_started_at=NOW) == Step("level", 2, 0, at(15))
+    assert next_step(SNAPSHOT, level=1, round=0, level_started_at=NOW, now=NOW) == Step("level", 2, 0, at(15))
     assert escalation_step(SNAPSHOT, level=2, level_started_at=NOW) == Step("end", 2, 0, at(5))
 
 

@@ -22,7 +22,8 @@ def on_incident_event(sender, *, event: IncidentEvent, incident, now, **kwargs) 
             # Assigned to people directly when created: they are notified, no rule escalates it.
             services.notify_people(incident=incident, person_ids=assigned, event_id=event.pk, now=now)
         else:
-            services.escalation_start(incident=incident, now=now)
+            # For when it opened: a dispatch delayed by a crash must not choose the other side of a time window.
+            services.escalation_start(incident=incident, now=now, at=event.created_at)
     elif kind == Kind.ACKNOWLEDGED:
         services.escalation_acknowledged(incident=incident, now=now)
     elif kind == Kind.SNOOZED:

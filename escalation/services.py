@@ -154,9 +154,12 @@ def _channel_time_zone(channel: Channel) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def escalation_start(*, incident: Incident, now: datetime) -> EscalationState:
+def escalation_start(*, incident: Incident, now: datetime, at: datetime | None = None) -> EscalationState:
     """Choose the channel's first matching rule, freeze it on the incident and schedule its first level.
 
+    `at` is when the incident opened (its event's time; default `now`): the rule is chosen for that moment and
+    level 1 is due after the delay window counted from it, so an event dispatched late (its process died after
+    committing) pages as it would have on time; a first level already due then is notified at once.
     The incident row must be locked by the caller (the event dispatcher does).
     """
     state = _locked_state(incident)
@@ -186,7 +189,8 @@ def escalation_start(*, incident: Incident, now: datetime) -> EscalationState:
             )
         )
     tz = _channel_time_zone(incident.channel)
-    chosen = engine.choose_rule(candidates, incident_subject(incident), now, tz)
+    at = at or now
+    chosen = engine.choose_rule(candidates, incident_subject(incident), at, tz)
     if state is None:
         state = EscalationState(incident=incident, started_at=now)
     if chosen is None:
@@ -215,7 +219,7 @@ def escalation_start(*, incident: Incident, now: datetime) -> EscalationState:
         now=now,
         detail={"rule_id": rule.pk, "rule_name": rule.name, "delay_seconds": int(snapshot.delay.total_seconds())},
     )
-    return _begin_run(state=state, step=engine.first_step(snapshot, started_at=now), now=now)
+    return _begin_run(state=state, step=engine.first_step(snapshot, started_at=at), now=now)
 
 
 def _begin_run(*, state: EscalationState, step: engine.Step, now: datetime) -> EscalationState:

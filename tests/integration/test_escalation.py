@@ -12,7 +12,7 @@ from escalation.models import EscalationLevel, EscalationRule, EscalationState
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
 from oncall.models import Channel, Incident, IncidentEvent, Source
-from oncall.services import lifecycle
+from oncall.services import events, lifecycle
 from tests.factories import make_channel, make_integration, make_rule, make_team, make_user, push
 from tests.fakes.smtp import FakeSmtpServer, free_port
 
@@ -141,6 +141,41 @@ def test_rules_apply_in_their_time_windows_in_the_channels_time_zone(client, clo
     clock.current = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # Monday 22:00 in Shanghai
     push(client, key, event("night"))
     assert paged(mailoutbox) == ["ann", "ben"]
+
+
+def test_a_rule_is_chosen_for_when_the_incident_opened_not_when_its_event_was_dispatched(
+    client, clock, people, mailoutbox, monkeypatch
+):
+    channel = make_channel()
+    office = make_rule(channel, [{"people": [people["ann"]], "after": 5}], name="Office", priority=1)
+    EscalationRule.objects.filter(pk=office.pk).update(
+        time_windows=[{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00"}]
+    )
+    make_rule(channel, [{"people": [people["ben"]]}], name="Nights", priority=2)
+    clock.current = datetime(2026, 3, 2, 17, 59, 58, tzinfo=UTC)  # Monday, in office hours
+    with monkeypatch.context() as patch:
+        patch.setattr(events, "incident_events_dispatch", lambda **kw: 0)  # the process dies after commit
+        push(client, make_integration(channel=channel)[1], event())
+    later(clock, seconds=7)  # the ticker dispatches the event after its grace period, at 18:00:05
+    assert paged(mailoutbox) == ["ann"], "opened at 17:59:58, in office hours"
+    # Level 1 was due when the incident opened, so it was notified at once; its timeout counts from then.
+    state = EscalationState.objects.get()
+    assert state.level_started_at == clock.current
+    assert state.timers.get(done_at__isnull=True).due_at == clock.current + timedelta(minutes=5)
+
+
+def test_the_delay_window_counts_from_when_the_incident_opened(client, clock, people, mailoutbox, monkeypatch):
+    channel = make_channel()
+    rule = make_rule(channel, [{"people": [people["ann"]]}])
+    EscalationRule.objects.filter(pk=rule.pk).update(delay_seconds=60)
+    with monkeypatch.context() as patch:
+        patch.setattr(events, "incident_events_dispatch", lambda **kw: 0)  # the process dies after commit
+        push(client, make_integration(channel=channel)[1], event())
+    later(clock, seconds=7)
+    assert mailoutbox == []
+    assert EscalationState.objects.get().timers.get().due_at == clock.current + timedelta(seconds=53)
+    later(clock, seconds=53)
+    assert paged(mailoutbox) == ["ann"]
 
 
 def test_the_incident_filter_chooses_the_rule(client, clock, people, mailoutbox):

@@ -298,11 +298,16 @@ def escalation_acknowledged(*, incident: Incident, now: datetime) -> None:
     _cancel_timers(state, now)
     step = engine.escalation_step(snapshot, level=state.level, level_started_at=state.level_started_at)
     _timer_schedule(state=state, step=step, now=now)
+    if step.kind == "end":  # the last level: there is no next level to force
+        message = _("Level %(n)d forces escalation, but it is the last level: the escalation ends at %(at)s.")
+    else:
+        message = _(
+            "Level %(n)d forces escalation: the next level is notified at %(at)s unless the incident is closed."
+        )
     timeline_add(
         incident=incident,
         kind=TimelineEntry.Kind.ASSIGNED,
-        message=_("Level %(n)d forces escalation: the next level is notified at %(at)s unless the incident is closed.")
-        % {"n": state.level + 1, "at": step.due_at.strftime("%Y-%m-%d %H:%M:%S %Z")},
+        message=message % {"n": state.level + 1, "at": step.due_at.strftime("%Y-%m-%d %H:%M:%S %Z")},
         now=now,
         detail={"forced": True, "level": state.level},
     )

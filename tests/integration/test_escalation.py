@@ -323,6 +323,24 @@ def test_a_forced_levels_page_written_after_the_ack_is_retried_until_its_person_
     assert bens.status == "cancelled"
 
 
+def test_a_forced_last_level_acknowledged_says_the_escalation_ends_not_that_a_next_level_is_notified(
+    client, clock, people, mailoutbox
+):
+    channel = make_channel()
+    rule = EscalationRule.objects.create(channel=channel, name="Only")
+    level(rule, 0, people=[people["ann"]], force_escalate=True, escalate_after_minutes=15)
+    push(client, make_integration(channel=channel)[1], event())
+    incident = lifecycle.incident_acknowledge(
+        incident=Incident.objects.get(), by=people["ann"], source=WEB, now=clock.current
+    )
+    assert incident.timeline.filter(kind="assigned").last().message == (
+        "Level 1 forces escalation, but it is the last level: the escalation ends at 2026-03-02 09:15:00 UTC."
+    )
+    later(clock, minutes=15)
+    assert EscalationState.objects.get().status == "finished"
+    assert paged(mailoutbox) == ["ann"]
+
+
 def test_force_escalation_stops_when_the_incident_closes(client, clock, people, mailoutbox):
     channel = make_channel()
     rule = EscalationRule.objects.create(channel=channel, name="Forced")

@@ -39,6 +39,9 @@ def on_incident_event(sender, *, event: IncidentEvent, incident, now, **kwargs) 
         # A reassigned incident is in the named people's hands: the rule no longer escalates it.
         services.escalation_stop(incident=incident, now=now)
         services.notify_people(incident=incident, person_ids=event.detail["person_ids"], event_id=event.pk, now=now)
+    elif kind == Kind.SEVERITY_RAISED:
+        # A rule may page for the new severity when none matched the old one; a started escalation keeps its rule.
+        services.escalation_severity_raised(incident=incident, now=now, at=event.created_at)
     elif kind == Kind.RESPONDERS_ADDED:
         services.notify_people(incident=incident, person_ids=event.detail["person_ids"], event_id=event.pk, now=now)
     # Lifecycle events (acknowledged, closed, escalated…) go to the bots already in the conversation.

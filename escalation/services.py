@@ -257,6 +257,16 @@ def escalation_restart(*, incident: Incident, now: datetime) -> EscalationState 
     return _begin_run(state=state, step=engine.Step("level", 0, 0, now), now=now)
 
 
+def escalation_severity_raised(*, incident: Incident, now: datetime, at: datetime) -> EscalationState | None:
+    """An incident's severity rose at `at`: if no rule matched it so far (unassigned) and nobody has acknowledged
+    it, choose again, for its new severity; an escalation that started (running, stopped or finished) keeps its
+    rule. Incidents assigned to people directly have no escalation and get none."""
+    state = _locked_state(incident)
+    if state is None or state.status != Status.UNASSIGNED or incident.progress != Progress.TRIGGERED:
+        return state
+    return escalation_start(incident=incident, now=now, at=at)
+
+
 def escalation_jump(*, incident: Incident, level: int, now: datetime) -> EscalationState | None:
     """Escalate by hand: notify `level` of the frozen rule now and go on from there."""
     state = _locked_state(incident)

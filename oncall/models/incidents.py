@@ -310,6 +310,7 @@ class IncidentEvent(models.Model):
         REASSIGNED = "reassigned", _("Reassigned")
         RESPONDERS_ADDED = "responders_added", _("Responders added")
         MERGED = "merged", _("Merged")
+        SEVERITY_RAISED = "severity_raised", _("Severity raised")
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)

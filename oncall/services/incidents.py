@@ -110,7 +110,8 @@ def incident_refresh_severity(*, incident: Incident, now: datetime) -> None:
     """Set an open incident's severity to the highest of its open alerts, noting a change in the timeline; one
     whose alerts had all recovered fires again when a firing alert joins it (status and end_time: save both).
 
-    A severity set by hand sticks. The incident row must be locked by the caller.
+    A rise is announced as an incident event: a rule of the channel may page for the new severity when none
+    did for the old one. A severity set by hand sticks. The incident row must be locked by the caller.
     """
     severities = list(
         Alert.objects.filter(incident=incident, progress=AlertProgress.TRIGGERED).values_list("severity", flat=True)
@@ -131,6 +132,13 @@ def incident_refresh_severity(*, incident: Incident, now: datetime) -> None:
             now=now,
             detail={"from": incident.severity, "to": highest},
         )
+        if Severity.rank(highest) > Severity.rank(incident.severity):
+            incident_event_record(
+                incident=incident,
+                kind=IncidentEvent.Kind.SEVERITY_RAISED,
+                now=now,
+                detail={"from": incident.severity, "to": highest},
+            )
         incident.severity = highest
     incident.status = highest
 

@@ -192,6 +192,60 @@ def test_the_incident_filter_chooses_the_rule(client, clock, people, mailoutbox)
     assert paged(mailoutbox) == ["ann", "ben", "ann"]
 
 
+def test_an_unassigned_incident_whose_severity_rises_is_paged_by_a_rule_for_its_new_severity(
+    client, clock, people, mailoutbox
+):
+    channel = make_channel()
+    critical = make_rule(channel, [{"people": [people["ann"]], "after": 5}, {"people": [people["ben"]]}])
+    EscalationRule.objects.filter(pk=critical.pk).update(
+        filters=[[{"key": "severity", "op": "IN", "values": ["Critical"]}]]
+    )
+    _, key = make_integration(channel=channel)
+    push(client, key, event("a", "Warning"))
+    assert mailoutbox == []
+    assert EscalationState.objects.get().status == "unassigned"
+    later(clock, minutes=1)
+    push(client, key, event("a", "Critical"))
+    assert paged(mailoutbox) == ["ann"]
+    incident = Incident.objects.get()
+    assert incident.events.get(kind="severity_raised").detail == {"from": "Warning", "to": "Critical"}
+    assert incident.timeline.filter(kind="assigned").get().message == f"Escalation rule {critical.name} applies."
+    later(clock, minutes=5)
+    assert paged(mailoutbox) == ["ann", "ben"], "the rule's levels run from the rise"
+
+
+def test_a_started_escalation_keeps_its_rule_when_the_severity_rises(client, clock, people, mailoutbox):
+    channel = make_channel()
+    critical = make_rule(channel, [{"people": [people["ann"]]}], name="Critical", priority=1)
+    EscalationRule.objects.filter(pk=critical.pk).update(
+        filters=[[{"key": "severity", "op": "IN", "values": ["Critical"]}]]
+    )
+    make_rule(channel, [{"people": [people["ben"]]}], name="Everything else", priority=2)
+    _, key = make_integration(channel=channel)
+    push(client, key, event("a", "Warning"))
+    push(client, key, event("a", "Critical"))
+    assert paged(mailoutbox) == ["ben"]
+    assert EscalationState.objects.get().rule.name == "Everything else"
+
+
+def test_an_acknowledged_unassigned_incident_is_not_paged_when_its_severity_rises(client, clock, people, mailoutbox):
+    channel = make_channel()
+    critical = make_rule(channel, [{"people": [people["ann"]]}])
+    EscalationRule.objects.filter(pk=critical.pk).update(
+        filters=[[{"key": "severity", "op": "IN", "values": ["Critical"]}]]
+    )
+    _, key = make_integration(channel=channel)
+    push(client, key, event("a", "Warning"))
+    incident = lifecycle.incident_acknowledge(
+        incident=Incident.objects.get(), by=people["di"], source=WEB, now=clock.current
+    )
+    push(client, key, event("a", "Critical"))
+    assert mailoutbox == []
+    assert EscalationState.objects.get().status == "unassigned", "someone has it in hand: no rule takes it over"
+    lifecycle.incident_unacknowledge(incident=incident, by=people["di"], source=WEB, now=clock.current)
+    assert paged(mailoutbox) == ["ann"], "unacknowledged, it escalates by the rule for its severity now"
+
+
 def test_teams_and_plain_addresses_are_targets_and_everyone_is_paged_once(client, clock, people, mailoutbox):
     channel = make_channel()
     rule = EscalationRule.objects.create(channel=channel, name="Teams")

@@ -20,6 +20,7 @@ def on_incident_event(sender, *, event: IncidentEvent, incident, now, **kwargs) 
         assigned = event.detail.get("assigned_ids")
         if assigned:
             # Assigned to people directly when created: they are notified, no rule escalates it.
+            services.escalation_hand_over(incident=incident, now=now)
             services.notify_people(incident=incident, person_ids=assigned, event_id=event.pk, now=now)
         else:
             # For when it opened: a dispatch delayed by a crash must not choose the other side of a time window.
@@ -32,12 +33,13 @@ def on_incident_event(sender, *, event: IncidentEvent, incident, now, **kwargs) 
         # Escalated by hand; the escalation's own "escalated" events are announcements, not requests.
         services.escalation_jump(incident=incident, level=event.detail["level"], now=now)
     elif kind in (Kind.UNACKNOWLEDGED, Kind.WOKEN, Kind.REOPENED):
-        services.escalation_restart(incident=incident, now=now)
+        # Triggered again: the rule starts over, or the responders of an incident in people's hands are paged.
+        services.escalation_restart(incident=incident, event_id=event.pk, now=now)
     elif kind == Kind.CLOSED:
         services.escalation_stop(incident=incident, now=now, status=EscalationState.Status.FINISHED)
     elif kind == Kind.REASSIGNED:
         # A reassigned incident is in the named people's hands: the rule no longer escalates it.
-        services.escalation_stop(incident=incident, now=now)
+        services.escalation_hand_over(incident=incident, now=now)
         services.notify_people(incident=incident, person_ids=event.detail["person_ids"], event_id=event.pk, now=now)
     elif kind == Kind.SEVERITY_RAISED:
         # A rule may page for the new severity when none matched the old one; a started escalation keeps its rule.

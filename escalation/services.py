@@ -163,8 +163,8 @@ def escalation_start(*, incident: Incident, now: datetime, at: datetime | None =
     The incident row must be locked by the caller (the event dispatcher does).
     """
     state = _locked_state(incident)
-    if state is not None and state.run > 0:
-        return state  # already started
+    if state is not None and (state.run > 0 or state.status == Status.DIRECT):
+        return state  # already started, or in people's hands
     rules = list(
         EscalationRule.objects.filter(channel_id=incident.channel_id)
         .order_by("priority", "id")
@@ -238,10 +238,14 @@ def _begin_run(*, state: EscalationState, step: engine.Step, now: datetime) -> E
     return state
 
 
-def escalation_restart(*, incident: Incident, now: datetime) -> EscalationState | None:
-    """Notify again from the first level (after an unacknowledge, a wake or a reopen), with the rule frozen when
-    the incident opened. An incident that never had a rule gets one chosen now."""
+def escalation_restart(*, incident: Incident, event_id: int, now: datetime) -> EscalationState | None:
+    """Notify again from the first level (after an unacknowledge, a wake or a reopen, incident event `event_id`),
+    with the rule frozen when the incident opened. An incident that never had a rule gets one chosen now; one
+    assigned to people directly notifies its responders again instead, and no rule takes it over."""
     state = _locked_state(incident)
+    if state is not None and state.status == Status.DIRECT:
+        _responders_notify_again(incident=incident, state=state, event_id=event_id, now=now)
+        return state
     if state is None or not state.snapshot:
         if state is not None:
             state.run = 0
@@ -257,6 +261,41 @@ def escalation_restart(*, incident: Incident, now: datetime) -> EscalationState 
     return _begin_run(state=state, step=engine.Step("level", 0, 0, now), now=now)
 
 
+def _responders_notify_again(*, incident: Incident, state: EscalationState, event_id: int, now: datetime) -> None:
+    """Page the responders of an incident in people's hands again, as a new run: a retry of the pages of an
+    earlier one (written before the incident was acknowledged) then gives way to these."""
+    state.run += 1
+    state.token = uuid.uuid4()
+    state.save(update_fields=["run", "token", "updated_at"])
+    person_ids = list(
+        Responder.objects.filter(incident=incident).order_by("assigned_at", "id").values_list("person_id", flat=True)
+    )
+    notify_people(
+        incident=incident,
+        person_ids=person_ids,
+        event_id=event_id,
+        now=now,
+        event="triggered",
+        run=state.run,
+        message=_("Notified %(who)s again: the incident is assigned to them directly."),
+    )
+
+
+def escalation_hand_over(*, incident: Incident, now: datetime) -> EscalationState:
+    """Put an incident in people's hands (assigned when created by hand, or reassigned): a running escalation
+    stops, and no rule escalates it any more unless someone escalates it to a level by hand. The rule frozen
+    earlier is kept for that."""
+    state = _locked_state(incident)
+    if state is None:
+        state = EscalationState(incident=incident, started_at=now)
+    elif state.status == Status.RUNNING:
+        _cancel_timers(state, now)
+    state.status = Status.DIRECT
+    state.token = uuid.uuid4()
+    state.save()
+    return state
+
+
 def escalation_severity_raised(*, incident: Incident, now: datetime, at: datetime) -> EscalationState | None:
     """An incident's severity rose at `at`: if no rule matched it so far (unassigned) and nobody has acknowledged
     it, choose again, for its new severity; an escalation that started (running, stopped or finished) keeps its
@@ -268,7 +307,8 @@ def escalation_severity_raised(*, incident: Incident, now: datetime, at: datetim
 
 
 def escalation_jump(*, incident: Incident, level: int, now: datetime) -> EscalationState | None:
-    """Escalate by hand: notify `level` of the frozen rule now and go on from there."""
+    """Escalate by hand: notify `level` of the frozen rule now and go on from there. A reassigned incident is
+    the rule's again (an incident assigned directly when created has no rule to escalate by)."""
     state = _locked_state(incident)
     if state is None or not state.snapshot:
         return None
@@ -323,9 +363,19 @@ def escalation_acknowledged(*, incident: Incident, now: datetime) -> None:
     )
 
 
-def notify_people(*, incident: Incident, person_ids: list[int], event_id: int, now: datetime) -> None:
-    """Notify people an incident was handed to directly (reassigned, added as responders, assigned at creation),
-    once per incident event, by their own notification methods."""
+def notify_people(
+    *,
+    incident: Incident,
+    person_ids: list[int],
+    event_id: int,
+    now: datetime,
+    event: str = "assigned",
+    run: int = 0,
+    message: str | None = None,
+) -> None:
+    """Notify people an incident was handed to directly (reassigned, added as responders, assigned at creation;
+    or, as `event` "triggered", its responders when it is triggered again), once per incident event, by their own
+    notification methods. `message` is the timeline's, with %(who)s for whom."""
     users = {user.pk: user for user in User.objects.filter(pk__in=person_ids)}
     people = {pk: engine.Person(pk, user.display_name, user.is_active) for pk, user in users.items()}
     methods = {pk: person_methods(person=user, severity=incident.severity) for pk, user in users.items()}
@@ -335,10 +385,10 @@ def notify_people(*, incident: Incident, person_ids: list[int], event_id: int, n
     )
     deliveries_create(
         incident=incident,
-        run=0,
+        run=run,
         level=0,
         round=0,
-        event="assigned",
+        event=event,
         planned=[_planned(n) for n in notify],
         now=now,
         event_id=event_id,
@@ -349,7 +399,7 @@ def notify_people(*, incident: Incident, person_ids: list[int], event_id: int, n
         skips=skips,
         names=people,
         now=now,
-        message=_("Notified %(who)s directly."),
+        message=message or _("Notified %(who)s directly."),
         detail={"event_id": event_id},
     )
 

@@ -213,6 +213,9 @@ class EscalationState(models.Model):
         FINISHED = "finished", _("Finished (last level done)")
         STOPPED = "stopped", _("Stopped")
         UNASSIGNED = "unassigned", _("Unassigned (no rule matched)")
+        # Assigned to people when created by hand, or reassigned since: no rule escalates it; when it is triggered
+        # again (unacknowledged, woken, reopened) its responders are notified again.
+        DIRECT = "direct", _("Assigned to people directly")
 
     incident = models.OneToOneField("oncall.Incident", on_delete=models.CASCADE, related_name="escalation")
     rule = models.ForeignKey(EscalationRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")

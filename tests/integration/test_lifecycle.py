@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
 
 import pytest
+from django.apps import apps as django_apps
 
 from escalation.models import EscalationState
 from escalation.ticker import tick
@@ -245,3 +247,128 @@ def test_a_reopened_incident_still_closes_by_itself_when_no_event_comes(client, 
     assert fresh(incident).progress == "Triggered"
     later(clock, minutes=2)
     assert fresh(incident).progress == "Closed"
+
+
+# An incident in people's hands (assigned when created by hand, or reassigned): triggered again, it pages them.
+
+
+def create_assigned(channel, person, clock) -> Incident:
+    return lifecycle.incident_create(
+        channel=channel, title="DB down", severity="Critical", by=person, now=clock.current, assign_to=[person]
+    )
+
+
+def test_an_incident_assigned_by_hand_pages_its_responder_again_when_its_snooze_ends(clock, mailoutbox):
+    channel = make_channel("Databases")  # no escalation rule: assigning by hand is how people get its incidents
+    carol = make_user("carol")
+    incident = create_assigned(channel, carol, clock)
+    assert recipients(mailoutbox) == ["carol"]
+    lifecycle.incident_acknowledge(incident=incident, by=carol, source=WEB, now=clock.current)
+    lifecycle.incident_snooze(incident=incident, by=carol, minutes=10, source=WEB, now=clock.current)
+    later(clock, minutes=11)
+    incident = fresh(incident)
+    assert incident.progress == "Triggered"
+    assert recipients(mailoutbox) == ["carol", "carol"], "paged again when the snooze ended"
+    assert "A new incident needs your attention" in mailoutbox[-1].body
+    assert not incident.timeline.filter(kind="unassigned").exists(), "no rule is looked for"
+    assert "Notified carol (email) again" in incident.timeline.filter(kind="notified").latest("pk").message
+    later(clock, hours=2)
+    assert recipients(mailoutbox) == ["carol", "carol"], "paged once per time it is triggered again"
+
+
+@pytest.mark.parametrize("how", ["unacknowledge", "reopen"])
+def test_an_incident_assigned_by_hand_pages_its_responder_again_when_triggered_again(clock, mailoutbox, how):
+    carol = make_user("carol")
+    incident = create_assigned(make_channel("Databases"), carol, clock)
+    lifecycle.incident_acknowledge(incident=incident, by=carol, source=WEB, now=clock.current)
+    if how == "unacknowledge":
+        lifecycle.incident_unacknowledge(incident=incident, by=carol, source=WEB, now=clock.current)
+    else:
+        lifecycle.incident_resolve(incident=incident, by=carol, source=WEB, now=clock.current)
+        lifecycle.incident_reopen(incident=incident, by=carol, reason="back", source=WEB, now=clock.current)
+    assert fresh(incident).progress == "Triggered"
+    assert recipients(mailoutbox) == ["carol", "carol"]
+    later(clock, hours=2)
+    assert recipients(mailoutbox) == ["carol", "carol"]
+
+
+def test_an_incident_assigned_by_hand_in_a_channel_with_rules_pages_its_responder_not_the_rule(
+    world, clock, mailoutbox
+):
+    incident = create_assigned(world["channel"], world["carol"], clock)
+    lifecycle.incident_acknowledge(incident=incident, by=world["carol"], source=WEB, now=clock.current)
+    lifecycle.incident_unacknowledge(incident=incident, by=world["carol"], source=WEB, now=clock.current)
+    later(clock, hours=2)
+    # alice: level 1 for the incident that came in by alert (the world's), before and after 30 minutes; bob after.
+    mine = [mail.to[0].split("@")[0] for mail in mailoutbox if "DB down" in mail.subject]
+    assert mine == ["carol", "carol"], "the rule's people are not paged for an incident assigned to carol"
+
+
+def test_a_reassigned_incident_pages_its_responders_not_the_rule_when_its_snooze_ends(world, clock, mailoutbox):
+    incident = lifecycle.incident_reassign(
+        incident=world["incident"], by=world["alice"], people=[world["carol"]], source=WEB, now=clock.current
+    )
+    lifecycle.incident_add_responders(
+        incident=incident, by=world["carol"], people=[world["dave"]], source=WEB, now=clock.current
+    )
+    lifecycle.incident_acknowledge(incident=incident, by=world["carol"], source=WEB, now=clock.current)
+    lifecycle.incident_snooze(incident=incident, by=world["carol"], minutes=10, source=WEB, now=clock.current)
+    assert recipients(mailoutbox) == ["alice", "carol", "dave"]
+    later(clock, minutes=11)
+    assert fresh(incident).progress == "Triggered"
+    assert recipients(mailoutbox)[3:] == ["carol", "dave"], "its responders, not the rule's level 1 (alice)"
+    later(clock, hours=2)
+    assert recipients(mailoutbox)[3:] == ["carol", "dave"], "the rule no longer escalates it"
+    assert not incident.timeline.filter(kind="assigned", message__contains="starts again").exists()
+
+
+def test_a_deactivated_responder_is_skipped_when_an_incident_in_peoples_hands_is_triggered_again(
+    world, clock, mailoutbox
+):
+    incident = lifecycle.incident_reassign(
+        incident=world["incident"],
+        by=world["alice"],
+        people=[world["carol"], world["dave"]],
+        source=WEB,
+        now=clock.current,
+    )
+    lifecycle.incident_acknowledge(incident=incident, by=world["carol"], source=WEB, now=clock.current)
+    world["dave"].is_active = False
+    world["dave"].save()
+    lifecycle.incident_unacknowledge(incident=incident, by=world["carol"], source=WEB, now=clock.current)
+    assert recipients(mailoutbox) == ["alice", "carol", "dave", "carol"]
+    skipped = incident.timeline.filter(kind="notify_failed").latest("pk")
+    assert "dave" in skipped.message and "no longer active" in skipped.message
+
+
+def test_escalating_a_reassigned_incident_by_hand_gives_it_back_to_the_rule(world, clock, mailoutbox):
+    incident = lifecycle.incident_reassign(
+        incident=world["incident"], by=world["alice"], people=[world["carol"]], source=WEB, now=clock.current
+    )
+    lifecycle.incident_escalate(incident=incident, by=world["carol"], level=1, source=WEB, now=clock.current)
+    assert recipients(mailoutbox) == ["alice", "carol", "bob"], "level 2 is notified at once"
+    lifecycle.incident_acknowledge(incident=incident, by=world["bob"], source=WEB, now=clock.current)
+    lifecycle.incident_unacknowledge(incident=incident, by=world["bob"], source=WEB, now=clock.current)
+    assert recipients(mailoutbox) == ["alice", "carol", "bob", "alice"], "the rule starts again from level 1"
+    later(clock, minutes=30)
+    assert recipients(mailoutbox) == ["alice", "carol", "bob", "alice", "bob"]
+
+
+def test_upgrading_marks_the_incidents_already_in_peoples_hands(world, clock):
+    """Incidents assigned or reassigned before the escalation state recorded it are found by their events."""
+    migration = importlib.import_module("escalation.migrations.0007_escalationstate_direct")
+    assigned = create_assigned(world["channel"], world["carol"], clock)
+    reassigned = lifecycle.incident_reassign(
+        incident=world["incident"], by=world["alice"], people=[world["carol"]], source=WEB, now=clock.current
+    )
+    by_rule = lifecycle.incident_create(
+        channel=world["channel"], title="Slow", severity="Warning", by=world["dave"], now=clock.current
+    )
+    EscalationState.objects.filter(incident=assigned).delete()  # as before: no state
+    EscalationState.objects.filter(incident=reassigned).update(status="stopped")
+    migration.mark_incidents_in_peoples_hands(django_apps, None)
+    statuses = dict(EscalationState.objects.values_list("incident_id", "status"))
+    assert statuses == {assigned.pk: "direct", reassigned.pk: "direct", by_rule.pk: "running"}
+    lifecycle.incident_acknowledge(incident=assigned, by=world["carol"], source=WEB, now=clock.current)
+    lifecycle.incident_unacknowledge(incident=assigned, by=world["carol"], source=WEB, now=clock.current)
+    assert fresh(assigned).timeline.filter(kind="notified").count() == 2, "carol is paged again"

@@ -335,7 +335,9 @@ def delivery_report(*, delivery_id: int, report: Report, now: datetime) -> Deliv
     Reports about a delivery still being sent are kept: a final one is applied when the attempt is recorded, and
     any one proves the provider has the message should the worker die before recording it (see
     deliveries_settle_interrupted). "accepted" says nothing new about a delivery already recorded and is dropped;
-    other reports about a delivery already settled (failed, cancelled) are logged and change nothing.
+    other reports about a delivery already settled (failed, cancelled) are logged and change nothing, and so are
+    reports naming another message than the one the delivery recorded (an earlier attempt's), except one that
+    shows the provider has the message of an attempt that got no answer (see _reconcile_unanswered).
     """
     with transaction.atomic():
         delivery = (
@@ -357,10 +359,23 @@ def delivery_report(*, delivery_id: int, report: Report, now: datetime) -> Deliv
         if report.kind == "accepted" and status != Delivery.Status.SENDING:
             return delivery
         entry = {"callback": report.kind, "reason": report.reason[:300], **dict(report.detail)}
+        # Once an attempt is recorded, the delivery holds the id of the message it sent; a report naming another
+        # message is about an earlier attempt (a call whose answer timed out, rang out after the retry reached the
+        # person) or an earlier number. It is kept in the log and changes nothing: no retry, no flag, no timeline.
+        earlier = (
+            status != Delivery.Status.SENDING
+            and bool(report.provider_id)
+            and bool(delivery.provider_id)
+            and report.provider_id != delivery.provider_id
+        )
+        if earlier:
+            entry.update(provider_id=report.provider_id[:200], earlier_message=True)
         delivery.attempt_log = _log(delivery, entry, now)
         fields = ["attempt_log", "updated_at"]
         stale = bool(report.provider_id) and report.provider_id == delivery.provider_id and delivery.attempts > 1
-        if status == Delivery.Status.SENDING and not stale:
+        if earlier:
+            logger.info("Delivery %s: a %s report about an earlier message changes nothing", delivery.pk, report.kind)
+        elif status == Delivery.Status.SENDING and not stale:
             # About the attempt in flight (its message's id is not known yet); one naming the message an earlier
             # attempt recorded is about that one, and proves nothing about this attempt.
             kept = "provider_seen" if report.kind == "accepted" else "early_report"

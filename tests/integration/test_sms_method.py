@@ -9,13 +9,15 @@ import pytest
 from django.conf import settings
 
 from channels_app.models import DailyUsage, Delivery
-from oncall.models import Incident, User
+from oncall.models import Contact, Incident, User
+from oncall.services.contacts import contact_code_create, contact_verify
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
 from tests.integration.paging import SMS_FROM, TWILIO_SID, configure_twilio, later, twilio_callback
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PHONE = "+14155550123"
+NEW_PHONE = "+14155550177"
 
 
 def event(key: str = "cpu") -> dict:
@@ -310,3 +312,33 @@ def test_a_late_callback_about_the_first_sms_does_not_mark_a_refused_retry_sent(
     )
     later(clock, minutes=3)
     assert len(twilio.received("/twilio/")) == 3, "the person never gets the SMS"
+
+
+def test_a_late_failure_of_the_sms_to_an_old_number_neither_fails_the_retry_nor_flags_the_new_number(
+    client, clock, twilio, key, settings, sam
+):
+    """Twilio took SMS 1 but answered after our deadline; Sam verified a new number before the retry, which went
+    there. SMS 1's final status then says the old number is unknown: it is about SMS 1 and the old number, so the
+    SMS Sam got stands, and his new number is not flagged."""
+    settings.HTTP_TOTAL_TIMEOUT = 0.5
+    twilio.fail_next("/twilio", status=201, json={"sid": "SMold", "status": "queued"}, times=1, delay=1.0)
+    push(client, key, event())
+    assert (Delivery.objects.get().status, Delivery.objects.get().attempts) == ("pending", 1)
+    _row, code = contact_code_create(person=sam, contact=Contact.PHONE, target=NEW_PHONE, now=clock.current)
+    contact_verify(person=sam, contact=Contact.PHONE, code=code, now=clock.current)
+    later(clock, seconds=30)
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.address, delivery.attempts) == ("sent", NEW_PHONE, 2)
+
+    url = f"{settings.PUBLIC_URL}/hooks/twilio/sms/{delivery.callback_code}/status/"
+    late = {"AccountSid": TWILIO_SID, "MessageSid": "SMold", "To": PHONE, "From": SMS_FROM}
+    late |= {"MessageStatus": "undelivered", "ErrorCode": "30005"}
+    assert twilio_callback(client, url, late).status_code == 204
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.error) == ("sent", "")
+    assert delivery.attempt_log[-1]["earlier_message"] is True
+    sam.refresh_from_db()
+    assert (sam.phone, sam.phone_flagged) == (NEW_PHONE, "")
+    assert not Incident.objects.get().timeline.filter(kind="notify_failed").exists()
+    later(clock, minutes=10)
+    assert len(twilio.received("/twilio/")) == 2

@@ -53,9 +53,12 @@ def page(client, clock, settings, fake_providers, vera):
 
 
 def call_params(call, **extra) -> dict:
+    """What Twilio posts about `call`: its CallSid is the one Twilio answered with, which the call's delivery (named
+    by the code in the call's URLs) recorded; a status naming another call is about an earlier one."""
+    code = call.field("StatusCallback").rstrip("/").split("/")[-2]
     return {
         "AccountSid": TWILIO_SID,
-        "CallSid": "CA" + "9" * 32,
+        "CallSid": Delivery.objects.get(callback_code=code).provider_id,
         "From": call.field("From"),
         "To": call.field("To"),
         "CallStatus": "in-progress",
@@ -358,12 +361,13 @@ def test_no_second_call_after_ack_for_a_reassigned_incident(client, clock, fake_
 
 
 def test_a_status_that_arrives_before_the_call_is_recorded_is_applied_after(client, clock, page):
+    params = call_params(page, CallStatus="completed")
     delivery = Delivery.objects.get()
-    Delivery.objects.filter(pk=delivery.pk).update(status="sending")
-    twilio_callback(client, page.field("StatusCallback"), call_params(page, CallStatus="completed"))
+    Delivery.objects.filter(pk=delivery.pk).update(status="sending", provider_id="")  # Twilio has not answered yet
+    twilio_callback(client, page.field("StatusCallback"), params)
     delivery.refresh_from_db()
     assert delivery.status == "sending" and delivery.state["early_report"]["kind"] == "delivered"
-    delivery_record_outcome(delivery=delivery, result=SendResult.sent("CA123"), now=clock.current)
+    delivery_record_outcome(delivery=delivery, result=SendResult.sent(params["CallSid"]), now=clock.current)
     delivery.refresh_from_db()
     assert delivery.status == "delivered"
     assert "early_report" not in delivery.state
@@ -372,3 +376,36 @@ def test_a_status_that_arrives_before_the_call_is_recorded_is_applied_after(clie
 def test_the_code_in_the_url_is_unguessable_and_differs_per_delivery(client, clock, page, fake_providers):
     codes = set(Delivery.objects.values_list("callback_code", flat=True))
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{32}", code) for code in codes)
+
+
+def test_a_late_no_answer_about_an_earlier_call_does_not_call_again_after_the_retry_reached_the_person(
+    client, clock, settings, fake_providers, vera
+):
+    """Call 1's API answer timed out, so it was retried; call 2 reached Vera. Call 1's final status (it rang out)
+    comes after that: it is about call 1, not the call that reached her, so she is not called a third time."""
+    configure_twilio(settings, fake_providers)
+    channel = make_channel()
+    make_rule(channel, [{"people": [vera], "methods": ["voice"], "after": 30}])
+    settings.HTTP_TOTAL_TIMEOUT = 1
+    fake_providers.fail_next("/twilio", status=500, json={"code": 20500, "message": "slow"}, delay=2.5)
+    push(client, make_integration(channel=channel)[1], EVENT)
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert delivery.attempt_log[-1].get("timed_out")
+    later(clock, seconds=30)
+    first, second = fake_providers.received("/twilio/")
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("sent", 2)
+    twilio_callback(client, second.field("StatusCallback"), call_params(second, CallStatus="completed"))
+    assert Delivery.objects.get().status == "delivered"
+
+    call_1 = call_params(first, CallStatus="no-answer", CallSid="CA" + "1" * 32)
+    assert twilio_callback(client, first.field("StatusCallback"), call_1).status_code == 204
+    later(clock, seconds=120)
+    later(clock, seconds=300)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("delivered", 2)
+    assert len(fake_providers.received("/twilio/")) == 2, "Vera was called again after she was reached"
+    late = delivery.attempt_log[-1]
+    assert (late["callback"], late["provider_id"], late["earlier_message"]) == ("not_reached", call_1["CallSid"], True)
+    assert not Incident.objects.get().timeline.filter(kind="notify_failed").exists()

@@ -142,12 +142,40 @@ def _delivery_attempt(*, delivery: Delivery, now: datetime) -> Delivery:
             # Kept before the provider is called: its callbacks (the call's TwiML fetch) may come before it answers.
             delivery.state = {**delivery.state, "message": {name: message[name] for name in method.kept_slots}}
             Delivery.objects.filter(pk=delivery.pk).update(state=delivery.state)
-        result = method.send(message=message, context=context, address=delivery.address, delivery=delivery)
+        if not _attempt_still_ours(delivery):
+            # The lease ran out while this worker was held up after its claim (a lock wait, a slow render): the
+            # ticker has handed the delivery to another worker, whose attempt is the one that counts.
+            logger.warning(
+                "Delivery %s: the attempt is no longer this worker's (its lease ran out); not sent", delivery.pk
+            )
+            delivery.refresh_from_db()
+            return delivery
+        left = http.attempt_seconds_left()
+        if left is not None and left <= 0:
+            # oncall.lib.http makes no request past the attempt's deadline, but not every provider goes through it
+            # (email does not): none is called once the attempt's time is up, and the attempt is recorded as one
+            # whose request had no time left (retried after the backoff, if it is still this worker's).
+            result = SendResult.retryable(
+                _("%(method)s was not sent: the attempt had run out of time") % {"method": method.label}
+            )
+        else:
+            result = method.send(message=message, context=context, address=delivery.address, delivery=delivery)
     except Exception as exc:
         # A bug in a provider must not lose the page: record it and retry like any transient failure.
         logger.exception("Delivery %s: provider %s raised", delivery.pk, delivery.method)
         result = SendResult.retryable(f"unexpected error: {type(exc).__name__}: {exc}")
     return delivery_record_outcome(delivery=delivery, result=result, now=now)
+
+
+def _attempt_still_ours(delivery: Delivery) -> bool:
+    """Whether the delivery is still in the attempt this worker claimed (sending, with the claim's attempt count),
+    checked against the row itself just before the provider is called. An UPDATE, not a read: on PostgreSQL it
+    waits for a ticker's hand-over of the row being committed, then sees it."""
+    return bool(
+        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING, attempts=delivery.attempts).update(
+            last_attempt_at=F("last_attempt_at")
+        )
+    )
 
 
 def _recipient_unreachable(*, delivery: Delivery, method) -> str:

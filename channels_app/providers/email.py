@@ -10,10 +10,11 @@ from typing import Any
 
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.utils.translation import gettext_lazy as _
 
 from channels_app.base import NotificationMethod, SendResult
+from oncall.lib import http
 
 
 def stable_message_id(delivery: Any) -> str:
@@ -26,6 +27,23 @@ def stable_message_id(delivery: Any) -> str:
         return make_msgid(idstring="test", domain="oncall")
     digest = hashlib.sha256(f"{delivery.dedup_key}\n{code}".encode()).hexdigest()[:32]
     return f"<delivery.{digest}@oncall>"
+
+
+def _connection() -> Any:
+    """The configured email backend, its timeout cut to what is left of the delivery attempt (email does not go
+    through oncall.lib.http, which does this for every request). Django's SMTP backend and anymail's HTTP ones
+    have a `timeout` (in seconds): SMTP's applies to each socket operation, anymail's to each request. Others are
+    left as they are."""
+    connection = get_connection(fail_silently=False)
+    left = http.attempt_seconds_left()
+    if left is None or left <= 0 or not hasattr(connection, "timeout"):
+        return connection
+    timeout = connection.timeout
+    if timeout is None:  # Django's SMTP backend without EMAIL_TIMEOUT: it would wait forever
+        connection.timeout = left
+    elif isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        connection.timeout = min(timeout, left)
+    return connection
 
 
 class EmailMethod(NotificationMethod):
@@ -59,6 +77,7 @@ class EmailMethod(NotificationMethod):
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[address],
             headers={"Message-ID": message_id},
+            connection=_connection(),
         )
         mail.attach_alternative(message["email_html"], "text/html")
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from datetime import timedelta
 
 import pytest
@@ -124,3 +126,24 @@ def test_a_recipient_the_mail_server_defers_is_tried_again_and_keeps_the_address
     delivery = Delivery.objects.get()
     assert delivery.status == "pending" and "deferred" in delivery.error
     assert User.objects.get(username="dana").email_flagged == ""
+
+
+def test_a_mail_server_that_never_answers_is_given_up_on_within_the_attempts_time(
+    client, clock, key, smtp_port, settings
+):
+    """A mail server that takes the connection and never says a word. Waiting EMAIL_TIMEOUT for it would outlast
+    the attempt's lease, and the ticker would send the email again alongside; the wait is cut to what is left of
+    the attempt (80% of the lease, here 1.6 s), so the attempt is recorded and retried."""
+    settings.EMAIL_TIMEOUT = 15
+    settings.DELIVERY_SEND_LEASE_SECONDS = 2
+    silent = socket.create_server(("127.0.0.1", smtp_port))  # the connection is queued, never greeted
+    try:
+        started = time.monotonic()
+        push(client, key, EVENT)
+        waited = time.monotonic() - started
+    finally:
+        silent.close()
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert "mail server error" in delivery.error and "timed out" in delivery.error
+    assert waited < 10

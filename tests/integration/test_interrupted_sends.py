@@ -3,12 +3,15 @@ there is one, and sent again only when Twilio never reported on it."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
+from channels_app import services as channel_services
 from channels_app.models import Delivery
 from tests.factories import make_channel, make_integration, make_rule, make_user
 from tests.integration.paging import SMS_FROM, TWILIO_SID, configure_twilio, later, run_ticker, twilio_callback
@@ -157,3 +160,84 @@ def test_a_worker_task_knows_when_it_would_be_killed(settings):
     with queue.worker_task():
         assert settings.Q_CLUSTER["timeout"] - 1 < queue.task_seconds_left() <= settings.Q_CLUSTER["timeout"]
     assert queue.task_seconds_left() is None
+
+
+@pytest.fixture
+def held_up(client, clock, monkeypatch):
+    """An email claimed by worker A, which is then held up after its claim and before calling the mail server (a
+    lock wait, a slow render, a GC pause); `resume()` lets it go on and waits for it to finish."""
+    carol = make_user("carol")
+    channel = make_channel()
+    make_rule(channel, [{"people": [carol]}])
+    push_losing(client, make_integration(channel=channel)[1], monkeypatch, "channels_app.tasks.delivery_send")
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.method) == ("pending", "email")
+    reached, go_on = threading.Event(), threading.Event()
+    real_record = channel_services.template_failures_record
+
+    def holding_up(**kwargs):
+        if threading.current_thread().name == "worker-a":
+            reached.set()
+            assert go_on.wait(30)
+        return real_record(**kwargs)
+
+    monkeypatch.setattr(channel_services, "template_failures_record", holding_up)
+
+    def worker_a(claimed_at):
+        try:
+            channel_services.delivery_send(delivery_id=delivery.pk, now=claimed_at)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=worker_a, args=(clock.current,), name="worker-a")
+    thread.start()
+    assert reached.wait(30)
+    assert Delivery.objects.get().status == "sending"
+
+    def resume():
+        go_on.set()
+        thread.join(30)
+        assert not thread.is_alive()
+        return Delivery.objects.get()
+
+    yield resume
+    go_on.set()
+    thread.join(30)
+
+
+def test_a_worker_held_up_past_its_lease_does_not_send_the_email_the_ticker_gave_another(clock, mailoutbox, held_up):
+    """Worker A's lease runs out while it is held up: the ticker takes the attempt for a dead worker's and worker B
+    sends the email. A, going on past its attempt's deadline, sends nothing and records nothing."""
+    later(clock, seconds=settings.DELIVERY_SEND_LEASE_SECONDS + 1)
+    assert (Delivery.objects.get().status, Delivery.objects.get().attempts, len(mailoutbox)) == ("sent", 2, 1)
+    delivery = held_up()
+    assert len(mailoutbox) == 1, "the person got the email twice"
+    assert (delivery.status, delivery.attempts) == ("sent", 2)
+    assert [entry["outcome"] for entry in delivery.attempt_log] == ["interrupted", "sent"]
+
+
+def test_a_worker_whose_attempt_was_given_to_another_does_not_send_even_if_its_clock_says_it_has_time(
+    clock, mailoutbox, held_up
+):
+    """The ticker and worker B run on hosts whose clocks are ahead of worker A's: the ticker hands A's attempt to B
+    while A still counts time left. A checks the row before calling the mail server, sees the attempt is no longer
+    its own and sends nothing."""
+    later(clock, seconds=settings.DELIVERY_SEND_LEASE_SECONDS + 1)
+    clock.advance(seconds=-(settings.DELIVERY_SEND_LEASE_SECONDS + 1))  # worker A's clock
+    assert (Delivery.objects.get().status, Delivery.objects.get().attempts, len(mailoutbox)) == ("sent", 2, 1)
+    delivery = held_up()
+    assert len(mailoutbox) == 1, "the person got the email twice"
+    assert (delivery.status, delivery.attempts) == ("sent", 2)
+
+
+def test_an_email_whose_attempt_ran_out_of_time_is_not_started_and_is_sent_by_the_retry(clock, mailoutbox, held_up):
+    """Worker A goes on after its attempt's deadline (80% of the lease) but before the lease ends, so the attempt
+    is still its own: it does not start a send that could outlast the lease, records the attempt as one that ran
+    out of time, and the retry sends the email once."""
+    clock.advance(seconds=settings.DELIVERY_SEND_LEASE_SECONDS - 5)
+    delivery = held_up()
+    assert (delivery.status, delivery.attempts, mailoutbox) == ("pending", 1, [])
+    assert delivery.error == "Email was not sent: the attempt had run out of time"
+    later(clock, seconds=30)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, len(mailoutbox)) == ("sent", 2, 1)

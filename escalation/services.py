@@ -27,7 +27,7 @@ from escalation import engine
 from escalation.bots import level_bots_post
 from escalation.models import EscalationRule, EscalationState, LevelSchedule, Timer
 from escalation.schedules import schedule_targets_on_call
-from oncall.lib import claims, queue
+from oncall.lib import claims, clock, queue
 from oncall.lib.filters import Subject, parse_saved_filters
 from oncall.lib.logs import log_context
 from oncall.models import (
@@ -458,6 +458,9 @@ def timer_fire(*, timer_id: int, now: datetime) -> str:
         return "gone"
     with log_context(incident_id=incident_id), transaction.atomic():
         incident = Incident.objects.select_for_update(of=("self",)).select_related("channel").get(pk=incident_id)
+        # What this timer writes is decided now that it holds the incident, after whatever held it before (an
+        # acknowledgement a forced level pages past): its pages must not look older than that.
+        now = max(now, clock.now())
         state = EscalationState.objects.select_for_update().get(incident=incident)
         timer = Timer.objects.select_for_update().get(pk=timer_id)
         if timer.done_at is not None:

@@ -8,7 +8,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from channels_app.models import Delivery
-from escalation.models import EscalationLevel, EscalationRule, EscalationState
+from escalation import services as escalation_services
+from escalation.models import EscalationLevel, EscalationRule, EscalationState, Timer
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
 from oncall.models import Channel, Incident, IncidentEvent, Source
@@ -480,3 +481,28 @@ def test_overdue_timers_found_at_start_up_run_at_once(client, clock, people, mai
     state = EscalationState.objects.get()
     assert state.level == 1 and state.level_started_at == clock.current
     assert state.timers.filter(done_at__isnull=True).get().due_at == clock.current + timedelta(minutes=30)
+
+
+def test_a_forced_levels_page_decided_while_an_acknowledgement_held_the_incident_goes_out(
+    client, clock, mailoutbox, monkeypatch
+):
+    """Level 1 times out at T and forces escalation; its timer's worker takes T as its time, then waits for the
+    incident, which ann is acknowledging at T+300 ms. Level 2's page, decided after her acknowledgement, is sent:
+    it is not taken for a page her acknowledgement came after."""
+    ann, ben = make_user("ann"), make_user("ben")
+    channel = make_channel()
+    rule = EscalationRule.objects.create(channel=channel, name="Forced")
+    level(rule, 0, people=[ann], force_escalate=True, escalate_after_minutes=5)
+    level(rule, 1, people=[ben], escalate_after_minutes=30)
+    push(client, make_integration(channel=channel)[1], event())
+    assert paged(mailoutbox) == ["ann"]
+    timer = Timer.objects.get(done_at__isnull=True)
+    clock.current = timer.due_at + timedelta(milliseconds=300)
+    with monkeypatch.context() as patch:  # the acknowledgement's own dispatch comes after the timer's
+        patch.setattr(events, "incident_events_dispatch", lambda **kwargs: 0)
+        lifecycle.incident_acknowledge(incident=Incident.objects.get(), by=ann, source=WEB, now=clock.current)
+    clock.advance(milliseconds=1)
+    assert escalation_services.timer_fire(timer_id=timer.pk, now=timer.due_at) == "ran"
+    page = Delivery.objects.get(recipient=ben)
+    assert page.status != Delivery.Status.CANCELLED, page.error
+    assert paged(mailoutbox) == ["ann", "ben"]

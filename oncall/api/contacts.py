@@ -69,6 +69,8 @@ def _by_severity(data: Mapping) -> Mapping:
     form = html.is_html_input(data)
     named = QueryDict(mutable=True) if form else {}
     for key in data:
+        if form and key == "csrfmiddlewaretoken":
+            continue  # the browsable API's form sends it along
         # Form input may index a list as `Critical[0]`; JSON names the severity alone.
         name, bracket, index = str(key).partition("[") if form else (str(key), "", "")
         severity = canonical_severity(name)

@@ -142,7 +142,7 @@ def test_severities_spelled_as_flashduty_does_are_applied(alice):
 
 
 def test_lowercase_severities_in_form_input_are_applied(alice):
-    response = as_(alice).put(PREFERENCES, "critical=sms&critical=email", content_type=FORM)
+    response = as_(alice).put(PREFERENCES, "critical=sms&critical=email&csrfmiddlewaretoken=x", content_type=FORM)
     assert response.status_code == 200, response.json()
     assert as_(alice).get(PREFERENCES).json()["data"]["Critical"] == ["sms", "email"]
 

@@ -70,6 +70,8 @@ def no_longer_needed(delivery: Delivery) -> str:
         return _("The escalation started again since; its new run notifies anew.")
     if _reassigned_since(delivery):
         return _("The incident was reassigned since; the people it names are notified anew.")
+    if delivery.event == "assigned" and _responders_paged_again_since(delivery):
+        return _("The incident was triggered again since; its responders are notified anew.")
     return ""
 
 
@@ -87,6 +89,17 @@ def _run_superseded(delivery: Delivery) -> bool:
     """Whether the incident's escalation has started a later run than the one that wrote the delivery. Read
     through the incident's `escalation` relation (the escalation app's state), not imported from that app."""
     return Incident.objects.filter(pk=delivery.incident_id, escalation__run__gt=delivery.escalation_run).exists()
+
+
+def _responders_paged_again_since(delivery: Delivery) -> bool:
+    """Whether the incident, in people's hands, was triggered again after a direct page was written: it then
+    pages all its responders anew (escalation's "direct" state), and the earlier page would be a second one."""
+    return IncidentEvent.objects.filter(
+        incident_id=delivery.incident_id,
+        incident__escalation__status="direct",
+        kind__in=(IncidentEvent.Kind.UNACKNOWLEDGED, IncidentEvent.Kind.WOKEN, IncidentEvent.Kind.REOPENED),
+        created_at__gt=delivery.created_at,
+    ).exists()
 
 
 def _reassigned_since(delivery: Delivery) -> bool:

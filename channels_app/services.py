@@ -118,10 +118,6 @@ def _delivery_attempt(*, delivery: Delivery, now: datetime) -> Delivery:
         unreachable = _recipient_unreachable(delivery=delivery, method=method)
         if unreachable:
             return _unreachable(delivery=delivery, method=method, reason=unreachable, now=now)
-    if method.quota_setting and delivery.recipient is not None:
-        limit = getattr(settings, method.quota_setting)
-        if not quota_take(person=delivery.recipient, method=method.key, limit=limit, now=now):
-            return _quota_reached(delivery=delivery, method=method, limit=limit, now=now)
     try:
         context = message_context(
             incident=incident,
@@ -138,11 +134,12 @@ def _delivery_attempt(*, delivery: Delivery, now: datetime) -> Delivery:
         rendered = render_slots(method.slots, bodies=template_set.bodies if template_set else None, context=context)
         template_failures_record(delivery=delivery, rendered=rendered, now=now)
         message = {name: item.text for name, item in rendered.items()}
+        kept = {}
         if method.kept_slots:
             # Kept before the provider is called: its callbacks (the call's TwiML fetch) may come before it answers.
             delivery.state = {**delivery.state, "message": {name: message[name] for name in method.kept_slots}}
-            Delivery.objects.filter(pk=delivery.pk).update(state=delivery.state)
-        if not _attempt_still_ours(delivery):
+            kept = {"state": delivery.state}
+        if not _attempt_still_ours(delivery, **kept):
             # The lease ran out while this worker was held up after its claim (a lock wait, a slow render): the
             # ticker has handed the delivery to another worker, whose attempt is the one that counts.
             logger.warning(
@@ -150,6 +147,11 @@ def _delivery_attempt(*, delivery: Delivery, now: datetime) -> Delivery:
             )
             delivery.refresh_from_db()
             return delivery
+        if method.quota_setting and delivery.recipient is not None:
+            # Taken by the attempt that calls the provider, and only by it.
+            limit = getattr(settings, method.quota_setting)
+            if not quota_take(person=delivery.recipient, method=method.key, limit=limit, now=now):
+                return _quota_reached(delivery=delivery, method=method, limit=limit, now=now)
         left = http.attempt_seconds_left()
         if left is not None and left <= 0:
             # oncall.lib.http makes no request past the attempt's deadline, but not every provider goes through it
@@ -167,13 +169,14 @@ def _delivery_attempt(*, delivery: Delivery, now: datetime) -> Delivery:
     return delivery_record_outcome(delivery=delivery, result=result, now=now)
 
 
-def _attempt_still_ours(delivery: Delivery) -> bool:
+def _attempt_still_ours(delivery: Delivery, **changes) -> bool:
     """Whether the delivery is still in the attempt this worker claimed (sending, with the claim's attempt count),
-    checked against the row itself just before the provider is called. An UPDATE, not a read: on PostgreSQL it
-    waits for a ticker's hand-over of the row being committed, then sees it."""
+    checked against the row itself just before the provider is called, writing `changes` only if it is (a worker
+    that lost its attempt must not overwrite what the attempt now running keeps). An UPDATE, not a read: on
+    PostgreSQL it waits for a ticker's hand-over of the row being committed, then sees it."""
     return bool(
         Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING, attempts=delivery.attempts).update(
-            last_attempt_at=F("last_attempt_at")
+            **(changes or {"last_attempt_at": F("last_attempt_at")})
         )
     )
 

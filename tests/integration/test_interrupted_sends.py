@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from channels_app import services as channel_services
-from channels_app.models import Delivery
+from channels_app.models import DailyUsage, Delivery
 from tests.factories import make_channel, make_integration, make_rule, make_user
 from tests.integration.paging import SMS_FROM, TWILIO_SID, configure_twilio, later, run_ticker, twilio_callback
 from tests.integration.test_lost_handovers import push_losing
@@ -167,11 +167,22 @@ def held_up(client, clock, monkeypatch):
     """An email claimed by worker A, which is then held up after its claim and before calling the mail server (a
     lock wait, a slow render, a GC pause); `resume()` lets it go on and waits for it to finish."""
     carol = make_user("carol")
+    yield from hold_up(client, clock, monkeypatch, level={"people": [carol]}, method="email")
+
+
+@pytest.fixture
+def held_up_sms(client, clock, twilio, monkeypatch):
+    """The same with an SMS, which takes a unit of the person's daily SMS quota."""
+    sam = make_user("sam", phone=PHONE)
+    yield from hold_up(client, clock, monkeypatch, level={"people": [sam], "methods": ["sms"]}, method="sms")
+
+
+def hold_up(client, clock, monkeypatch, *, level: dict, method: str):
     channel = make_channel()
-    make_rule(channel, [{"people": [carol]}])
+    make_rule(channel, [level])
     push_losing(client, make_integration(channel=channel)[1], monkeypatch, "channels_app.tasks.delivery_send")
     delivery = Delivery.objects.get()
-    assert (delivery.status, delivery.method) == ("pending", "email")
+    assert (delivery.status, delivery.method) == ("pending", method)
     reached, go_on = threading.Event(), threading.Event()
     real_record = channel_services.template_failures_record
 
@@ -241,3 +252,14 @@ def test_an_email_whose_attempt_ran_out_of_time_is_not_started_and_is_sent_by_th
     later(clock, seconds=30)
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, len(mailoutbox)) == ("sent", 2, 1)
+
+
+def test_a_worker_that_lost_its_attempt_takes_no_quota_and_keeps_nothing(clock, twilio, held_up_sms):
+    """Worker A's SMS attempt is handed to worker B while A is held up: B sends it; A neither sends it nor takes a
+    unit of the person's daily SMS quota for it."""
+    later(clock, seconds=settings.DELIVERY_SEND_LEASE_SECONDS + 1)
+    later(clock, seconds=settings.DELIVERY_RECONCILE_SECONDS + 1)  # no callback came about A's attempt
+    assert (Delivery.objects.get().status, len(twilio.received("/twilio/"))) == ("sent", 1)
+    delivery = held_up_sms()
+    assert (delivery.status, delivery.attempts, len(twilio.received("/twilio/"))) == ("sent", 2, 1)
+    assert DailyUsage.objects.get(method="sms").count == 1, "the quota was taken twice for one SMS"

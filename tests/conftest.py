@@ -7,6 +7,7 @@ from django.core.cache import cache
 
 from oncall.lib import clock as clock_module
 from tests.fakes.provider_server import ProviderServer
+from tests.fakes.smtp import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -57,3 +58,15 @@ def fakes(fake_providers, clock):
     """The fake providers, checking signature freshness and rate limits against the test's clock."""
     fake_providers.now = lambda: clock.current.timestamp()
     return fake_providers
+
+
+@pytest.fixture
+def smtp_port(settings):
+    """A mail server that is down until the test starts a FakeSmtpServer on this port."""
+    port = free_port()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = port
+    settings.EMAIL_TIMEOUT = 2
+    settings.DEFAULT_FROM_EMAIL = "Pager <pager@oncall.example.test>"
+    return port

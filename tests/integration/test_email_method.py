@@ -13,22 +13,11 @@ from escalation.ticker import tick
 from oncall.lib import clock as clock_module
 from oncall.models import Incident, User
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
-from tests.fakes.smtp import FakeSmtpServer, free_port
+from tests.fakes.smtp import FakeSmtpServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 EVENT = {"title_rule": "Queue backlog > 10k", "event_status": "Warning", "alert_key": "q", "labels": {"q": "jobs"}}
-
-
-@pytest.fixture
-def smtp_port(settings):
-    port = free_port()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = port
-    settings.EMAIL_TIMEOUT = 2
-    settings.DEFAULT_FROM_EMAIL = "Pager <pager@oncall.example.test>"
-    return port
 
 
 @pytest.fixture

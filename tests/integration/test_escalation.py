@@ -15,7 +15,7 @@ from oncall.lib import clock as clock_module
 from oncall.models import Channel, Incident, IncidentEvent, Source
 from oncall.services import events, lifecycle
 from tests.factories import make_channel, make_integration, make_rule, make_team, make_user, push
-from tests.fakes.smtp import FakeSmtpServer, free_port
+from tests.fakes.smtp import FakeSmtpServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 WEB = Source.WEB
@@ -333,18 +333,6 @@ def test_force_escalation_pages_the_next_level_despite_the_acknowledgement(clien
     assert paged(mailoutbox) == ["ann", "ben"], "level 1 forces escalation at 15 minutes"
     later(clock, minutes=15)
     assert paged(mailoutbox) == ["ann", "ben"], "level 2 does not force it"
-
-
-@pytest.fixture
-def smtp_port(settings):
-    """A mail server that is down until the test starts a FakeSmtpServer on this port."""
-    port = free_port()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = port
-    settings.EMAIL_TIMEOUT = 2
-    settings.DEFAULT_FROM_EMAIL = "Pager <pager@oncall.example.test>"
-    return port
 
 
 def test_a_forced_levels_page_written_after_the_ack_is_retried_until_its_person_acknowledges(client, clock, smtp_port):

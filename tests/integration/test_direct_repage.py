@@ -34,11 +34,8 @@ def voice_person(name, phone):
     return person
 
 
-def test_reopen_of_a_hand_assigned_incident_does_not_call_twice(clock, twilio):
-    """carol is given an incident created by hand; Twilio has an outage on her first call (retry in 30 s). She
-    closes it by mistake and reopens it at once: she must be called once more, not twice."""
-    carol = voice_person("carol", CAROL)
-    twilio.fail_next("/twilio", **OUTAGE)
+def assigned_to(carol, clock, *, acknowledged: bool = False) -> Incident:
+    """An incident carol created by hand and assigned to herself (acknowledged by her a moment later)."""
     incident = lifecycle.incident_create(
         channel=make_channel("Databases"),
         title="DB down",
@@ -47,15 +44,34 @@ def test_reopen_of_a_hand_assigned_incident_does_not_call_twice(clock, twilio):
         now=clock.current,
         assign_to=[carol],
     )
+    if acknowledged:
+        clock.advance(seconds=2)
+        lifecycle.incident_acknowledge(incident=incident, by=carol, source=WEB, now=clock.current)
+        clock.advance(seconds=2)
+    return incident
+
+
+def assert_called_once_more(clock, twilio, person, number) -> None:
+    later(clock, minutes=10)
+    rows = list(
+        Delivery.objects.filter(recipient=person).order_by("pk").values_list("event", "escalation_run", "status")
+    )
+    placed = len(calls_to(twilio, number)) - 1  # the first request met the outage: no call
+    assert placed == 1, f"{person.username} called {placed} times: {rows}"
+
+
+def test_reopen_of_a_hand_assigned_incident_does_not_call_twice(clock, twilio):
+    """carol is given an incident created by hand; Twilio has an outage on her first call (retry in 30 s). She
+    closes it by mistake and reopens it at once: she must be called once more, not twice."""
+    carol = voice_person("carol", CAROL)
+    twilio.fail_next("/twilio", **OUTAGE)
+    incident = assigned_to(carol, clock)
     assert Delivery.objects.get().status == "pending"
     clock.advance(seconds=5)
     lifecycle.incident_resolve(incident=incident, by=carol, source=WEB, now=clock.current)
     clock.advance(seconds=5)
     lifecycle.incident_reopen(incident=incident, by=carol, reason="oops", source=WEB, now=clock.current)
-    later(clock, minutes=10)
-    rows = list(Delivery.objects.order_by("pk").values_list("event", "escalation_run", "status"))
-    placed = len(calls_to(twilio, CAROL)) - 1  # the first request met the outage: no call
-    assert placed == 1, f"carol called {placed} times after one reopen: {rows}"
+    assert_called_once_more(clock, twilio, carol, CAROL)
 
 
 def test_responder_added_after_ack_then_unack_is_called_once(clock, twilio):
@@ -63,43 +79,20 @@ def test_responder_added_after_ack_then_unack_is_called_once(clock, twilio):
     carol unacknowledges: the incident's responders (carol, dave) are paged again. dave must get one call for
     that, not the re-page and the old retry."""
     carol, dave = voice_person("carol", CAROL), voice_person("dave", DAVE)
-    incident = lifecycle.incident_create(
-        channel=make_channel("Databases"),
-        title="DB down",
-        severity="Critical",
-        by=carol,
-        now=clock.current,
-        assign_to=[carol],
-    )
-    clock.advance(seconds=2)
-    lifecycle.incident_acknowledge(incident=incident, by=carol, source=WEB, now=clock.current)
-    clock.advance(seconds=2)
+    incident = assigned_to(carol, clock, acknowledged=True)
     twilio.fail_next("/twilio", **OUTAGE)
     lifecycle.incident_add_responders(incident=incident, by=carol, people=[dave], source=WEB, now=clock.current)
     assert Delivery.objects.get(recipient=dave).status == "pending"
     clock.advance(seconds=5)
     lifecycle.incident_unacknowledge(incident=incident, by=carol, source=WEB, now=clock.current)
-    later(clock, minutes=10)
-    rows = list(Delivery.objects.filter(recipient=dave).order_by("pk").values_list("event", "escalation_run", "status"))
-    placed = len(calls_to(twilio, DAVE)) - 1  # the first request met the outage: no call
-    assert placed == 1, f"dave called {placed} times: {rows}"
+    assert_called_once_more(clock, twilio, dave, DAVE)
 
 
 def test_reassigned_while_processing_then_unack_calls_once(clock, twilio):
     """carol acknowledges and reassigns to herself and dave (it stays Processing); dave's call meets an outage.
     carol unacknowledges: dave must be called once, not twice."""
     carol, dave = voice_person("carol", CAROL), voice_person("dave", DAVE)
-    incident = lifecycle.incident_create(
-        channel=make_channel("Databases"),
-        title="DB down",
-        severity="Critical",
-        by=carol,
-        now=clock.current,
-        assign_to=[carol],
-    )
-    clock.advance(seconds=2)
-    lifecycle.incident_acknowledge(incident=incident, by=carol, source=WEB, now=clock.current)
-    clock.advance(seconds=2)
+    incident = assigned_to(carol, clock, acknowledged=True)
     twilio.fail_next("/twilio", **OUTAGE)
     incident = lifecycle.incident_reassign(
         incident=incident, by=carol, people=[dave, carol], source=WEB, now=clock.current
@@ -107,7 +100,4 @@ def test_reassigned_while_processing_then_unack_calls_once(clock, twilio):
     assert Incident.objects.get().progress == "Processing"
     clock.advance(seconds=5)
     lifecycle.incident_unacknowledge(incident=incident, by=carol, source=WEB, now=clock.current)
-    later(clock, minutes=10)
-    rows = list(Delivery.objects.filter(recipient=dave).order_by("pk").values_list("event", "escalation_run", "status"))
-    placed = len(calls_to(twilio, DAVE)) - 1  # the first request met the outage: no call
-    assert placed == 1, f"dave called {placed} times: {rows}"
+    assert_called_once_more(clock, twilio, dave, DAVE)

@@ -106,9 +106,22 @@ def read_json_body(request) -> object:
         raise too_large
     if not body.strip():
         raise IngestError(400, envelope.INVALID_PARAMETER, _("The body is empty; send a JSON object."), "body")
+    # UTF-8, as JSON travels (RFC 8259): json.loads would also take UTF-16/32 and read surrogates written out as
+    # UTF-8 bytes, both past the cheap test below. Such surrogates (some encoders write them) are read and then
+    # replaced like escaped ones; any other byte that is not UTF-8 is refused.
+    surrogates = False
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        document = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            document, surrogates = body.decode("utf-8-sig", "surrogatepass"), True
+        except UnicodeDecodeError as exc:
+            raise IngestError(
+                400, envelope.INVALID_PARAMETER, _("The body is not UTF-8 text: %(error)s") % {"error": exc}, "body"
+            ) from None
+    try:
+        payload = json.loads(document)
+    except ValueError as exc:
         raise IngestError(
             400, envelope.INVALID_PARAMETER, _("The body is not valid JSON: %(error)s") % {"error": exc}, "body"
         ) from None
@@ -117,7 +130,7 @@ def read_json_body(request) -> object:
             400, envelope.INVALID_PARAMETER, _("The body is nested too deeply to be read as JSON."), "body"
         ) from None
     # NULs and unpaired surrogates cannot be stored; drop them rather than refuse the monitor's alert.
-    return text.clean(payload) if text.json_needs_cleaning(body) else payload
+    return text.clean(payload) if surrogates or text.json_needs_cleaning(document) else payload
 
 
 def error_response(request, exc: IngestError):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 
-_NEEDS_CLEANING = re.compile(rb"\\u0000|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_NEEDS_CLEANING = re.compile(r"\\u0000|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
-def json_needs_cleaning(raw: bytes) -> bool:
-    """Whether a JSON document may decode to text that needs `clean` (cheap test on the raw bytes)."""
-    return _NEEDS_CLEANING.search(raw) is not None
+def json_needs_cleaning(document: str) -> bool:
+    """Whether a JSON document may decode to text that needs `clean` (a cheap test on its text). Decoded strictly
+    from UTF-8 it holds no surrogate, and JSON refuses a raw NUL in a string: only their escapes can bring them."""
+    return _NEEDS_CLEANING.search(document) is not None
 
 
 def clean(value: object) -> object:

@@ -80,6 +80,7 @@ class AppMethod(NotificationMethod):
             return SendResult.retryable(
                 f"no time left in the attempt to push {not_called} of {len(devices)} device(s)",
                 gone_devices=result.gone_devices,
+                pushed_devices=result.pushed_devices,
                 detail=result.detail,
                 progress={"done": sorted(reached | set(result.pushed_devices))},
             )

@@ -424,3 +424,29 @@ def test_devices_the_attempt_had_no_time_to_call_get_the_retry(client, clock, ap
     called = [request.url.path.rsplit("/", 1)[-1] for request in fake.requests]
     assert called.count("2" * 64) == 1 and called.count("0" * 64) == 1, called
     assert Delivery.objects.get().status == "sent"
+
+
+def _slow_apns(clock, monkeypatch) -> FakeApns:
+    """APNs answering each push in 14 s: an attempt (its deadline 27 s in) has time for two devices."""
+    fake = FakeApns()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        response = fake(request)
+        clock.advance(seconds=14)
+        return response
+
+    monkeypatch.setattr(http, "http2_transport", lambda: httpx.MockTransport(slow))
+    http.http2_reset()
+    return fake
+
+
+def test_devices_reached_by_an_attempt_that_ran_out_of_time_record_the_push(
+    client, clock, apns_on, ada, key_for, monkeypatch
+):
+    devices = [link(ada, "ios", f"{n}" * 64) for n in range(3)]
+    _slow_apns(clock, monkeypatch)
+    push(client, key_for(), event())
+    assert Delivery.objects.get().status == "pending"
+    pushed = {device.pk: device.last_pushed_at for device in Device.objects.all()}
+    assert pushed[devices[0].pk] is not None and pushed[devices[1].pk] is not None
+    assert pushed[devices[2].pk] is None

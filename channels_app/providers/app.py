@@ -84,4 +84,12 @@ class AppMethod(NotificationMethod):
                 detail=result.detail,
                 progress={"done": sorted(reached | set(result.pushed_devices))},
             )
+        if reached and not result.pushed_devices:
+            # An earlier attempt of this delivery reached the person on another device: the page got through,
+            # whatever the rest said now (their errors stay in the detail; gone devices are still forgotten).
+            return SendResult.sent(
+                "",
+                gone_devices=result.gone_devices,
+                detail={**result.detail, "reached_before": sorted(reached), "errors": result.error[:500]},
+            )
         return result

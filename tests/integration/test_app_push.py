@@ -450,3 +450,24 @@ def test_devices_reached_by_an_attempt_that_ran_out_of_time_record_the_push(
     pushed = {device.pk: device.last_pushed_at for device in Device.objects.all()}
     assert pushed[devices[0].pk] is not None and pushed[devices[1].pk] is not None
     assert pushed[devices[2].pk] is None
+
+
+def test_a_retry_failing_on_the_rest_is_sent_when_an_earlier_attempt_reached_a_device(
+    client, clock, apns_on, ada, key_for, monkeypatch
+):
+    """The first attempt reaches two iPhones and runs out of time before the third; the retry finds the third's
+    token gone. The person had the page: the delivery is sent, the gone iPhone is unlinked, its error is logged."""
+    for n in range(3):
+        link(ada, "ios", f"{n}" * 64)
+    fake = _slow_apns(clock, monkeypatch)
+    push(client, key_for(), event())
+    assert len(fake.requests) == 2 and Delivery.objects.get().status == "pending"
+    fake.answers.append(httpx.Response(410, json={"reason": "Unregistered", "timestamp": 1700000000000}))
+    later(clock, minutes=1)
+    later(clock, minutes=3)
+    assert len(fake.requests) == 3
+    delivery = Delivery.objects.get()
+    assert delivery.status == "sent", (delivery.status, delivery.error)
+    assert not delivery.incident.timeline.filter(kind="notify_failed").exists()
+    assert sorted(Device.objects.values_list("token", flat=True)) == ["0" * 64, "1" * 64]
+    assert "APNs 410 Unregistered" in delivery.attempt_log[-1]["errors"]

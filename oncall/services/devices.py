@@ -7,7 +7,7 @@ import re
 import secrets as pysecrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import SplitResult, urlencode, urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -27,6 +27,16 @@ def _token_hash(platform: str, token: str) -> str:
     return hashlib.sha256(f"{platform}:{token}".encode()).hexdigest()
 
 
+def _url_parts(url: str) -> SplitResult | None:
+    """`url` split, or None when it cannot be: an unclosed IPv6 bracket, a port that is not a number in range."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- a bad port is only noticed when read
+    except ValueError:
+        return None
+    return parts
+
+
 def _web_subscription(subscription: object) -> dict:
     """The browser's PushSubscription JSON, checked: an http(s) endpoint and base64url p256dh and auth keys."""
     if not isinstance(subscription, Mapping):
@@ -36,7 +46,7 @@ def _web_subscription(subscription: object) -> dict:
         )
     endpoint = subscription.get("endpoint")
     keys = subscription.get("keys") if isinstance(subscription.get("keys"), Mapping) else {}
-    parts = urlsplit(endpoint) if isinstance(endpoint, str) else None
+    parts = _url_parts(endpoint) if isinstance(endpoint, str) else None
     # Push services are public https endpoints; plain http only where private addresses are allowed (tests, demo).
     schemes = ("https", "http") if settings.OUTBOUND_ALLOW_PRIVATE else ("https",)
     if parts is None or parts.scheme not in schemes or not parts.hostname or len(endpoint) > 2000:

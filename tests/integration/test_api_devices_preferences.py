@@ -91,6 +91,15 @@ def test_another_persons_device_is_404_and_untouched(alice, bob):
         ({"platform": "ios", "token": "not-hex"}, "token"),
         ({"platform": "android"}, "token"),
         ({"platform": "web", "subscription": {"endpoint": "ftp://x"}}, "subscription"),
+        ({"platform": "web", "subscription": {**SUBSCRIPTION, "endpoint": "https://[::1"}}, "subscription"),
+        (
+            {"platform": "web", "subscription": {**SUBSCRIPTION, "endpoint": "https://push.example.test:99999/"}},
+            "subscription",
+        ),
+        (
+            {"platform": "web", "subscription": {**SUBSCRIPTION, "endpoint": "https://push.example.test:x/"}},
+            "subscription",
+        ),
         ({"platform": "web", "subscription": {**SUBSCRIPTION, "keys": {"p256dh": "x"}}}, "subscription"),
     ],
 )

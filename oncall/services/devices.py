@@ -91,8 +91,11 @@ def device_link(
         token = (token or "").strip()
         if not token or len(token) > 4096:
             raise ApplicationError(_("token is required (at most 4096 characters)."), field="token")
-        if platform == Device.Platform.IOS and not _APNS_TOKEN.match(token):
-            raise ApplicationError(_("An iOS device token is a hexadecimal string."), field="token")
+        if platform == Device.Platform.IOS:
+            if not _APNS_TOKEN.match(token):
+                raise ApplicationError(_("An iOS device token is a hexadecimal string."), field="token")
+            # Hex in either case is the same phone: one spelling, so it stays one device that moves between people.
+            token = token.lower()
     token_hash = _token_hash(platform, token)
     User.objects.select_for_update().filter(pk=person.pk).first()
     existing = Device.objects.select_for_update().filter(token_hash=token_hash).first()

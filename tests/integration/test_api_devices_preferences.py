@@ -3,7 +3,11 @@ preferences decide the methods of levels that follow them and of direct notifica
 
 from __future__ import annotations
 
+import importlib
+from datetime import timedelta
+
 import pytest
+from django.apps import apps as django_apps
 from rest_framework.test import APIClient
 
 from channels_app.models import Delivery
@@ -73,6 +77,47 @@ def test_linking_the_same_token_again_updates_it_and_moves_it_to_the_new_owner(a
     assert response.status_code == 201
     device = Device.objects.get()
     assert (device.person, device.name) == (alice, "Pixel")
+
+
+def test_an_ios_token_in_another_case_is_the_same_phone_and_moves_to_its_new_owner(alice, bob):
+    """APNs tokens are hex: "AB…" and "ab…" name one phone, whatever case an app build sends it in."""
+    first = as_(alice).post(DEVICES, {"platform": "ios", "token": "AB" * 32, "name": "old"}, format="json")
+    again = as_(alice).post(DEVICES, {"platform": "ios", "token": "ab" * 32, "name": "iPhone"}, format="json")
+    assert first.status_code == again.status_code == 201
+    assert again.json()["data"]["id"] == first.json()["data"]["id"]
+    as_(bob).post(DEVICES, {"platform": "ios", "token": " " + "Ab" * 32, "name": "bob's now"}, format="json")
+    device = Device.objects.get()
+    assert (device.person, device.name, device.token) == (bob, "bob's now", "ab" * 32)
+
+
+def test_existing_ios_tokens_are_lower_cased_and_their_duplicates_merged_into_the_last_linked(alice, bob, clock):
+    migration = importlib.import_module("oncall.migrations.0012_device_apns_token_lowercase")
+    linked = clock.current
+
+    def row(person, platform, token, minutes):
+        created_at = linked + timedelta(minutes=minutes)
+        return Device.objects.create(
+            person=person,
+            platform=platform,
+            token=token,
+            token_hash=migration._token_hash(platform, token),
+            created_at=created_at,
+        )
+
+    row(alice, "ios", "ab" * 32, 0)
+    row(alice, "ios", "AB" * 32, 1)
+    bobs = row(bob, "ios", "aB" * 32, 2)  # the phone changed hands: bob linked it last
+    alone = row(alice, "ios", "CD" * 32, 3)
+    android = row(alice, "android", "Fcm-Token", 4)
+    migration.lowercase_apns_tokens(django_apps, None)
+    assert sorted(Device.objects.values_list("pk", "person__username", "token")) == [
+        (bobs.pk, "bob", "ab" * 32),
+        (alone.pk, "alice", "cd" * 32),
+        (android.pk, "alice", "Fcm-Token"),
+    ]
+    # Linking either spelling again finds the merged row.
+    again = as_(alice).post(DEVICES, {"platform": "ios", "token": "CD" * 32}, format="json")
+    assert again.json()["data"]["id"] == alone.pk and Device.objects.count() == 3
 
 
 def test_another_persons_device_is_404_and_untouched(alice, bob):

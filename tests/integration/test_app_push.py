@@ -314,6 +314,13 @@ def test_an_unregistered_ios_token_unlinks_the_device(client, clock, apns_on, ad
     assert "APNs 410 Unregistered" in Delivery.objects.get().error
 
 
+def test_an_ios_token_linked_in_both_cases_is_pushed_once(client, clock, apns_on, ada, key_for):
+    link(ada, "ios", "AB" * 32)
+    link(ada, "ios", "ab" * 32)
+    push(client, key_for(), event())
+    assert [request.url.path for request in apns_on.requests] == ["/3/device/" + "ab" * 32]
+
+
 def test_apns_server_errors_are_retried_then_succeed(client, clock, apns_on, ada, key_for):
     link(ada, "ios", "ab" * 32)
     apns_on.answers.append(httpx.Response(503, json={"reason": "ServiceUnavailable"}))

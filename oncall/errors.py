@@ -21,6 +21,13 @@ class NotRouted(ApplicationError):
     code = "NoRoute"
 
 
+class IntegrationGone(ApplicationError):
+    """The push's integration was deleted after this process looked its key up (the lookup is cached briefly)."""
+
+    status = 401
+    code = "Unauthorized"
+
+
 class IllegalTransition(ApplicationError):
     """The incident is not in a state that allows this action (acknowledge a closed incident, for example)."""
 

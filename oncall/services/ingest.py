@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from oncall.errors import NotRouted
+from oncall.errors import IntegrationGone, NotRouted
 from oncall.lib import clock, queue, routing
 from oncall.lib.filters import Subject
 from oncall.lib.grouping import group_key
@@ -41,7 +41,7 @@ from oncall.models import (
     TimelineEntry,
 )
 from oncall.models.intake import group_key_normalise
-from oncall.selectors import channel_ids_by_name, route_table_get, route_table_load
+from oncall.selectors import channel_ids_by_name, integration_key_cache_clear, route_table_get, route_table_load
 from oncall.services.incidents import (
     auto_resolve_at,
     incident_close,
@@ -97,11 +97,18 @@ def events_accept(*, integration: Integration, events: Sequence[NormalizedEvent]
     ]
     for _event, message in not_routed:
         logger.warning("Integration %s: %s", integration.pk, message)
-    with transaction.atomic():  # the batch and its hand-over to the worker commit together
-        batch = EventBatch.objects.create(
-            integration=integration, events=[event.to_json() for event in routed], received_at=now
-        )
-        _task_queue(integration.pk, now=now)
+    try:
+        with transaction.atomic():  # the batch and its hand-over to the worker commit together
+            batch = EventBatch.objects.create(
+                integration=integration, events=[event.to_json() for event in routed], received_at=now
+            )
+            _task_queue(integration.pk, now=now)
+    except IntegrityError:
+        if Integration.objects.filter(pk=integration.pk).exists():
+            raise
+        # Deleted in another process since this one cached its key: the key is no longer a valid one.
+        integration_key_cache_clear(integration.key_hash)
+        raise IntegrationGone(_("integration_key is not a valid one."), field="integration_key") from None
     return Accepted(batch, tuple(not_routed))
 
 

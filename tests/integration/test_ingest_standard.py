@@ -7,7 +7,7 @@ import json
 import pytest
 from django.db import OperationalError
 
-from oncall.models import Alert, EventBatch, Incident, IncidentEvent, TimelineEntry
+from oncall.models import Alert, EventBatch, Incident, IncidentEvent, Integration, TimelineEntry
 from tests.factories import make_channel, make_integration, push
 
 pytestmark = pytest.mark.django_db
@@ -243,3 +243,17 @@ def test_a_database_outage_is_a_retryable_503_not_a_refusal(client, integration,
     assert response["Retry-After"] == "5"
     assert response.json()["error"]["code"] == "ServiceUnavailable"
     assert "Connection refused" not in response.content.decode(), "no internals in the answer"
+
+
+@pytest.mark.django_db(transaction=True)  # the batch's reference to it is checked when its transaction commits
+def test_a_push_for_an_integration_deleted_in_another_process_is_refused_as_an_unknown_key(client):
+    """Each process caches key lookups for a few seconds; the admin that deletes an integration clears only its
+    own. A push that still finds the deleted integration in its cache is answered 401, like an unknown key."""
+    integration, key = make_integration(channel=make_channel())
+    assert push(client, key, {"event_status": "Critical"}).status_code == 400  # looked up, and cached
+    Integration.objects.filter(pk=integration.pk).delete()  # as another process does, keeping this one's cache
+    response = push(client, key, {"title_rule": "b", "event_status": "Critical", "alert_key": "b"})
+    assert response.status_code == 401, response.content
+    assert response.json()["error"]["field"] == "integration_key"
+    assert not EventBatch.objects.exists()
+    assert push(client, key, {"title_rule": "b", "event_status": "Critical", "alert_key": "b"}).status_code == 401

@@ -277,6 +277,11 @@ def batches_enqueue_stalled(*, now: datetime) -> int:
     )
     handed = 0
     for integration_id in integration_ids:
+        # A drain goes in order and stops at the oldest batch while its retry waits: none is handed out until then.
+        head = EventBatch.objects.filter(integration_id=integration_id, failed_at__isnull=True).order_by("id")
+        head_due = head.values_list("next_attempt_at", flat=True).first()
+        if head_due is not None and head_due > now:
+            continue
         with transaction.atomic():
             handed += _task_queue(integration_id, now=now, lost_after=TASK_LOST)
     return handed

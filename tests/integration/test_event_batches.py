@@ -151,3 +151,36 @@ def test_batches_keep_the_time_they_arrived(client, clock, integration, monkeypa
     assert alert.start_time == arrived
     assert Incident.objects.get().start_time == arrived
     assert clock.current - arrived == timedelta(minutes=5)
+
+
+def test_the_ticker_hands_out_no_drain_while_the_oldest_batch_waits_its_retry(client, clock, integration, monkeypatch):
+    """A drain stops at the oldest batch while its retry waits (the order is kept): handing the integration out
+    before then would only queue drains that do nothing, every tick."""
+    integration, key = integration
+    real_ingest = ingest.alert_ingest
+
+    def broken_for_a(*, integration, events, now):
+        if events[0].alert_key == "a":
+            raise RuntimeError("database hiccup")
+        return real_ingest(integration=integration, events=events, now=now)
+
+    monkeypatch.setattr(ingest, "alert_ingest", broken_for_a)
+    push(client, key, event("a"))
+    push(client, key, event("b"))
+    assert EventBatch.objects.first().attempts == 1
+    handed = []
+    real_enqueue = queue.enqueue
+
+    def counting(func, *args, **kwargs):
+        handed.append(func)
+        return real_enqueue(func, *args, **kwargs)
+
+    monkeypatch.setattr(queue, "enqueue", counting)
+    for _ in range(4):  # the first retry is due 5 s after the failure
+        clock.advance(seconds=1)
+        tick(now=clock_module.now())
+    assert handed.count(ingest.PROCESS_TASK) == 0
+    clock.advance(seconds=2)
+    tick(now=clock_module.now())
+    assert handed.count(ingest.PROCESS_TASK) == 1, "handed out once its retry is due"
+    assert EventBatch.objects.first().attempts == 2

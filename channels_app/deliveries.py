@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db.models import F
 from django.utils.translation import gettext as _
 
 from channels_app.models import Delivery, TemplateSet
@@ -101,3 +102,15 @@ def deliveries_create(
     for position, delivery_id in enumerate(ids):
         queue.enqueue(SEND_TASK, delivery_id, group="delivery", leased=position == 0)
     return ids
+
+
+def attempt_still_ours(delivery: Delivery, **changes) -> bool:
+    """Whether the delivery is still in the attempt this worker claimed (sending, with the claim's attempt count),
+    checked against the row itself just before the provider is called, writing `changes` only if it is (a worker
+    that lost its attempt must not overwrite what the attempt now running keeps). An UPDATE, not a read: on
+    PostgreSQL it waits for a ticker's hand-over of the row being committed, then sees it."""
+    return bool(
+        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING, attempts=delivery.attempts).update(
+            **(changes or {"last_attempt_at": F("last_attempt_at")})
+        )
+    )

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from channels_app import bulkhead, registry
 from channels_app.base import SendResult
 from channels_app.bots.sending import BOT_METHOD, bot_delivery_send
-from channels_app.deliveries import SEND_TASK, PlannedDelivery, deliveries_create
+from channels_app.deliveries import SEND_TASK, PlannedDelivery, attempt_still_ours, deliveries_create
 from channels_app.messages import delivery_actor, message_context
 from channels_app.models import Delivery
 from channels_app.outcomes import (
@@ -139,7 +139,7 @@ def _delivery_attempt(*, delivery: Delivery, now: datetime) -> Delivery:
             # Kept before the provider is called: its callbacks (the call's TwiML fetch) may come before it answers.
             delivery.state = {**delivery.state, "message": {name: message[name] for name in method.kept_slots}}
             kept = {"state": delivery.state}
-        if not _attempt_still_ours(delivery, **kept):
+        if not attempt_still_ours(delivery, **kept):
             # The lease ran out while this worker was held up after its claim (a lock wait, a slow render): the
             # ticker has handed the delivery to another worker, whose attempt is the one that counts.
             logger.warning(
@@ -167,18 +167,6 @@ def _delivery_attempt(*, delivery: Delivery, now: datetime) -> Delivery:
         logger.exception("Delivery %s: provider %s raised", delivery.pk, delivery.method)
         result = SendResult.retryable(f"unexpected error: {type(exc).__name__}: {exc}")
     return delivery_record_outcome(delivery=delivery, result=result, now=now)
-
-
-def _attempt_still_ours(delivery: Delivery, **changes) -> bool:
-    """Whether the delivery is still in the attempt this worker claimed (sending, with the claim's attempt count),
-    checked against the row itself just before the provider is called, writing `changes` only if it is (a worker
-    that lost its attempt must not overwrite what the attempt now running keeps). An UPDATE, not a read: on
-    PostgreSQL it waits for a ticker's hand-over of the row being committed, then sees it."""
-    return bool(
-        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING, attempts=delivery.attempts).update(
-            **(changes or {"last_attempt_at": F("last_attempt_at")})
-        )
-    )
 
 
 def _recipient_unreachable(*, delivery: Delivery, method) -> str:

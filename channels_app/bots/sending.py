@@ -27,6 +27,7 @@ from channels_app.bots.services import (
     message_event_id,
     redact_result,
 )
+from channels_app.deliveries import attempt_still_ours
 from channels_app.messages import delivery_actor, message_context
 from channels_app.models import Bot, Delivery
 from channels_app.outcomes import delivery_record_outcome, no_longer_needed, template_failures_record
@@ -52,9 +53,7 @@ def bot_delivery_send(*, delivery: Delivery, now: datetime) -> Delivery:
     needless = no_longer_needed(delivery)
     if needless and delivery.attempts > 1:
         # A first attempt still goes out (the chat then sees the whole story); retries of a stale message do not.
-        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
-            status=Delivery.Status.CANCELLED, lease_until=None, error=needless
-        )
+        _this_attempt(delivery).update(status=Delivery.Status.CANCELLED, lease_until=None, error=needless)
         return delivery
     provider = registry.bot_kind(bot.kind)
     target = bot_target(bot)
@@ -68,7 +67,8 @@ def bot_delivery_send(*, delivery: Delivery, now: datetime) -> Delivery:
             return _wait_for(delivery, slot)
     state = {key: value for key, value in delivery.state.items() if key != "slot"}
     if state != delivery.state:
-        Delivery.objects.filter(pk=delivery.pk).update(state=state)
+        # Only the attempt this worker claimed gives its time up: a worker that lost it changes nothing.
+        _this_attempt(delivery).update(state=state)
         delivery.state = state
     secrets = bot_secrets(bot)
     try:
@@ -87,6 +87,15 @@ def bot_delivery_send(*, delivery: Delivery, now: datetime) -> Delivery:
         rendered = render_slot(provider.slot, bodies=template_set.bodies if template_set else None, context=context)
         template_failures_record(delivery=delivery, rendered={rendered.slot: rendered}, now=now)
         message = BotMessage(rendered.text, context, mentions, progress=delivery.state.get("progress", {}))
+        if not attempt_still_ours(delivery):
+            # The lease ran out while this worker was held up after its claim (a lock wait, a slow render): the
+            # ticker has handed the message to another worker, whose attempt is the one that counts. Posting now
+            # would show the chat the message twice, whatever this worker's clock says about its deadline.
+            logger.warning(
+                "Delivery %s: the attempt is no longer this worker's (its lease ran out); not posted", delivery.pk
+            )
+            delivery.refresh_from_db()
+            return delivery
         result = provider.send(bot=target, message=message, now=now)
     except Exception as exc:
         # A bug in a provider must not lose the message: record it and retry like any transient failure.
@@ -122,7 +131,7 @@ def _slot_is_ours(delivery: Delivery, bot: Bot, now: datetime) -> bool:
 def _wait_for(delivery: Delivery, slot: datetime) -> Delivery:
     """Back to pending until the reserved time; being paced is not an attempt."""
     state = {**delivery.state, "slot": slot.isoformat()}
-    Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
+    _this_attempt(delivery).update(
         status=Delivery.Status.PENDING,
         next_attempt_at=slot,
         lease_until=None,
@@ -131,3 +140,8 @@ def _wait_for(delivery: Delivery, slot: datetime) -> Delivery:
     )
     delivery.refresh_from_db()
     return delivery
+
+
+def _this_attempt(delivery: Delivery):
+    """The delivery's row while it is still in the attempt this worker claimed (see attempt_still_ours)."""
+    return Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING, attempts=delivery.attempts)

@@ -12,8 +12,9 @@ from django.conf import settings
 from django.db import connection
 
 from channels_app import services as channel_services
+from channels_app.bots import sending as bot_sending
 from channels_app.models import DailyUsage, Delivery
-from tests.factories import make_channel, make_integration, make_rule, make_user
+from tests.factories import make_bot, make_channel, make_integration, make_rule, make_user
 from tests.integration.paging import SMS_FROM, TWILIO_SID, configure_twilio, later, run_ticker, twilio_callback
 from tests.integration.test_lost_handovers import push_losing
 
@@ -177,14 +178,36 @@ def held_up_sms(client, clock, twilio, monkeypatch):
     yield from hold_up(client, clock, monkeypatch, level={"people": [sam], "methods": ["sms"]}, method="sms")
 
 
-def hold_up(client, clock, monkeypatch, *, level: dict, method: str):
+@pytest.fixture
+def held_up_bot(client, clock, fakes, monkeypatch):
+    """The same with a message to a DingTalk robot (bots are attempted by their own code, which renders too)."""
+    yield from hold_up_bot(client, clock, fakes, monkeypatch, at="template_failures_record")
+
+
+@pytest.fixture
+def held_up_bot_pacing(client, clock, fakes, monkeypatch):
+    """The same, held up waiting for the bot's schedule (a lock wait), which then gives it a time 61 s away."""
+    monkeypatch.setattr(bot_sending, "bot_slot_reserve", lambda **kwargs: clock.current + timedelta(seconds=61))
+    yield from hold_up_bot(client, clock, fakes, monkeypatch, at="bot_slot_reserve")
+
+
+def hold_up_bot(client, clock, fakes, monkeypatch, *, at: str):
+    fakes.dingtalk_tokens["T1"] = "SECsecret"
+    robot = make_bot("dingtalk", fakes.url("/dingtalk/robot/send?access_token=T1"), name="Ops", secret="SECsecret")
+    level = {"people": [], "bots": [robot]}
+    yield from hold_up(client, clock, monkeypatch, level=level, method="bot", held_in=bot_sending, at=at)
+
+
+def hold_up(
+    client, clock, monkeypatch, *, level: dict, method: str, held_in=channel_services, at="template_failures_record"
+):
     channel = make_channel()
     make_rule(channel, [level])
     push_losing(client, make_integration(channel=channel)[1], monkeypatch, "channels_app.tasks.delivery_send")
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.method) == ("pending", method)
     reached, go_on = threading.Event(), threading.Event()
-    real_record = channel_services.template_failures_record
+    real_record = getattr(held_in, at)
 
     def holding_up(**kwargs):
         if threading.current_thread().name == "worker-a":
@@ -192,7 +215,7 @@ def hold_up(client, clock, monkeypatch, *, level: dict, method: str):
             assert go_on.wait(30)
         return real_record(**kwargs)
 
-    monkeypatch.setattr(channel_services, "template_failures_record", holding_up)
+    monkeypatch.setattr(held_in, at, holding_up)
 
     def worker_a(claimed_at):
         try:
@@ -263,3 +286,30 @@ def test_a_worker_that_lost_its_attempt_takes_no_quota_and_keeps_nothing(clock, 
     delivery = held_up_sms()
     assert (delivery.status, delivery.attempts, len(twilio.received("/twilio/"))) == ("sent", 2, 1)
     assert DailyUsage.objects.get(method="sms").count == 1, "the quota was taken twice for one SMS"
+
+
+def test_a_bot_worker_held_up_past_its_lease_does_not_post_the_message_another_worker_posted(clock, fakes, held_up_bot):
+    """Worker A's attempt at a DingTalk message is handed to worker B while A is held up (its clock behind, so its
+    attempt's deadline does not stop it): B posts the message; A posts nothing and records nothing."""
+    later(clock, seconds=settings.DELIVERY_SEND_LEASE_SECONDS + 1)
+    clock.advance(seconds=-(settings.DELIVERY_SEND_LEASE_SECONDS + 1))  # worker A's clock
+    assert (Delivery.objects.get().status, len(fakes.received("/dingtalk"))) == ("sent", 1)
+    delivery = held_up_bot()
+    assert len(fakes.received("/dingtalk")) == 1, "the chat got the same incident message twice"
+    assert (delivery.status, delivery.attempts) == ("sent", 2)
+    assert [entry["outcome"] for entry in delivery.attempt_log] == ["interrupted", "sent"]
+
+
+def test_a_bot_worker_that_lost_its_attempt_while_paced_does_not_move_the_live_attempt(
+    clock, fakes, held_up_bot_pacing
+):
+    """Worker A is held up waiting for the bot's schedule, which then tells it to wait 61 s;
+    meanwhile the ticker has handed the message to worker B, which is posting it. A's "wait for your time" must
+    leave B's attempt alone."""
+    lease_until = clock.current + timedelta(seconds=settings.DELIVERY_SEND_LEASE_SECONDS * 2)
+    Delivery.objects.update(attempts=2, lease_until=lease_until)  # B's claim, B still sending
+    delivery = held_up_bot_pacing()
+    assert fakes.received("/dingtalk") == []
+    assert (delivery.status, delivery.attempts, delivery.lease_until) == ("sending", 2, lease_until), (
+        "a stale worker changed the live attempt's row"
+    )

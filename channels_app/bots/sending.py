@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from django.db import transaction
 from django.db.models import F
 from django.utils.translation import gettext as _
 
@@ -21,6 +22,7 @@ from channels_app.bots.services import (
     BOT_METHOD,
     bot_mentions,
     bot_record_answer,
+    bot_ref,
     bot_secrets,
     bot_target,
     kind_label,
@@ -32,7 +34,8 @@ from channels_app.messages import delivery_actor, message_context
 from channels_app.models import Bot, Delivery
 from channels_app.outcomes import delivery_record_outcome, no_longer_needed, template_failures_record
 from channels_app.templating import render_slot
-from oncall.models import User
+from oncall.models import TimelineEntry, User
+from oncall.services.incidents import timeline_add
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ def bot_delivery_send(*, delivery: Delivery, now: datetime) -> Delivery:
             now=now,
             timeline_message=_("Bot %(name)s was deleted before its message went out.") % {"name": delivery.address},
         )
+    if not bot.enabled:
+        return _bot_disabled(delivery=delivery, bot=bot, now=now)
     label = kind_label(bot.kind)
     needless = no_longer_needed(delivery)
     if needless and delivery.attempts > 1:
@@ -112,6 +117,23 @@ def bot_delivery_send(*, delivery: Delivery, now: datetime) -> Delivery:
     bot_record_answer(bot=bot, result=result, now=now)
     if delivery.status == Delivery.Status.FAILED:
         bot_fallback_send(delivery=delivery, bot=bot, kind_label=label, now=now)
+    return delivery
+
+
+def _bot_disabled(*, delivery: Delivery, bot: Bot, now: datetime) -> Delivery:
+    """An admin disabled the bot while its message waited (for its time, a retry, a worker): the message is
+    cancelled, not failed, and nobody gets an IM fallback reminder for a bot switched off on purpose."""
+    reason = _("the bot was disabled")
+    with transaction.atomic():
+        if _this_attempt(delivery).update(status=Delivery.Status.CANCELLED, lease_until=None, error=reason):
+            timeline_add(
+                incident=delivery.incident,
+                kind=TimelineEntry.Kind.NOTIFIED,
+                message=_("Not posted to %(bot)s: %(reason)s.") % {"bot": bot_ref(bot).describe(), "reason": reason},
+                now=now,
+                detail={"delivery_id": delivery.pk, "bot_id": bot.pk, "skipped": reason},
+            )
+    delivery.refresh_from_db()
     return delivery
 
 

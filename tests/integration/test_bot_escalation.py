@@ -138,6 +138,28 @@ def test_a_disabled_bot_does_not_post(client, clock, fakes, ann, dingtalk):
     assert "Not posted to DingTalk bot Ops DingTalk: the bot is disabled." in timeline()
 
 
+def test_a_bot_disabled_while_its_messages_wait_for_their_time_posts_nothing_more(
+    client, clock, fakes, ann, dingtalk, mailoutbox
+):
+    """25 incidents: 20 messages go now, 5 wait 61 s for the rate limit. The admin disables the bot (the wrong
+    group): the 5 are cancelled, the timeline says why, and nobody is reminded by email for a deliberate switch-off."""
+    dingtalk.fallback = "email"
+    dingtalk.save()
+    key = paging_setup(people=[ann], bots=[dingtalk], methods=[])
+    for n in range(25):
+        fire(client, key, key=f"host-{n}")
+    assert len(fakes.received("/dingtalk")) == 20
+    dingtalk.enabled = False
+    dingtalk.save()
+    later(clock, seconds=61)
+    assert len(fakes.received("/dingtalk")) == 20, "the disabled bot posted the messages that were waiting"
+    statuses = [d.status for d in bot_deliveries()]
+    assert statuses.count(Delivery.Status.SENT) == 20 and statuses.count(Delivery.Status.CANCELLED) == 5
+    cancelled = TimelineEntry.objects.filter(message="Not posted to DingTalk bot Ops DingTalk: the bot was disabled.")
+    assert cancelled.count() == 5
+    assert [m.subject for m in mailoutbox if m.subject.startswith("[Bot failed]")] == []
+
+
 def test_a_level_with_nobody_to_page_still_posts_to_its_bots(client, clock, fakes, dingtalk):
     key = paging_setup(people=[], bots=[dingtalk])
     fire(client, key)

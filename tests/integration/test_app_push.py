@@ -408,31 +408,6 @@ def test_a_chinese_push_within_its_slots_fits_apns_and_web_push(apns_on, webpush
     assert len(body) <= 4096
 
 
-def test_devices_the_attempt_had_no_time_to_call_get_the_retry(client, clock, apns_on, ada, key_for, monkeypatch):
-    """Three iPhones; APNs answers each in 14 s (within HTTP_TOTAL_TIMEOUT). The attempt has time for two (its
-    deadline is 27 s in: docs/people.md); the third gets the retry, and the first two are not pushed again."""
-    for n in range(3):
-        link(ada, "ios", f"{n}" * 64)
-    fake = FakeApns()
-
-    def slow(request: httpx.Request) -> httpx.Response:
-        response = fake(request)
-        clock.advance(seconds=14)
-        return response
-
-    monkeypatch.setattr(http, "http2_transport", lambda: httpx.MockTransport(slow))
-    http.http2_reset()
-    push(client, key_for(), event())
-    called = [request.url.path.rsplit("/", 1)[-1] for request in fake.requests]
-    assert len(called) == 2, called  # the deadline stopped the third
-    assert Delivery.objects.get().status == "pending"
-    later(clock, minutes=1)
-    later(clock, minutes=3)
-    called = [request.url.path.rsplit("/", 1)[-1] for request in fake.requests]
-    assert called.count("2" * 64) == 1 and called.count("0" * 64) == 1, called
-    assert Delivery.objects.get().status == "sent"
-
-
 def _slow_apns(clock, monkeypatch) -> FakeApns:
     """APNs answering each push in 14 s: an attempt (its deadline 27 s in) has time for two devices."""
     fake = FakeApns()
@@ -445,6 +420,23 @@ def _slow_apns(clock, monkeypatch) -> FakeApns:
     monkeypatch.setattr(http, "http2_transport", lambda: httpx.MockTransport(slow))
     http.http2_reset()
     return fake
+
+
+def test_devices_the_attempt_had_no_time_to_call_get_the_retry(client, clock, apns_on, ada, key_for, monkeypatch):
+    """Three iPhones; APNs answers each in 14 s (within HTTP_TOTAL_TIMEOUT). The attempt has time for two (its
+    deadline is 27 s in: docs/people.md); the third gets the retry, and the first two are not pushed again."""
+    for n in range(3):
+        link(ada, "ios", f"{n}" * 64)
+    fake = _slow_apns(clock, monkeypatch)
+    push(client, key_for(), event())
+    called = [request.url.path.rsplit("/", 1)[-1] for request in fake.requests]
+    assert len(called) == 2, called  # the deadline stopped the third
+    assert Delivery.objects.get().status == "pending"
+    later(clock, minutes=1)
+    later(clock, minutes=3)
+    called = [request.url.path.rsplit("/", 1)[-1] for request in fake.requests]
+    assert called.count("2" * 64) == 1 and called.count("0" * 64) == 1, called
+    assert Delivery.objects.get().status == "sent"
 
 
 def test_devices_reached_by_an_attempt_that_ran_out_of_time_record_the_push(

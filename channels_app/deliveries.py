@@ -109,8 +109,10 @@ def attempt_still_ours(delivery: Delivery, **changes) -> bool:
     checked against the row itself just before the provider is called, writing `changes` only if it is (a worker
     that lost its attempt must not overwrite what the attempt now running keeps). An UPDATE, not a read: on
     PostgreSQL it waits for a ticker's hand-over of the row being committed, then sees it."""
-    return bool(
-        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING, attempts=delivery.attempts).update(
-            **(changes or {"last_attempt_at": F("last_attempt_at")})
-        )
-    )
+    return bool(this_attempt(delivery).update(**(changes or {"last_attempt_at": F("last_attempt_at")})))
+
+
+def this_attempt(delivery: Delivery):
+    """The delivery's row while it is still in the attempt this worker claimed: what a worker writes about its
+    attempt goes through it, so a worker that lost the attempt changes nothing."""
+    return Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING, attempts=delivery.attempts)

@@ -29,7 +29,7 @@ from channels_app.bots.services import (
     message_event_id,
     redact_result,
 )
-from channels_app.deliveries import attempt_still_ours
+from channels_app.deliveries import attempt_still_ours, this_attempt
 from channels_app.messages import delivery_actor, message_context
 from channels_app.models import Bot, Delivery
 from channels_app.outcomes import delivery_record_outcome, no_longer_needed, template_failures_record
@@ -58,7 +58,7 @@ def bot_delivery_send(*, delivery: Delivery, now: datetime) -> Delivery:
     needless = no_longer_needed(delivery)
     if needless and delivery.attempts > 1:
         # A first attempt still goes out (the chat then sees the whole story); retries of a stale message do not.
-        _this_attempt(delivery).update(status=Delivery.Status.CANCELLED, lease_until=None, error=needless)
+        this_attempt(delivery).update(status=Delivery.Status.CANCELLED, lease_until=None, error=needless)
         return delivery
     provider = registry.bot_kind(bot.kind)
     target = bot_target(bot)
@@ -73,7 +73,7 @@ def bot_delivery_send(*, delivery: Delivery, now: datetime) -> Delivery:
     state = {key: value for key, value in delivery.state.items() if key != "slot"}
     if state != delivery.state:
         # Only the attempt this worker claimed gives its time up: a worker that lost it changes nothing.
-        _this_attempt(delivery).update(state=state)
+        this_attempt(delivery).update(state=state)
         delivery.state = state
     secrets = bot_secrets(bot)
     try:
@@ -125,7 +125,7 @@ def _bot_disabled(*, delivery: Delivery, bot: Bot, now: datetime) -> Delivery:
     cancelled, not failed, and nobody gets an IM fallback reminder for a bot switched off on purpose."""
     reason = _("the bot was disabled")
     with transaction.atomic():
-        if _this_attempt(delivery).update(status=Delivery.Status.CANCELLED, lease_until=None, error=reason):
+        if this_attempt(delivery).update(status=Delivery.Status.CANCELLED, lease_until=None, error=reason):
             timeline_add(
                 incident=delivery.incident,
                 kind=TimelineEntry.Kind.NOTIFIED,
@@ -153,7 +153,7 @@ def _slot_is_ours(delivery: Delivery, bot: Bot, now: datetime) -> bool:
 def _wait_for(delivery: Delivery, slot: datetime) -> Delivery:
     """Back to pending until the reserved time; being paced is not an attempt."""
     state = {**delivery.state, "slot": slot.isoformat()}
-    _this_attempt(delivery).update(
+    this_attempt(delivery).update(
         status=Delivery.Status.PENDING,
         next_attempt_at=slot,
         lease_until=None,
@@ -162,8 +162,3 @@ def _wait_for(delivery: Delivery, slot: datetime) -> Delivery:
     )
     delivery.refresh_from_db()
     return delivery
-
-
-def _this_attempt(delivery: Delivery):
-    """The delivery's row while it is still in the attempt this worker claimed (see attempt_still_ours)."""
-    return Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING, attempts=delivery.attempts)

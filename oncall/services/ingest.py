@@ -5,8 +5,10 @@ A push is accepted by routing each of its triggers (the integration's routing ru
 events, with the channels chosen for each, as one batch (one insert, so the endpoint stays fast and a burst is
 absorbed); the monitor's 2xx means the batch is stored, and a trigger with nowhere to go refuses the whole push.
 The worker then processes each integration's batches in the order they arrived, each in one transaction: all its
-events take effect or none do. Rows are locked incident first, then alert, everywhere in the platform, so
-concurrent ingests and people's actions never deadlock.
+events take effect or none do. A push of more than BATCH_EVENTS events is stored as several batches, in order, so no
+transaction outlasts the worker's timeout (a batch killed with its worker would be tried again and killed forever,
+holding back every later push of its integration). Rows are locked incident first, then alert, everywhere in the
+platform, so concurrent ingests and people's actions never deadlock.
 """
 
 from __future__ import annotations
@@ -66,14 +68,18 @@ BATCH_STALL = timedelta(seconds=2)
 # ...unless a task for it was queued less than this ago and has yet to start; one older is taken for lost (the
 # broker lost it, or the web process died before handing it over). A worker drains for DRAIN_SECONDS at a time.
 TASK_LOST = timedelta(seconds=15)
+# The most events one batch holds: a push of more (an Alertmanager group in a large outage may hold thousands) is
+# stored as several batches, each taking a second or two of the worker's time rather than minutes in one transaction.
+BATCH_EVENTS = 100
 
 
 @dataclass(frozen=True)
 class Accepted:
-    """What became of a push: the batch stored for the worker (None if the push had no events) and the triggers
-    left out because they match no routing rule, each with the message saying so."""
+    """What became of a push: the batches stored for the worker (none if the push had no events; several, in order,
+    if it had more than BATCH_EVENTS) and the triggers left out because they match no routing rule, each with the
+    message saying so."""
 
-    batch: EventBatch | None
+    batches: tuple[EventBatch, ...]
     not_routed: tuple[tuple[NormalizedEvent, str], ...] = ()
 
 
@@ -86,7 +92,7 @@ def events_accept(*, integration: Integration, events: Sequence[NormalizedEvent]
     push and do not retry a 4xx. Only a push with nothing else in it is refused (NotRouted), storing nothing.
     """
     if not events:
-        return Accepted(None)
+        return Accepted(())
     routed, unrouted = events_route(integration=integration, events=events)
     if not routed:
         event, position = unrouted[0]
@@ -98,9 +104,11 @@ def events_accept(*, integration: Integration, events: Sequence[NormalizedEvent]
     for _event, message in not_routed:
         logger.warning("Integration %s: %s", integration.pk, message)
     try:
-        with transaction.atomic():  # the batch and its hand-over to the worker commit together
-            batch = EventBatch.objects.create(
-                integration=integration, events=[event.to_json() for event in routed], received_at=now
+        with transaction.atomic():  # the batches and their hand-over to the worker commit together
+            stored = [event.to_json() for event in routed]
+            batches = EventBatch.objects.bulk_create(
+                EventBatch(integration=integration, events=stored[start : start + BATCH_EVENTS], received_at=now)
+                for start in range(0, len(stored), BATCH_EVENTS)
             )
             _task_queue(integration.pk, now=now)
     except IntegrityError:
@@ -109,7 +117,7 @@ def events_accept(*, integration: Integration, events: Sequence[NormalizedEvent]
         # Deleted in another process since this one cached its key: the key is no longer a valid one.
         integration_key_cache_clear(integration.key_hash)
         raise IntegrationGone(_("integration_key is not a valid one."), field="integration_key") from None
-    return Accepted(batch, tuple(not_routed))
+    return Accepted(tuple(batches), tuple(not_routed))
 
 
 def _task_queue(integration_id: int, *, now: datetime, lost_after: timedelta | None = None) -> bool:

@@ -26,11 +26,11 @@ def integration():
     return make_integration(channel=make_channel())
 
 
-def push_without_worker(client, key, body, monkeypatch):
+def push_without_worker(client, key, body, monkeypatch, **kwargs):
     """Push while the hand-over to the worker is lost, as if the web process died right after answering."""
     with monkeypatch.context() as patch:
         patch.setattr(queue, "async_task", lambda *args, **kwargs: None)
-        return push(client, key, body)
+        return push(client, key, body, **kwargs)
 
 
 def test_the_answer_means_stored_and_the_worker_processes_it(client, clock, integration):
@@ -139,6 +139,56 @@ def test_events_of_one_push_all_take_effect_or_none_do(client, clock, integratio
     assert not Alert.objects.exists()
     assert not Incident.objects.exists()
     assert EventBatch.objects.get().attempts == 1
+
+
+def alertmanager_group(count: int) -> dict:
+    """One Alertmanager push holding `count` firing alerts, as a large outage makes one group of."""
+    alerts = [
+        {"status": "firing", "labels": {"alertname": "Down", "instance": f"host-{n}"}, "fingerprint": f"{n:016x}"}
+        for n in range(count)
+    ]
+    return {"version": "4", "status": "firing", "receiver": "oncall", "alerts": alerts}
+
+
+def test_a_push_of_many_events_is_stored_as_batches_in_order(client, clock, integration, monkeypatch):
+    """So no worker transaction runs for minutes: one killed at the worker's timeout would be tried again, and
+    killed again, for good, holding back every later push of its integration."""
+    instance, key = integration
+    count = 2 * ingest.BATCH_EVENTS + 7
+    response = push_without_worker(client, key, alertmanager_group(count), monkeypatch, source="prometheus")
+    assert response.status_code == 200, response.content
+    assert len(response.json()["data"]["alert_keys"]) == count
+    sizes = [len(events) for events in EventBatch.objects.order_by("id").values_list("events", flat=True)]
+    assert sizes == [ingest.BATCH_EVENTS, ingest.BATCH_EVENTS, 7]
+    stored = [event["alert_key"] for events in EventBatch.objects.values_list("events", flat=True) for event in events]
+    assert stored == [f"{n:016x}" for n in range(count)], "every event, once, in the order of the push"
+
+    assert ingest.batches_process(integration_id=instance.pk, now=clock.current) == 3
+    assert Alert.objects.count() == count and not EventBatch.objects.exists()
+
+
+def test_each_batch_of_a_large_push_takes_effect_on_its_own(client, clock, integration, monkeypatch):
+    """A batch that fails holds back only itself and the batches after it; those before it stay done."""
+    instance, key = integration
+    failing = f"{ingest.BATCH_EVENTS + 3:016x}"  # in the second batch
+    real_create = ingest._create
+
+    def create_failing_once(*, event, **kwargs):
+        if event.alert_key == failing and not create_failing_once.failed:
+            create_failing_once.failed = True
+            raise RuntimeError("database hiccup")
+        return real_create(event=event, **kwargs)
+
+    create_failing_once.failed = False
+    monkeypatch.setattr(ingest, "_create", create_failing_once)
+    push_without_worker(client, key, alertmanager_group(2 * ingest.BATCH_EVENTS + 7), monkeypatch, source="prometheus")
+    assert ingest.batches_process(integration_id=instance.pk, now=clock.current) == 1
+    assert Alert.objects.count() == ingest.BATCH_EVENTS
+    assert list(EventBatch.objects.values_list("attempts", flat=True)) == [1, 0]
+
+    clock.advance(seconds=5)
+    assert ingest.batches_process(integration_id=instance.pk, now=clock.current) == 2
+    assert Alert.objects.count() == 2 * ingest.BATCH_EVENTS + 7
 
 
 def test_batches_keep_the_time_they_arrived(client, clock, integration, monkeypatch):

@@ -308,7 +308,7 @@ def test_a_database_outage_is_pagerdutys_retryable_503_with_nothing_stored(clien
     def unavailable(*args, **kwargs):
         raise OperationalError("could not connect to server: Connection refused")
 
-    monkeypatch.setattr(EventBatch.objects, "create", unavailable)
+    monkeypatch.setattr(EventBatch.objects, "bulk_create", unavailable)
     body = {**load("v2_docs_trigger.json"), "routing_key": key}
     with TestCase.captureOnCommitCallbacks(execute=True):
         response = client.post(path, data=json.dumps(body), content_type="application/json")

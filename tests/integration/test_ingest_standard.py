@@ -236,7 +236,7 @@ def test_a_database_outage_is_a_retryable_503_not_a_refusal(client, integration,
     def unavailable(*args, **kwargs):
         raise OperationalError("could not connect to server: Connection refused")
 
-    monkeypatch.setattr(EventBatch.objects, "create", unavailable)
+    monkeypatch.setattr(EventBatch.objects, "bulk_create", unavailable)
     _, key = integration
     response = push(client, key, event())
     assert response.status_code == 503

@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from channels_app import registry
+from oncall.admin_autocomplete import CheckedAutocomplete
 from oncall.errors import ApplicationError
 from oncall.lib import clock, secrets
 from oncall.models import (
@@ -205,7 +206,7 @@ class VerificationCodeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(CheckedAutocomplete, admin.ModelAdmin):
     list_display = ("name", "description", "member_count", "created_at")
     search_fields = ("name", "description")
     autocomplete_fields = ("members",)
@@ -217,7 +218,7 @@ class TeamAdmin(admin.ModelAdmin):
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(CheckedAutocomplete, admin.ModelAdmin):
     list_display = ("name", "team", "time_zone", "grouping", "close_with_alerts", "auto_resolve_minutes")
     list_filter = ("team", "close_with_alerts")
     search_fields = ("name", "description")
@@ -291,7 +292,7 @@ class RoutingRuleForm(forms.ModelForm):
         return cleaned
 
 
-class RoutingRuleInline(admin.StackedInline):
+class RoutingRuleInline(CheckedAutocomplete, admin.StackedInline):
     model = RoutingRule
     form = RoutingRuleForm
     extra = 0
@@ -307,7 +308,7 @@ class RoutingRuleInline(admin.StackedInline):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(admin.ModelAdmin):
+class IntegrationAdmin(CheckedAutocomplete, admin.ModelAdmin):
     list_display = ("name", "kind", "channel", "rule_count", "enabled", "masked_key", "last_event_at", "created_at")
     list_filter = ("kind", "enabled", "channel")
     search_fields = ("name",)
@@ -449,7 +450,7 @@ class AlertInline(admin.TabularInline):
         return False
 
 
-class ResponderInline(admin.TabularInline):
+class ResponderInline(CheckedAutocomplete, admin.TabularInline):
     model = Responder
     extra = 0
     autocomplete_fields = ("person",)

@@ -21,6 +21,7 @@ from channels_app.templating import EVENTS, SLOTS, Slot
 from channels_app.templating.render import default_source
 from channels_app.templating.sample import VARIANTS
 from channels_app.templating.sandbox import MAX_SOURCE_CHARS
+from oncall.admin_autocomplete import CheckedAutocomplete
 from oncall.lib import clock
 from oncall.lib.ids import id_in_range
 from oncall.models import Incident
@@ -101,7 +102,7 @@ TemplateSetForm = type("TemplateSetForm", (TemplateSetFormBase,), _slot_fields()
 
 
 @admin.register(TemplateSet)
-class TemplateSetAdmin(admin.ModelAdmin):
+class TemplateSetAdmin(CheckedAutocomplete, admin.ModelAdmin):
     form = TemplateSetForm
     list_display = ("name", "team", "is_default", "custom_slots", "updated_at")
     list_filter = ("is_default", "team")

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from channels_app.registry import method_choices
 from escalation.models import EscalationLevel, EscalationRule, EscalationState, LevelSchedule, Role, Schedule, Timer
+from oncall.admin_autocomplete import CheckedAutocomplete
 
 
 class MethodsField(forms.MultipleChoiceField):
@@ -99,7 +100,7 @@ class EscalationLevelForm(forms.ModelForm):
         )
 
 
-class EscalationLevelInline(admin.StackedInline):
+class EscalationLevelInline(CheckedAutocomplete, admin.StackedInline):
     model = EscalationLevel
     form = EscalationLevelForm
     extra = 0
@@ -109,7 +110,7 @@ class EscalationLevelInline(admin.StackedInline):
 
 
 @admin.register(EscalationRule)
-class EscalationRuleAdmin(admin.ModelAdmin):
+class EscalationRuleAdmin(CheckedAutocomplete, admin.ModelAdmin):
     list_display = ("name", "channel", "priority", "enabled", "level_count", "conditions", "updated_at")
     list_filter = ("enabled", "channel")
     search_fields = ("name", "description", "channel__name")

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from escalation.feeds import calendar_feed_create, calendar_feed_revoke, calendar_feed_url
 from escalation.models import CalendarFeed, Layer, LayerMember, Override, Schedule, ShiftReminder
 from escalation.schedules import TABLE_DAYS, on_call_now, schedule_table
+from oncall.admin_autocomplete import CheckedAutocomplete
 from oncall.lib import clock, secrets
 from oncall.lib.ids import id_in_range
 from oncall.models.people import validate_time_zone
@@ -71,7 +72,7 @@ class LayerInline(admin.StackedInline):
         return super().get_queryset(request).prefetch_related("members__person")
 
 
-class OverrideInline(admin.TabularInline):
+class OverrideInline(CheckedAutocomplete, admin.TabularInline):
     model = Override
     extra = 0
     ordering = ("-start", "id")
@@ -80,7 +81,7 @@ class OverrideInline(admin.TabularInline):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(CheckedAutocomplete, admin.ModelAdmin):
     list_display = ("name", "team", "time_zone", "enabled", "on_call", "reminder_minutes", "feed")
     list_filter = ("enabled", "team")
     search_fields = ("name", "description")
@@ -163,7 +164,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         self.message_user(request, _("%(n)d calendar feed(s) revoked.") % {"n": count}, messages.SUCCESS)
 
 
-class LayerMemberInline(admin.TabularInline):
+class LayerMemberInline(CheckedAutocomplete, admin.TabularInline):
     model = LayerMember
     extra = 1
     ordering = ("group", "id")
@@ -172,7 +173,7 @@ class LayerMemberInline(admin.TabularInline):
 
 
 @admin.register(Layer)
-class LayerAdmin(admin.ModelAdmin):
+class LayerAdmin(CheckedAutocomplete, admin.ModelAdmin):
     list_display = ("name", "schedule", "position", "rotation_display", "start", "end", "restriction_kind")
     list_filter = ("schedule", "rotation_unit", "restriction_kind")
     search_fields = ("name", "schedule__name")

@@ -23,6 +23,7 @@ import ipaddress
 import json as jsonlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -303,17 +304,20 @@ class _GuardedNetworkBackend(httpcore.NetworkBackend):
 
 
 class _GuardedHTTP2Transport(httpx.HTTPTransport):
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(http2=True, trust_env=False)
         # The pool httpx would build, on our guarded sockets (httpx takes no network backend of its own).
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False), http2=True, network_backend=_GuardedNetworkBackend()
+            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
+            http2=True,
+            network_backend=_GuardedNetworkBackend(),
         )
 
 
-def http2_transport() -> httpx.BaseTransport:
-    """The transport HTTP/2 requests use. Tests replace it with an httpx.MockTransport (no h2 server needed)."""
-    return _GuardedHTTP2Transport()
+def http2_transport(ssl_context: ssl.SSLContext | None = None) -> httpx.BaseTransport:
+    """The transport HTTP/2 requests use: TLS verified against the system's CAs (or `ssl_context`: the tests' fake
+    APNs has a self-signed certificate), on sockets checked against OUTBOUND_ALLOW_PRIVATE."""
+    return _GuardedHTTP2Transport(ssl_context)
 
 
 def _http2_client() -> httpx.Client:

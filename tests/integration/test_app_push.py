@@ -1,6 +1,6 @@
 """App push to every linked device: FCM (Android) and Web Push (the web app) against the fake provider server,
-APNs (iOS, HTTP/2 only) through an httpx.MockTransport in place of the HTTP/2 transport — the fake server speaks
-HTTP/1.1 only. Success, each class of error, gone tokens unlinking the device, retry then success, exhaustion."""
+APNs (iOS) against the fake APNs (HTTP/2 over TLS, tests/fakes/apns.py). Success, each class of error, gone tokens
+unlinking the device, retry then success, exhaustion."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ from channels_app.models import Delivery
 from channels_app.providers import apns, fcm
 from channels_app.providers.webpush import vapid_public_key
 from oncall.lib import http
+from oncall.lib.http import http2_transport as real_http2_transport
 from oncall.models import Device, Incident
 from oncall.services.devices import device_link
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
+from tests.fakes.apns import FakeApns
 from tests.integration.paging import later
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -76,34 +78,32 @@ def webpush_on(settings, fake_providers):
     return fake_providers
 
 
-class FakeApns:
-    """Stands in for APNs at the HTTP/2 transport: records requests, answers from a script (default 200)."""
-
-    def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
-        self.answers: list[httpx.Response] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if self.answers:
-            return self.answers.pop(0)
-        return httpx.Response(200, headers={"apns-id": f"apns-{len(self.requests)}"})
+@pytest.fixture(scope="module")
+def _apns_server():
+    key = ec.generate_private_key(ec.SECP256R1())
+    server = FakeApns(team_id="TEAM123456", keys={"KEY1234567": key.public_key()}, topic="com.example.oncall")
+    server.private_key, server.public_key = key, key.public_key()
+    yield server
+    server.close()
 
 
 @pytest.fixture
-def apns_on(settings, monkeypatch):
-    key = ec.generate_private_key(ec.SECP256R1())
-    settings.APNS_API_URL = "https://api.sandbox.push.apple.com"
+def apns_on(settings, monkeypatch, _apns_server, clock):
+    """APNs: the fake HTTP/2 server on 127.0.0.1 (TLS, ALPN h2), trusted by the platform's HTTP/2 transport."""
+    settings.APNS_API_URL = _apns_server.url
     settings.APNS_TEAM_ID = "TEAM123456"
     settings.APNS_KEY_ID = "KEY1234567"
-    settings.APNS_PRIVATE_KEY = pem(key)
+    settings.APNS_PRIVATE_KEY = pem(_apns_server.private_key)
     settings.APNS_TOPIC = "com.example.oncall"
-    fake = FakeApns()
-    fake.public_key = key.public_key()
-    monkeypatch.setattr(http, "http2_transport", lambda: httpx.MockTransport(fake))
+    _apns_server.requests.clear()
+    _apns_server.answers.clear()
+    _apns_server.apns_ids.clear()
+    _apns_server.on_request = None
+    _apns_server.now = lambda: clock.current.timestamp()
+    monkeypatch.setattr(http, "http2_transport", lambda: real_http2_transport(_apns_server.client_ssl_context()))
     http.http2_reset()
     apns.forget_provider_token()
-    yield fake
+    yield _apns_server
     http.http2_reset()
     apns.forget_provider_token()
 
@@ -285,7 +285,7 @@ def test_a_critical_incident_is_a_critical_alert_on_ios(client, clock, apns_on, 
     link(ada, "ios", "ab" * 32)
     push(client, key_for(), event("Critical"))
     [request] = apns_on.requests
-    assert str(request.url) == f"https://api.sandbox.push.apple.com/3/device/{'ab' * 32}"
+    assert str(request.url) == f"{apns_on.url}/3/device/{'ab' * 32}"
     assert request.headers["apns-topic"] == "com.example.oncall"
     assert request.headers["apns-push-type"] == "alert"
     assert request.headers["apns-priority"] == "10"
@@ -296,7 +296,7 @@ def test_a_critical_incident_is_a_critical_alert_on_ios(client, clock, apns_on, 
     assert aps["interruption-level"] == "critical"
     assert aps["sound"] == {"critical": 1, "name": "default", "volume": 1.0}
     delivery = Delivery.objects.get()
-    assert (delivery.status, delivery.provider_id) == ("sent", "apns-1")
+    assert (delivery.status, delivery.provider_id) == ("sent", apns_on.apns_ids[0])
 
 
 def test_other_severities_are_time_sensitive_on_ios(client, clock, apns_on, ada, key_for):
@@ -408,18 +408,10 @@ def test_a_chinese_push_within_its_slots_fits_apns_and_web_push(apns_on, webpush
     assert len(body) <= 4096
 
 
-def _slow_apns(clock, monkeypatch) -> FakeApns:
+def _slow_apns(clock, apns_on) -> FakeApns:
     """APNs answering each push in 14 s: an attempt (its deadline 27 s in) has time for two devices."""
-    fake = FakeApns()
-
-    def slow(request: httpx.Request) -> httpx.Response:
-        response = fake(request)
-        clock.advance(seconds=14)
-        return response
-
-    monkeypatch.setattr(http, "http2_transport", lambda: httpx.MockTransport(slow))
-    http.http2_reset()
-    return fake
+    apns_on.on_request = lambda request: clock.advance(seconds=14)
+    return apns_on
 
 
 def test_devices_the_attempt_had_no_time_to_call_get_the_retry(client, clock, apns_on, ada, key_for, monkeypatch):
@@ -427,7 +419,7 @@ def test_devices_the_attempt_had_no_time_to_call_get_the_retry(client, clock, ap
     deadline is 27 s in: docs/people.md); the third gets the retry, and the first two are not pushed again."""
     for n in range(3):
         link(ada, "ios", f"{n}" * 64)
-    fake = _slow_apns(clock, monkeypatch)
+    fake = _slow_apns(clock, apns_on)
     push(client, key_for(), event())
     called = [request.url.path.rsplit("/", 1)[-1] for request in fake.requests]
     assert len(called) == 2, called  # the deadline stopped the third
@@ -443,7 +435,7 @@ def test_devices_reached_by_an_attempt_that_ran_out_of_time_record_the_push(
     client, clock, apns_on, ada, key_for, monkeypatch
 ):
     devices = [link(ada, "ios", f"{n}" * 64) for n in range(3)]
-    _slow_apns(clock, monkeypatch)
+    _slow_apns(clock, apns_on)
     push(client, key_for(), event())
     assert Delivery.objects.get().status == "pending"
     pushed = {device.pk: device.last_pushed_at for device in Device.objects.all()}
@@ -458,7 +450,7 @@ def test_a_retry_failing_on_the_rest_is_sent_when_an_earlier_attempt_reached_a_d
     token gone. The person had the page: the delivery is sent, the gone iPhone is unlinked, its error is logged."""
     for n in range(3):
         link(ada, "ios", f"{n}" * 64)
-    fake = _slow_apns(clock, monkeypatch)
+    fake = _slow_apns(clock, apns_on)
     push(client, key_for(), event())
     assert len(fake.requests) == 2 and Delivery.objects.get().status == "pending"
     fake.answers.append(httpx.Response(410, json={"reason": "Unregistered", "timestamp": 1700000000000}))

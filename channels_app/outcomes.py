@@ -166,7 +166,7 @@ def delivery_record_outcome(
     flag a contact that cannot be reached, forget devices whose token is gone.
 
     A provider callback about the attempt that came before this (kept on the delivery) is applied once the attempt
-    is recorded as sent. An attempt that got no answer (a timeout) but whose provider called back about it was
+    is recorded as sent. An attempt that got no answer (a timeout, a reset) but whose provider called back about it was
     accepted: it is recorded as sent, not retried, so the person is not paged twice.
     """
     early = None
@@ -419,14 +419,16 @@ def delivery_report(*, delivery_id: int, report: Report, now: datetime) -> Deliv
 
 
 def _unanswered(delivery: Delivery) -> bool:
-    """Whether the delivery waits to be tried again after an attempt whose request went but got no answer (it timed
-    out): the last thing its log says is that attempt's outcome, not a report since. A refusal (5xx, 429) or a
-    request never made means the provider does not have the message."""
+    """Whether the delivery waits to be tried again after an attempt that got no answer (a timeout, a connection
+    reset: the provider may have the message): the last thing its log says is that attempt's outcome, not a report
+    since. A refusal (5xx, 429) means the provider does not have the message."""
     last = delivery.attempt_log[-1] if delivery.attempt_log else {}
     return (
         last.get("attempt") == delivery.attempts
         and last.get("outcome") == Outcome.RETRYABLE.value
-        and bool(last.get("timed_out"))
+        # "timed_out": the key of attempts logged before a reset counted as unanswered (deliveries waiting at an
+        # upgrade still settle).
+        and bool(last.get("unanswered") or last.get("timed_out"))
         and not last.get("rate_limited")
     )
 

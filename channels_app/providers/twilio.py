@@ -120,9 +120,11 @@ def _post(resource: str, form: Mapping[str, Any]) -> tuple[SendResult, Any]:
             headers={"Accept": "application/json"},
         )
     except http.HttpError as exc:
-        # timed_out: the request went and no answer came, so Twilio may have the message (a callback about it then
-        # settles the attempt, outcomes.delivery_report); any other failure means it was not sent.
-        return SendResult.retryable(f"Twilio: {exc}", detail={"timed_out": True} if exc.timeout else {}), None
+        # unanswered: no answer came, which does not mean Twilio lacks the message. A connection reset after the
+        # request went is as likely as a timeout to hide a call Twilio placed, and we cannot tell the two from a
+        # request that never left. A callback about the attempt settles it (outcomes.delivery_report): it can only
+        # come from Twilio having the message, so trusting it is safe, and the retry then does not page twice.
+        return SendResult.retryable(f"Twilio: {exc}", detail={"unanswered": True}), None
     body = response.json()
     code = body.get("code") if isinstance(body, dict) else None
     return classify(response.status, body, response.headers), code

@@ -8,6 +8,7 @@ be told to fail, delay or rate-limit (against its `now` clock, which a test may 
     server.fail_next("/dingtalk", status=200, json={"errcode": 130101, "errmsg": "send too fast"})
     server.delay("/slack", 3.0)
     server.hang("/hook")  # no answer at all until server.release("/hook")
+    server.drop_next("/twilio")  # handled (Twilio has the call), then the connection closes without an answer
     server.twilio_status_callbacks["Messages.json"] = ["queued"]  # Twilio calls back (signed) before it answers
 
 | prefix | speaks |
@@ -147,6 +148,7 @@ class ProviderServer:
         self._scripted: list[_Scripted] = []
         self._token_numbers = itertools.count(1)
         self._delays: dict[str, float] = {}
+        self._drops: dict[str, int] = {}  # prefix -> how many more requests are dropped after being handled
         self._hangs: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
@@ -176,6 +178,7 @@ class ProviderServer:
             self.requests.clear()
             self._scripted.clear()
             self._delays.clear()
+            self._drops.clear()
             self.rate_limits.clear()
             self.twilio_status_callbacks.clear()
             self.callbacks_made.clear()
@@ -233,6 +236,12 @@ class ProviderServer:
         """Every request under `prefix` waits `seconds` before it is answered (a slow or hanging provider)."""
         with self._lock:
             self._delays[prefix] = seconds
+
+    def drop_next(self, prefix: str, *, times: int = 1) -> None:
+        """The next `times` requests under `prefix` are read and handled as usual (the provider has the message),
+        then the connection is closed without an answer: the client sees a reset, not a timeout."""
+        with self._lock:
+            self._drops[prefix] = self._drops.get(prefix, 0) + times
 
     def hang(self, prefix: str) -> None:
         """Requests under `prefix` get no answer until `release(prefix)` (a provider that hangs); they are recorded
@@ -300,6 +309,11 @@ class ProviderServer:
                     self._scripted.remove(scripted)
             delay = next((d for p, d in self._delays.items() if request.path.startswith(p)), 0.0)
             gate = next((g for p, g in self._hangs.items() if request.path.startswith(p)), None)
+            dropped = next((p for p in self._drops if request.path.startswith(p)), None)
+            if dropped is not None:
+                self._drops[dropped] -= 1
+                if self._drops[dropped] <= 0:
+                    del self._drops[dropped]
             calls_back = not scripted and request.path.startswith("/twilio/") and bool(self.twilio_status_callbacks)
         answer = None
         if calls_back:
@@ -315,6 +329,9 @@ class ProviderServer:
             answer = scripted.answer
         elif answer is None:
             answer = self._rate_limited(request) or self._route(request)
+        if dropped is not None:
+            handler.close_connection = True  # the answer is lost on the way back
+            return
         try:
             handler.send_response(answer.status)
             for key, value in {"Content-Length": str(len(answer.body)), **answer.headers}.items():

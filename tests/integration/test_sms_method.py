@@ -249,6 +249,36 @@ def test_a_status_callback_after_the_request_timed_out_settles_the_sms_so_it_is_
     assert Delivery.objects.get().status == "delivered"
 
 
+def test_a_status_callback_after_the_connection_dropped_settles_the_sms_so_it_is_not_sent_twice(
+    client, clock, twilio, key
+):
+    """Twilio took the SMS, but the connection was reset before its answer reached us (not a timeout). Twilio's
+    callback about that SMS, coming while the retry waits, proves it has it: recorded as sent, not sent again."""
+    twilio.drop_next("/twilio")
+    push(client, key, event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert "could not reach" in delivery.error
+    delivery.provider_id = "SM" + "d" * 32  # what Twilio's callback names; we never got its answer
+    assert status(client, delivery, MessageStatus="queued").status_code == 204
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.provider_id, delivery.next_attempt_at) == ("sent", "SM" + "d" * 32, None)
+    assert status(client, delivery, MessageStatus="delivered").status_code == 204
+    later(clock, seconds=31)
+    later(clock, seconds=120)
+    assert len(twilio.received("/twilio/")) == 1, "the person got the same SMS twice"
+    assert Delivery.objects.get().status == "delivered"
+
+
+def test_an_sms_whose_connection_dropped_is_sent_again_when_twilio_never_reports_on_it(client, clock, twilio, key):
+    twilio.drop_next("/twilio")
+    push(client, key, event())
+    later(clock, seconds=30)
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("sent", 2)
+    assert len(twilio.received("/twilio/")) == 2
+
+
 def test_a_late_sent_callback_does_not_undo_the_retry_of_an_sms_reported_undelivered(
     client, clock, twilio, key, settings
 ):

@@ -391,7 +391,7 @@ def test_a_late_no_answer_about_an_earlier_call_does_not_call_again_after_the_re
     push(client, make_integration(channel=channel)[1], EVENT)
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("pending", 1)
-    assert delivery.attempt_log[-1].get("timed_out")
+    assert delivery.attempt_log[-1].get("unanswered")
     later(clock, seconds=30)
     first, second = fake_providers.received("/twilio/")
     delivery.refresh_from_db()

@@ -13,11 +13,12 @@ from oncall.models import Contact, Incident, Source
 from oncall.services import lifecycle
 from oncall.services.contacts import contact_code_create, contact_flag, contact_verify
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
-from tests.integration.paging import configure_twilio, later
+from tests.integration.paging import TWILIO_SID, configure_twilio, later, twilio_callback
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PHONE = "+442071234567"
+CALL_SID = "CA" + "c" * 32
 
 
 def event(key: str = "api") -> dict:
@@ -85,6 +86,28 @@ def test_a_twilio_outage_is_retried_then_the_call_goes_through(client, clock, tw
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("sent", 2)
     assert len(twilio.received("/twilio/")) == 2
+
+
+def test_a_call_twilio_placed_before_the_connection_dropped_is_not_placed_again(client, clock, twilio, key):
+    """Twilio placed the call, but the connection was reset before its answer reached us (not a timeout). Its
+    status callbacks about that call, coming while the retry waits, show it has it: the call is recorded as
+    placed, and the person is not called a second time."""
+    twilio.drop_next("/twilio")
+    push(client, key, event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert "could not reach" in delivery.error
+    [placed] = twilio.received("/twilio/")
+    url = placed.field("StatusCallback")
+    call = {"AccountSid": TWILIO_SID, "CallSid": CALL_SID, "From": placed.field("From"), "To": PHONE}
+    assert twilio_callback(client, url, {**call, "CallStatus": "initiated"}).status_code == 204
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.provider_id, delivery.next_attempt_at) == ("sent", CALL_SID, None)
+    assert twilio_callback(client, url, {**call, "CallStatus": "completed", "CallDuration": "40"}).status_code == 204
+    later(clock, seconds=30)
+    later(clock, seconds=120)
+    assert len(twilio.received("/twilio/")) == 1, "the person was called twice for one page"
+    assert Delivery.objects.get().status == "delivered"
 
 
 def test_retries_stop_after_the_last_attempt(client, clock, twilio, key):

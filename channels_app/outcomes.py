@@ -224,9 +224,10 @@ def delivery_record_outcome(
     return delivery
 
 
-def deliveries_settle_interrupted(*, now: datetime, limit: int = 500) -> int:
+def deliveries_settle_interrupted(*, now: datetime, limit: int = 500) -> list[Delivery]:
     """Settle the attempts whose worker died mid-send (still "sending" after their lease), so that none is lost and
-    none is sent twice when that can be known. Returns how many were put back to be sent again.
+    none is sent twice when that can be known. Returns the deliveries it gave up on (see below), for the caller to
+    do what else a failure entails (a bot's IM fallback).
 
     By a method whose provider calls back about every message it accepts (`reports_back`: Twilio's SMS and calls),
     a callback about the attempt proves the provider has it: the attempt is recorded as sent with the provider's
@@ -235,6 +236,11 @@ def deliveries_settle_interrupted(*, now: datetime, limit: int = 500) -> int:
     know whether the provider got it, and a lost page is worse than a repeated one: it is sent again at once,
     carrying the same markers (email Message-ID, push collapse id, webhook Idempotency-Key) so that the receiver
     can recognise the repeat.
+
+    An interrupted attempt counts like any other: once it was the last of DELIVERY_MAX_ATTEMPTS, the delivery
+    fails (the timeline says so) instead of being sent again. A page whose worker dies every time (killed at
+    Q_TIMEOUT, out of memory, a crash while recording the provider's answer) would otherwise be sent again every
+    lease, for ever.
     """
     grace = timedelta(seconds=settings.DELIVERY_RECONCILE_SECONDS)
     interrupted = (
@@ -242,7 +248,7 @@ def deliveries_settle_interrupted(*, now: datetime, limit: int = 500) -> int:
         .select_related("incident", "recipient")
         .order_by("lease_until")[:limit]
     )
-    resent = 0
+    given_up = []
     for delivery in interrupted:
         reports_back = delivery.method in registry.METHODS and registry.method(delivery.method).reports_back
         proof = next((delivery.state[key] for key in PROVIDER_PROOFS if key in delivery.state), None)
@@ -265,7 +271,7 @@ def deliveries_settle_interrupted(*, now: datetime, limit: int = 500) -> int:
         else:
             error = _("The previous attempt was interrupted.")
         entry = {"attempt": delivery.attempts, "outcome": "interrupted", "error": error}
-        pending = Delivery.objects.filter(
+        attempt = Delivery.objects.filter(
             pk=delivery.pk,
             status=Delivery.Status.SENDING,
             attempts=delivery.attempts,
@@ -273,8 +279,12 @@ def deliveries_settle_interrupted(*, now: datetime, limit: int = 500) -> int:
         )
         if reports_back:
             # A callback landing meanwhile wins: the provider has it after all.
-            pending = pending.exclude(state__has_key="early_report").exclude(state__has_key="provider_seen")
-        if pending.update(
+            attempt = attempt.exclude(state__has_key="early_report").exclude(state__has_key="provider_seen")
+        if delivery.attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+            if _interrupted_give_up(delivery=delivery, attempt=attempt, error=error, entry=entry, now=now):
+                given_up.append(delivery)
+            continue
+        if attempt.update(
             status=Delivery.Status.PENDING,
             next_attempt_at=now,
             lease_until=None,
@@ -282,8 +292,39 @@ def deliveries_settle_interrupted(*, now: datetime, limit: int = 500) -> int:
             attempt_log=_log(delivery, entry, now),
         ):
             logger.warning("Delivery %s: its worker stopped mid-attempt; it is sent again", delivery.pk)
-            resent += 1
-    return resent
+    return given_up
+
+
+def _interrupted_give_up(*, delivery: Delivery, attempt, error: str, entry: Mapping[str, Any], now: datetime) -> bool:
+    """Fail a delivery whose last allowed attempt was interrupted, if `attempt` (the row while it is still that
+    attempt) still matches; the timeline says so as for any failure."""
+    with transaction.atomic():
+        fields = {"status": Delivery.Status.FAILED, "lease_until": None, "error": error}
+        fields["attempt_log"] = _log(delivery, entry, now)
+        if not attempt.update(**fields):
+            return False
+        for name, value in fields.items():
+            setattr(delivery, name, value)
+        if delivery.bot_id is not None:
+            message = _("Bot %(bot)s could not post after %(n)d attempt(s): %(error)s") % {
+                "bot": delivery.address,
+                "n": delivery.attempts,
+                "error": error,
+            }
+        else:
+            message = _("%(method)s to %(address)s failed after %(n)d attempt(s): %(error)s") % {
+                "method": _label(delivery),
+                "address": delivery.address,
+                "n": delivery.attempts,
+                "error": error,
+            }
+        _fail_timeline(delivery, message, now, error=error, flagged=False, interrupted=True)
+    logger.warning(
+        "Delivery %s: its worker stopped mid-attempt on the last allowed attempt (%d); it failed",
+        delivery.pk,
+        delivery.attempts,
+    )
+    return True
 
 
 def _outcome_fields(delivery: Delivery, result: SendResult, now: datetime) -> dict:

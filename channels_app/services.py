@@ -12,7 +12,9 @@ from django.utils.translation import gettext as _
 
 from channels_app import bulkhead, registry
 from channels_app.base import SendResult
+from channels_app.bots.fallback import bot_fallback_send
 from channels_app.bots.sending import BOT_METHOD, bot_delivery_send
+from channels_app.bots.services import kind_label
 from channels_app.deliveries import SEND_TASK, PlannedDelivery, attempt_still_ours, deliveries_create
 from channels_app.messages import delivery_actor, message_context
 from channels_app.models import Delivery
@@ -234,8 +236,13 @@ def _quota_reached(*, delivery: Delivery, method, limit: int, now: datetime) -> 
 
 def deliveries_enqueue_due(*, now: datetime, limit: int = 500) -> int:
     """Hand due deliveries to the worker: retries whose time has come, and any whose worker died mid-attempt
-    (settled first: recorded as sent when the provider's callback shows it had the message, else sent again)."""
-    deliveries_settle_interrupted(now=now, limit=limit)
+    (settled first: recorded as sent when the provider's callback shows it had the message, else sent again, or
+    failed when that was its last allowed attempt)."""
+    for delivery in deliveries_settle_interrupted(now=now, limit=limit):
+        bot = delivery.bot if delivery.method == BOT_METHOD else None
+        if bot is not None and bot.enabled:
+            # A bot message given up on is a failed one like any other: its people get the bot's fallback reminder.
+            bot_fallback_send(delivery=delivery, bot=bot, kind_label=kind_label(bot.kind), now=now)
     due = Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now).filter(
         Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     )

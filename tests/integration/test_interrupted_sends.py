@@ -14,7 +14,7 @@ from django.db import connection
 from channels_app import services as channel_services
 from channels_app.bots import sending as bot_sending
 from channels_app.models import DailyUsage, Delivery
-from tests.factories import make_bot, make_channel, make_integration, make_rule, make_user
+from tests.factories import make_bot, make_channel, make_integration, make_rule, make_user, push
 from tests.integration.paging import SMS_FROM, TWILIO_SID, configure_twilio, later, run_ticker, twilio_callback
 from tests.integration.test_lost_handovers import push_losing
 
@@ -89,6 +89,79 @@ def test_without_a_callback_it_is_sent_again_after_the_reconcile_window(client, 
     [sms] = twilio.received("/twilio/")
     assert sms.field("To") == PHONE
     assert delivery.attempt_log[0]["outcome"] == "interrupted"
+
+
+def test_an_sms_whose_last_attempt_was_interrupted_and_never_reported_on_fails_without_being_sent_again(
+    client, clock, twilio, interrupted
+):
+    Delivery.objects.filter(pk=interrupted.pk).update(attempts=settings.DELIVERY_MAX_ATTEMPTS)
+    later(clock, seconds=46)
+    later(clock, seconds=120)
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", settings.DELIVERY_MAX_ATTEMPTS)
+    assert twilio.received("/twilio/") == []
+    [failed] = delivery.incident.timeline.filter(kind="notify_failed")
+    assert failed.message == (
+        f"SMS to {PHONE} failed after {settings.DELIVERY_MAX_ATTEMPTS} attempt(s): The previous attempt was "
+        "interrupted and the provider did not report on it within 120 s."
+    )
+
+
+def test_an_email_whose_worker_dies_on_every_attempt_fails_after_the_last_instead_of_repeating_for_ever(
+    client, clock, mailoutbox, monkeypatch
+):
+    """The worker dies after the mail server took the email and before it records that (killed at Q_TIMEOUT, out
+    of memory, a crash in the recording), on every attempt: the email is sent again for each interrupted attempt
+    up to DELIVERY_MAX_ATTEMPTS, then the delivery fails and the timeline says so; the person is not emailed the
+    same page every lease for ever."""
+    alice = make_user("alice")
+    channel = make_channel("Production")
+    make_rule(channel, [{"people": [alice], "after": 60}])
+
+    def worker_killed(**kwargs):
+        raise RuntimeError("the worker died before it recorded the attempt")
+
+    monkeypatch.setattr(channel_services, "delivery_record_outcome", worker_killed)
+    push(client, make_integration(channel=channel)[1], {"title_rule": "db down", "event_status": "Critical"})
+    for _ in range(10):  # ten leases: about 8 minutes
+        later(clock, seconds=settings.DELIVERY_SEND_LEASE_SECONDS + 1)
+    delivery = Delivery.objects.get()
+    assert len(mailoutbox) == settings.DELIVERY_MAX_ATTEMPTS, f"one page was emailed {len(mailoutbox)} times"
+    assert (delivery.status, delivery.attempts) == ("failed", settings.DELIVERY_MAX_ATTEMPTS)
+    assert [entry["outcome"] for entry in delivery.attempt_log] == ["interrupted"] * settings.DELIVERY_MAX_ATTEMPTS
+    [failed] = delivery.incident.timeline.filter(kind="notify_failed")
+    assert failed.message == (
+        f"Email to alice@example.com failed after {settings.DELIVERY_MAX_ATTEMPTS} attempt(s): "
+        "The previous attempt was interrupted."
+    )
+
+
+def test_a_bot_message_whose_worker_dies_on_every_attempt_fails_and_its_people_get_the_fallback(
+    client, clock, fakes, mailoutbox, monkeypatch
+):
+    fakes.dingtalk_tokens["T1"] = None
+    robot = make_bot("dingtalk", fakes.url("/dingtalk/robot/send?access_token=T1"), name="Ops", fallback="email")
+    carol = make_user("carol")
+    channel = make_channel()
+    make_rule(channel, [{"people": [carol], "methods": [], "bots": [robot]}])
+
+    def worker_killed(**kwargs):
+        raise RuntimeError("the worker died before it recorded the attempt")
+
+    monkeypatch.setattr(bot_sending, "delivery_record_outcome", worker_killed)
+    push(client, make_integration(channel=channel)[1], {"title_rule": "db down", "event_status": "Critical"})
+    for _ in range(10):
+        later(clock, seconds=settings.DELIVERY_SEND_LEASE_SECONDS + 1)
+    post = Delivery.objects.get(method="bot")
+    assert len(fakes.received("/dingtalk")) == settings.DELIVERY_MAX_ATTEMPTS
+    assert (post.status, post.attempts) == ("failed", settings.DELIVERY_MAX_ATTEMPTS)
+    assert [mail.to for mail in mailoutbox] == [["carol@example.com"]]
+    assert mailoutbox[0].subject.startswith("[Bot failed]")
+    assert post.incident.timeline.filter(
+        kind="notify_failed",
+        message=f"Bot Ops could not post after {settings.DELIVERY_MAX_ATTEMPTS} attempt(s): "
+        "The previous attempt was interrupted.",
+    ).exists()
 
 
 def test_an_attempt_of_several_slow_requests_ends_before_its_lease_and_no_chat_gets_it_twice(

@@ -5,6 +5,7 @@ devices whose token the push service reports gone are forgotten.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,9 +15,11 @@ from django.utils.translation import gettext_lazy as _
 
 from channels_app.base import NotificationMethod, SendResult
 from channels_app.providers import apns, fcm, webpush
-from channels_app.providers.push import PushMessage, combine
+from channels_app.providers.push import DeviceResult, PushMessage, combine
 from oncall.lib import http
 from oncall.models import Device
+
+logger = logging.getLogger(__name__)
 
 PLATFORMS = {
     Device.Platform.ANDROID: fcm.push,
@@ -31,6 +34,16 @@ def incident_url(incident_id: int, fallback: str) -> str:
         return settings.PUBLIC_URL + reverse("web:incident-detail", args=[incident_id])
     except NoReverseMatch:
         return fallback
+
+
+def _push_one(device: Device, push: PushMessage) -> DeviceResult:
+    """One device's result. A platform's unexpected error is that device's (retryable, like any bug in a provider):
+    the results of the person's other devices stand, so a device that took the push is not pushed again."""
+    try:
+        return PLATFORMS[device.platform](device, push)
+    except Exception as exc:
+        logger.exception("App push to %s device %s raised", device.platform, device.pk)
+        return DeviceResult.retryable(device.pk, device.platform, f"unexpected error: {type(exc).__name__}: {exc}")
 
 
 class AppMethod(NotificationMethod):
@@ -73,7 +86,7 @@ class AppMethod(NotificationMethod):
             if left is not None and left <= 0:
                 not_called += 1
                 continue
-            results.append(PLATFORMS[device.platform](device, push))
+            results.append(_push_one(device, push))
         result = combine(results)
         if not_called:
             # The attempt ran out of time before some devices: the retry pushes those, not the ones reached now.

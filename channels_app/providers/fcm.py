@@ -80,13 +80,20 @@ class TokenError(Exception):
 
 
 def access_token(account: ServiceAccount, *, now: float | None = None) -> str:
-    """A valid OAuth2 access token for FCM, minted when there is none or it is about to expire."""
+    """A valid OAuth2 access token for FCM, minted when there is none or it is about to expire. Raises
+    FcmConfigError when the account's private key cannot sign, TokenError when Google gives no token."""
     now = time.time() if now is None else now
     with _lock:
         cached = _tokens.get(account.client_email)
     if cached and cached[1] - TOKEN_MARGIN > now:
         return cached[0]
-    form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": token_assertion(account, now)}
+    try:
+        assertion = token_assertion(account, now)
+    except (ValueError, TypeError, jwt.PyJWTError) as exc:
+        # A key that cannot sign (newlines escaped twice in an environment variable, a truncated paste) stays
+        # unusable until the setting is fixed: retrying cannot help.
+        raise FcmConfigError(f"FCM_SERVICE_ACCOUNT private_key is not usable: {type(exc).__name__}: {exc}") from None
+    form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
     try:
         response = http.request("POST", account.token_uri, data=form, headers={"Accept": "application/json"})
     except http.HttpError as exc:

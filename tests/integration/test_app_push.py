@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from channels_app.models import Delivery
-from channels_app.providers import apns, fcm
+from channels_app.providers import apns, app, fcm
 from channels_app.providers.webpush import vapid_public_key
 from oncall.lib import http
 from oncall.lib.http import http2_transport as real_http2_transport
@@ -233,6 +233,27 @@ def test_a_service_account_google_refuses_fails_the_push(client, clock, fcm_on, 
     assert delivery.status == "failed" and "invalid_grant" in delivery.error
 
 
+def _key_newlines_escaped_twice(settings, rsa_key) -> None:
+    """The classic environment-variable mistake: the JSON key's newlines escaped once more, so its private_key is
+    valid JSON but no PEM."""
+    account = json.loads(settings.FCM_SERVICE_ACCOUNT)
+    account["private_key"] = pem(rsa_key).replace("\n", "\\n")
+    settings.FCM_SERVICE_ACCOUNT = json.dumps(account)
+
+
+def test_a_service_account_key_that_cannot_sign_fails_the_push_at_once_and_keeps_the_device(
+    client, clock, settings, fcm_on, rsa_key, ada, key_for
+):
+    link(ada, "android", "fcm-token-ada")
+    _key_newlines_escaped_twice(settings, rsa_key)
+    push(client, key_for(), event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert "FCM_SERVICE_ACCOUNT private_key is not usable" in delivery.error
+    assert fcm_on.received("/fcm/") == []
+    assert Device.objects.count() == 1
+
+
 # -- Web Push ----------------------------------------------------------------------------------------------------
 
 
@@ -354,6 +375,49 @@ def test_the_push_succeeds_if_any_device_takes_it_and_gone_ones_are_unlinked(
     assert (delivery.status, delivery.address) == ("sent", "2 device(s)")
     assert list(Device.objects.values_list("platform", flat=True)) == ["ios"]
     assert sorted(d["outcome"] for d in delivery.attempt_log[0]["devices"]) == ["permanent", "sent"]
+
+
+def test_a_broken_fcm_key_does_not_push_the_iphone_again_and_again(
+    client, clock, settings, fcm_on, apns_on, rsa_key, ada, key_for
+):
+    """Ada has an iPhone and an Android phone, and FCM's key cannot sign: the iPhone takes the page once, the
+    delivery is sent, and the Android phone's error says what to fix."""
+    link(ada, "ios", "ab" * 32)
+    android = link(ada, "android", "fcm-token-ada")
+    _key_newlines_escaped_twice(settings, rsa_key)
+    push(client, key_for(), event())
+    for wait in (30, 120, 300, 300):
+        later(clock, seconds=wait)
+    assert len(apns_on.requests) == 1, f"the iPhone got the same page {len(apns_on.requests)} times"
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("sent", 1)
+    [failed] = [d for d in delivery.attempt_log[0]["devices"] if d["device_id"] == android.pk]
+    assert failed["outcome"] == "permanent"
+    assert failed["error"].startswith("FCM_SERVICE_ACCOUNT private_key is not usable")
+
+
+def test_a_platform_that_raises_does_not_cost_the_other_devices_their_push(
+    client, clock, apns_on, ada, key_for, monkeypatch
+):
+    """A bug in one platform's sender fails only that device (retryable): the iPhone that took the page counts, and
+    it is not pushed again."""
+
+    def broken(device, message):
+        raise RuntimeError("a bug in the Android sender")
+
+    monkeypatch.setitem(app.PLATFORMS, Device.Platform.ANDROID, broken)
+    link(ada, "ios", "ab" * 32)  # pushed first
+    android = link(ada, "android", "fcm-token-ada")
+    push(client, key_for(), event())
+    later(clock, seconds=30)
+    assert len(apns_on.requests) == 1, f"the iPhone got the same page {len(apns_on.requests)} times"
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("sent", 1)
+    [failed] = [d for d in delivery.attempt_log[0]["devices"] if d["device_id"] == android.pk]
+    assert (failed["outcome"], failed["error"]) == (
+        "retryable",
+        "unexpected error: RuntimeError: a bug in the Android sender",
+    )
 
 
 def test_a_person_without_devices_is_skipped_with_the_reason(client, clock, ada, key_for):

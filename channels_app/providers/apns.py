@@ -20,7 +20,13 @@ from oncall.lib import http
 
 PLATFORM = "ios"
 TOKEN_REUSE_SECONDS = 40 * 60
-GONE_REASONS = {"Unregistered", "ExpiredToken", "BadDeviceToken", "DeviceTokenNotForTopic"}
+GONE_REASONS = {"Unregistered", "ExpiredToken", "BadDeviceToken"}
+# Answers that say our configuration is wrong, not the token (protocols.md §10): the device stays linked, and the
+# error names the setting to fix. Unlinking on these would unlink every iPhone on the first page after a mistake.
+CONFIG_REASONS = {
+    "DeviceTokenNotForTopic": "the device's app is not APNS_TOPIC; check that APNS_TOPIC is the app's bundle id",
+    "TopicDisallowed": "this key may not push to APNS_TOPIC; check APNS_TOPIC and the key's team (APNS_TEAM_ID)",
+}
 
 _token: dict[str, tuple[str, float]] = {}
 _lock = threading.Lock()
@@ -86,8 +92,8 @@ def apns_headers(message: PushMessage, *, token: str, now: float) -> dict[str, s
 
 
 def classify(device_id: int, status: int, body: Any, headers) -> DeviceResult:
-    """APNs' answer for one device: 200 sent; 410 and bad or foreign tokens gone; 429, 5xx and an expired provider
-    token retryable; anything else (configuration) permanent."""
+    """APNs' answer for one device: 200 sent; 410 and bad tokens gone; 429, 5xx and an expired provider token
+    retryable; anything else (configuration, a token for another topic included) permanent, the device kept."""
     if status == 200:
         lower = {key.lower(): value for key, value in headers.items()}
         return DeviceResult.sent(device_id, PLATFORM, lower.get("apns-id", ""))
@@ -95,6 +101,8 @@ def classify(device_id: int, status: int, body: Any, headers) -> DeviceResult:
     error = f"APNs {status} {reason}".strip()
     if status == 410 or reason in GONE_REASONS:
         return DeviceResult.permanent(device_id, PLATFORM, error, gone=True)
+    if reason in CONFIG_REASONS:
+        return DeviceResult.permanent(device_id, PLATFORM, f"{error}: {CONFIG_REASONS[reason]}")
     if status == 429 or status >= 500:
         return DeviceResult.retryable(device_id, PLATFORM, error, retry_after_header(headers))
     if reason == "ExpiredProviderToken":

@@ -146,17 +146,29 @@ def _error_code(body: Any) -> tuple[str, str]:
     return next((c for c in codes if c), str(error.get("status", ""))), str(error.get("message", ""))[:300]
 
 
+# Answers that may as well mean our configuration is wrong as the token: the device stays linked and the error
+# names the setting. SENDER_ID_MISMATCH says the token and FCM_SERVICE_ACCOUNT are of different Firebase projects;
+# protocols.md §10 reads it as a foreign token to drop, but it is also what every token answers when the setting
+# holds another project's key, and unlinking then would unlink every Android phone on the first page. A foreign
+# token kept costs a failed push to that device, with this error, on each page.
+CONFIG_ERRORS = {
+    "SENDER_ID_MISMATCH": "the token belongs to another Firebase project than FCM_SERVICE_ACCOUNT's project_id; "
+    "check that FCM_SERVICE_ACCOUNT is a key of the app's Firebase project",
+}
+
+
 def classify(device_id: int, status: int, body: Any, headers) -> DeviceResult:
-    """FCM's answer for one device (its `details[].errorCode` decides)."""
+    """FCM's answer for one device (its `details[].errorCode` decides): gone tokens are permanent and unlink the
+    device; configuration errors are permanent and keep it; quota and server errors are retryable."""
     if status == 200:
         name = body.get("name", "") if isinstance(body, dict) else ""
         return DeviceResult.sent(device_id, PLATFORM, str(name))
     code, message = _error_code(body)
     error = f"FCM {status} {code}: {message}".strip()
-    if code in ("UNREGISTERED", "SENDER_ID_MISMATCH") or (
-        code == "INVALID_ARGUMENT" and "registration token" in message.lower()
-    ):
+    if code == "UNREGISTERED" or (code == "INVALID_ARGUMENT" and "registration token" in message.lower()):
         return DeviceResult.permanent(device_id, PLATFORM, error, gone=True)
+    if code in CONFIG_ERRORS:
+        return DeviceResult.permanent(device_id, PLATFORM, f"{error.rstrip(':')} ({CONFIG_ERRORS[code]})")
     if status == 429 or code == "QUOTA_EXCEEDED" or status >= 500 or code in ("UNAVAILABLE", "INTERNAL"):
         return DeviceResult.retryable(device_id, PLATFORM, error, retry_after_header(headers))
     if status == 401 and code != "THIRD_PARTY_AUTH_ERROR":

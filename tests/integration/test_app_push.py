@@ -233,6 +233,33 @@ def test_a_service_account_google_refuses_fails_the_push(client, clock, fcm_on, 
     assert delivery.status == "failed" and "invalid_grant" in delivery.error
 
 
+def test_a_service_account_of_another_firebase_project_fails_the_push_and_keeps_the_phone(
+    client, clock, fcm_on, ada, key_for
+):
+    """SENDER_ID_MISMATCH is what every token answers when FCM_SERVICE_ACCOUNT is a key of another Firebase project:
+    our mistake, not the phone's. The push fails at once saying what to check, and Ada's phone stays linked, so it
+    is paged again once the setting is fixed."""
+    link(ada, "android", "fcm-token-ada")
+    mismatch = {
+        "code": 403,
+        "status": "PERMISSION_DENIED",
+        "message": "SenderId mismatch",
+        "details": [
+            {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "SENDER_ID_MISMATCH"}
+        ],
+    }
+    fcm_on.fail_next("/fcm/v1", status=403, json={"error": mismatch})
+    key = key_for()
+    push(client, key, event())
+    assert Device.objects.count() == 1, "the phone was unlinked for our configuration mistake"
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert "FCM 403 SENDER_ID_MISMATCH" in delivery.error and "FCM_SERVICE_ACCOUNT" in delivery.error
+    push(client, key, event(key="db"))  # the next incident, once FCM_SERVICE_ACCOUNT is fixed
+    assert len(fcm_on.received("/fcm/v1/")) == 2
+    assert Delivery.objects.filter(status="sent").count() == 1
+
+
 def _key_newlines_escaped_twice(settings, rsa_key) -> None:
     """The classic environment-variable mistake: the JSON key's newlines escaped once more, so its private_key is
     valid JSON but no PEM."""
@@ -333,6 +360,18 @@ def test_an_unregistered_ios_token_unlinks_the_device(client, clock, apns_on, ad
     push(client, key_for(), event())
     assert Device.objects.count() == 0
     assert "APNs 410 Unregistered" in Delivery.objects.get().error
+
+
+def test_an_apns_topic_that_is_not_the_apps_fails_the_push_and_keeps_the_iphone(client, clock, apns_on, ada, key_for):
+    """DeviceTokenNotForTopic says APNS_TOPIC is not the bundle id the token was issued for: our mistake, not the
+    iPhone's. The push fails at once naming the setting, and the iPhone stays linked."""
+    link(ada, "ios", "ab" * 32)
+    apns_on.answers.append(httpx.Response(400, json={"reason": "DeviceTokenNotForTopic"}))
+    push(client, key_for(), event())
+    assert Device.objects.count() == 1, "the iPhone was unlinked for our configuration mistake"
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert "APNs 400 DeviceTokenNotForTopic" in delivery.error and "APNS_TOPIC" in delivery.error
 
 
 def test_an_ios_token_linked_in_both_cases_is_pushed_once(client, clock, apns_on, ada, key_for):

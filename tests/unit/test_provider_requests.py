@@ -222,7 +222,7 @@ def fcm_error(status: int, code: str, message: str = "") -> dict:
     [
         (200, {"name": "projects/p/messages/1"}, Outcome.SENT, False),
         (404, fcm_error(404, "UNREGISTERED"), Outcome.PERMANENT, True),
-        (403, fcm_error(403, "SENDER_ID_MISMATCH"), Outcome.PERMANENT, True),
+        (403, fcm_error(403, "SENDER_ID_MISMATCH"), Outcome.PERMANENT, False),  # our project is wrong
         (
             400,
             fcm_error(400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token"),
@@ -256,7 +256,8 @@ def test_the_fcm_message_is_high_priority_with_string_data():
         (200, None, Outcome.SENT, False),
         (410, "Unregistered", Outcome.PERMANENT, True),
         (400, "BadDeviceToken", Outcome.PERMANENT, True),
-        (400, "DeviceTokenNotForTopic", Outcome.PERMANENT, True),
+        (400, "DeviceTokenNotForTopic", Outcome.PERMANENT, False),  # our APNS_TOPIC is wrong
+        (400, "TopicDisallowed", Outcome.PERMANENT, False),
         (400, "BadPriority", Outcome.PERMANENT, False),
         (403, "ExpiredProviderToken", Outcome.RETRYABLE, False),
         (403, "InvalidProviderToken", Outcome.PERMANENT, False),

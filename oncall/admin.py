@@ -16,6 +16,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from channels_app import registry
+from channels_app.models import Delivery
+from escalation.models import EscalationState, Timer
 from oncall.admin_autocomplete import CheckedAutocomplete
 from oncall.errors import ApplicationError
 from oncall.lib import clock, secrets
@@ -527,6 +529,14 @@ class IncidentAdmin(admin.ModelAdmin):
         # Incidents come from alerts; manual creation goes through the incident service (API and pages).
         return False
 
+    def get_deleted_objects(self, objs, request):
+        deleted_objects, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Its escalation, timers, events and deliveries cannot be deleted on their own (that would stop or double a
+        # page), but an incident deleted takes them with it: they ask for no permission of their own here.
+        owned = {str(model._meta.verbose_name) for model in (EscalationState, Timer, IncidentEvent, Delivery)}
+        perms_needed = {name for name in perms_needed if str(name) not in owned}
+        return deleted_objects, model_count, perms_needed, protected
+
 
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin):
@@ -594,6 +604,11 @@ class IncidentEventAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # An event not dispatched yet is what starts (or restarts, or stops) the incident's escalation: deleted, that
+        # never happens. Events go only with their incident.
         return False
 
 

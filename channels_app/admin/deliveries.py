@@ -63,6 +63,11 @@ class DeliveryAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # The row is what makes a page go out once: deleted, its dedup key is free and a retried step pages the
+        # person again; deleted before it was sent, the page is lost. Deliveries go only with their incident.
+        return False
+
 
 @admin.register(DailyUsage)
 class DailyUsageAdmin(admin.ModelAdmin):

@@ -179,6 +179,11 @@ class EscalationStateAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Without its state a running escalation stops where it is, with no word in the timeline: its next level
+        # is never paged. The state goes only with its incident.
+        return False
+
 
 @admin.register(Timer)
 class TimerAdmin(admin.ModelAdmin):
@@ -201,4 +206,9 @@ class TimerAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # A pending timer is the escalation's next step: without it the escalation stays running and never pages
+        # its next level (or repeat). Timers go only with their incident.
         return False

@@ -13,9 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Prefetch, Q, prefetch_related_objects
+from django.db.models import Max, Prefetch, Q, prefetch_related_objects
 from django.utils.translation import gettext as _
 
+from channels_app.models import Delivery
 from channels_app.services import (
     PlannedDelivery,
     deliveries_create,
@@ -131,6 +132,16 @@ def _locked_state(incident: Incident) -> EscalationState | None:
     return EscalationState.objects.select_for_update().filter(incident=incident).first()
 
 
+def _runs_so_far(incident: Incident) -> int:
+    """The highest escalation run the incident's deliveries were written for (0: none yet).
+
+    A state that starts its first run (a new one, or one no rule had taken) counts on from here: the incident may
+    have had a state before (deleted, or from before states were kept), and a run number used again would give its
+    deliveries the keys of that run's, so they would be dropped as already sent while the timeline says they went.
+    """
+    return Delivery.objects.filter(incident=incident).aggregate(run=Max("escalation_run"))["run"] or 0
+
+
 def _saved_time_windows(data: object, *, rule: str) -> tuple[engine.TimeWindow, ...] | None:
     """The time windows of a rule as saved; None, with an error in the log naming `rule`, when they cannot be read
     (saved past the admin's checks, or by an older version): the rule is then left out, like one whose filters
@@ -219,6 +230,7 @@ def escalation_start(*, incident: Incident, now: datetime, at: datetime | None =
         now=now,
         detail={"rule_id": rule.pk, "rule_name": rule.name, "delay_seconds": int(snapshot.delay.total_seconds())},
     )
+    state.run = _runs_so_far(incident)  # its first run: the guard above let only a state without one through
     return _begin_run(state=state, step=engine.first_step(snapshot, started_at=at), now=now)
 
 
@@ -287,7 +299,7 @@ def escalation_hand_over(*, incident: Incident, now: datetime) -> EscalationStat
     earlier is kept for that."""
     state = _locked_state(incident)
     if state is None:
-        state = EscalationState(incident=incident, started_at=now)
+        state = EscalationState(incident=incident, started_at=now, run=_runs_so_far(incident))
     elif state.status == Status.RUNNING:
         _cancel_timers(state, now)
     state.status = Status.DIRECT

@@ -10,7 +10,8 @@ from channels_app.models import Delivery
 from escalation.models import EscalationState, Timer
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
-from oncall.models import Incident, IncidentEvent
+from oncall.models import Incident, IncidentEvent, Source
+from oncall.services import lifecycle
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -87,3 +88,22 @@ def test_deleting_an_incident_in_the_admin_still_takes_its_escalation_events_and
     assert staff.post(delete, {"post": "yes"}).status_code == 302
     assert not Incident.objects.exists()
     assert [m.objects.count() for m in (EscalationState, Timer, IncidentEvent, Delivery)] == [0, 0, 0, 0]
+
+
+def test_an_escalation_whose_state_was_lost_pages_again_when_it_starts_again(client, clock, mailoutbox):
+    """A state gone (deleted by hand in the database, or in the admin before it refused) is written anew when the
+    incident is triggered again: its run counts on from the deliveries already sent, so its pages are not taken for
+    the first run's and dropped while the timeline says they went."""
+    ann = make_user("ann")
+    channel = make_channel()
+    make_rule(channel, [{"people": [ann], "after": 5}])
+    push(client, make_integration(channel=channel)[1], DB_DOWN)
+    assert paged(mailoutbox) == ["ann"]
+    EscalationState.objects.all().delete()
+    lifecycle.incident_acknowledge(incident=Incident.objects.get(), by=ann, source=Source.WEB, now=clock.current)
+    later(clock, minutes=1)
+    lifecycle.incident_unacknowledge(incident=Incident.objects.get(), by=ann, source=Source.WEB, now=clock.current)
+    later(clock, seconds=5)
+    assert paged(mailoutbox) == ["ann", "ann"]
+    assert EscalationState.objects.get().run == 2
+    assert sorted(Delivery.objects.values_list("escalation_run", "status")) == [(1, "sent"), (2, "sent")]

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from channels_app import registry
 from channels_app.models import Delivery
+from escalation.admin.in_use import levels_naming
 from escalation.models import EscalationState, Timer
 from oncall.admin_autocomplete import CheckedAutocomplete
 from oncall.errors import ApplicationError
@@ -183,6 +184,21 @@ class UserAdmin(DjangoUserAdmin):
         if done:
             self.message_user(request, _("%(n)d contact(s) marked verified.") % {"n": done}, messages.SUCCESS)
 
+    def get_deleted_objects(self, objs, request):
+        deleted_objects, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = [
+            *protected,
+            *levels_naming(
+                objs,
+                field="people",
+                advice=_(
+                    "Remove them from the level first, or deactivate them instead: a deactivated person is skipped, "
+                    "and the timeline says so."
+                ),
+            ),
+        ]
+        return deleted_objects, model_count, perms_needed, protected
+
     @admin.action(description=_("Mark their phone numbers verified"), permissions=["change"])
     def mark_phone_verified(self, request, queryset):
         self._mark_verified(request, queryset, Contact.PHONE, _("phone"))
@@ -217,6 +233,11 @@ class TeamAdmin(CheckedAutocomplete, admin.ModelAdmin):
     @admin.display(description=_("members"))
     def member_count(self, obj: Team) -> int:
         return obj.members.count()
+
+    def get_deleted_objects(self, objs, request):
+        deleted_objects, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = [*protected, *levels_naming(objs, field="teams", advice=_("Remove the team from the level first."))]
+        return deleted_objects, model_count, perms_needed, protected
 
 
 @admin.register(Channel)

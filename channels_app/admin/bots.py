@@ -25,6 +25,7 @@ from channels_app.bots.mapping import PLATFORMS, CsvErrors, im_id_check
 from channels_app.bots.services import bot_test_send, masked_url
 from channels_app.bots.tables import mapping_table_export, mapping_table_import
 from channels_app.models import Bot, MappingEntry, MappingTable
+from escalation.admin.in_use import levels_naming
 from oncall.lib import clock, http
 from oncall.lib.secrets import mask
 
@@ -212,6 +213,11 @@ class BotAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         status = ("last_success_at", "last_error", "last_error_at", "paused_until")
         return ("kind", *status) if obj is not None else status
+
+    def get_deleted_objects(self, objs, request):
+        deleted_objects, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = [*protected, *levels_naming(objs, field="bots", advice=_("Remove the bot from the level first."))]
+        return deleted_objects, model_count, perms_needed, protected
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from channels_app.models import Delivery
-from escalation.models import EscalationState, Timer
+from channels_app.models import Bot, Delivery
+from escalation.models import EscalationLevel, EscalationRule, EscalationState, Timer
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
-from oncall.models import Incident, IncidentEvent, Source
+from oncall.models import Incident, IncidentEvent, Source, Team, User
 from oncall.services import lifecycle
-from tests.factories import make_channel, make_integration, make_rule, make_user, push
+from tests.factories import make_bot, make_channel, make_integration, make_rule, make_team, make_user, push
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -107,3 +107,79 @@ def test_an_escalation_whose_state_was_lost_pages_again_when_it_starts_again(cli
     assert paged(mailoutbox) == ["ann", "ann"]
     assert EscalationState.objects.get().run == 2
     assert sorted(Delivery.objects.values_list("escalation_run", "status")) == [(1, "sent"), (2, "sent")]
+
+
+# Teams, bots and people an escalation level names.
+
+
+def rule_naming(**targets) -> EscalationRule:
+    """Rule "Databases": level 1 emails a person nobody deletes, level 2 names `targets` (people, teams, bots)."""
+    rule = EscalationRule.objects.create(channel=make_channel(), name="Databases")
+    EscalationLevel.objects.create(rule=rule, position=0, critical_methods=["email"]).people.set([make_user("kim")])
+    level = EscalationLevel.objects.create(rule=rule, position=1, critical_methods=["email"])
+    for field, objs in targets.items():
+        getattr(level, field).set(objs)
+    return rule
+
+
+def refused(staff, obj, advice: str) -> None:
+    """The admin's delete page and its bulk action both refuse to delete `obj`, naming the level and the advice."""
+    opts = obj._meta
+    delete = reverse(f"admin:{opts.app_label}_{opts.model_name}_delete", args=[obj.pk])
+    for page in (staff.get(delete), staff.post(delete, {"post": "yes"})):
+        text = page.content.decode()
+        assert page.status_code == 200 and "Cannot delete" in text
+        assert "Escalation rule Databases, Level 2</a>" in text and advice in text
+    changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+    bulk = staff.post(changelist, {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"})
+    assert "Escalation rule Databases, Level 2</a>" in bulk.content.decode()
+    assert type(obj).objects.filter(pk=obj.pk).exists()
+
+
+def test_a_team_that_a_level_notifies_cannot_be_deleted_in_the_admin(staff):
+    night = make_team("Night", members=[make_user("ben")])
+    rule_naming(teams=[night])
+    refused(staff, night, "notifies Night. Remove the team from the level first.")
+
+
+def test_a_bot_that_a_level_posts_to_cannot_be_deleted_in_the_admin(staff):
+    ops = make_bot("dingtalk", "https://oapi.dingtalk.com/robot/send?access_token=x", name="Ops room")
+    rule_naming(bots=[ops])
+    refused(staff, ops, "notifies Ops room. Remove the bot from the level first.")
+
+
+def test_a_person_that_a_level_notifies_cannot_be_deleted_in_the_admin(staff):
+    ben = make_user("ben")
+    rule_naming(people=[ben])
+    refused(staff, ben, "notifies ben. Remove them from the level first, or deactivate them instead")
+
+
+def test_a_team_bot_or_person_no_level_names_is_deleted_as_before(staff):
+    night, ops, ben = make_team("Night"), make_bot("dingtalk", "https://oapi.dingtalk.com/robot/send"), make_user("ben")
+    rule_naming(teams=[make_team("Day")])
+    for obj in (night, ops, ben):
+        opts = obj._meta
+        response = staff.post(
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_delete", args=[obj.pk]), {"post": "yes"}
+        )
+        assert response.status_code == 302
+    assert not Team.objects.filter(pk=night.pk).exists()
+    assert not Bot.objects.filter(pk=ops.pk).exists()
+    assert not User.objects.filter(pk=ben.pk).exists()
+
+
+def test_the_team_a_level_notifies_still_gets_paged_after_staff_tried_to_delete_it(staff, client, clock, mailoutbox):
+    channel = make_channel()
+    rule = EscalationRule.objects.create(channel=channel, name="Teams")
+    for position, team in enumerate([make_team("DBA", members=[make_user("ann")]), make_team("Night")]):
+        level = EscalationLevel.objects.create(
+            rule=rule, position=position, critical_methods=["email"], escalate_after_minutes=5
+        )
+        level.teams.set([team])
+    night = Team.objects.get(name="Night")
+    night.members.set([make_user("ben")])
+    push(client, make_integration(channel=channel)[1], DB_DOWN)
+    changelist = reverse("admin:oncall_team_changelist")
+    staff.post(changelist, {"action": "delete_selected", "_selected_action": [night.pk], "post": "yes"})
+    later(clock, minutes=6)
+    assert paged(mailoutbox) == ["ann", "ben"]

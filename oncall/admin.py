@@ -104,6 +104,16 @@ class UserAdminForm(UserChangeForm):
             raise forms.ValidationError(exc.message) from None
 
 
+def _same_phone(before: str, after: str) -> bool:
+    """Whether the number saved (`before`, normally E.164 already) is `after`, the form's normalised one."""
+    if before == after:
+        return True
+    try:
+        return phone_normalize(before) == after
+    except ApplicationError:
+        return False
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     form = UserAdminForm
@@ -160,10 +170,12 @@ class UserAdmin(DjangoUserAdmin):
         }
 
     def save_model(self, request, obj: User, form, change: bool) -> None:
-        # A new number or address is unverified (and unflagged) until its owner enters a code or staff vouch.
-        if "phone" in form.changed_data:
+        # A new number or address is unverified (and unflagged) until its owner enters a code or staff vouch. The
+        # same one written differently (+1 415 555 0123 for +14155550123, a capital in the email) is not new: the
+        # person must not stop being called, texted or emailed for it.
+        if "phone" in form.changed_data and not _same_phone(form.initial.get("phone") or "", obj.phone):
             obj.phone_verified_at, obj.phone_flagged = None, ""
-        if "email" in form.changed_data:
+        if "email" in form.changed_data and (form.initial.get("email") or "").lower() != obj.email.lower():
             obj.email_verified_at, obj.email_flagged = None, ""
         super().save_model(request, obj, form, change)
 

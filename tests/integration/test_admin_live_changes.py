@@ -183,3 +183,32 @@ def test_the_team_a_level_notifies_still_gets_paged_after_staff_tried_to_delete_
     staff.post(changelist, {"action": "delete_selected", "_selected_action": [night.pk], "post": "yes"})
     later(clock, minutes=6)
     assert paged(mailoutbox) == ["ann", "ben"]
+
+
+# Contacts retyped in the admin.
+
+
+def save_person(staff, person, **changes) -> User:
+    """Save the person's admin form as it is shown, with `changes` typed in; the person as saved."""
+    url = reverse("admin:oncall_user_change", args=[person.pk])
+    form = staff.get(url).context["adminform"].form
+    data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
+    data.pop("date_joined", None)
+    data.update(date_joined_0="2026-01-01", date_joined_1="00:00:00", **changes)
+    for prefix in ("devices", "notification_preferences"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
+    response = staff.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    return User.objects.get(pk=person.pk)
+
+
+def test_retyping_the_same_phone_number_in_the_admin_keeps_it_verified(staff, clock):
+    val = save_person(staff, make_user("val", phone="+14155550123"), phone="+1 (415) 555-0123")
+    assert (val.phone, val.reachable_phone) == ("+14155550123", "+14155550123")
+
+
+def test_changing_only_the_case_of_an_email_in_the_admin_keeps_it_verified(staff, clock):
+    val = save_person(staff, make_user("val"), email="Val@Example.COM")
+    assert (val.email, val.reachable_email) == ("Val@example.com", "Val@example.com")  # Django lowers the domain
+    val = save_person(staff, val, email="valerie@example.com")
+    assert (val.email, val.reachable_email) == ("valerie@example.com", None), "a new address is verified anew"

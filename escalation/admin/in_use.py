@@ -2,12 +2,17 @@
 the protected objects, as it does for a schedule a level targets (LevelSchedule.schedule is PROTECT).
 
 A team, bot or person that a level names is a plain many-to-many: deleted, the level silently reaches nobody
-("Level 2 notified nobody."), for new incidents and running ones alike.
+("Level 2 notified nobody."), for new incidents and running ones alike. A person deleted also takes their layer
+memberships and overrides with them (CASCADE): a rotation group that was only them vanishes and every later group's
+turn moves, so someone else is on call tonight than the schedule showed. Deactivating keeps their turns.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db.models import Model, Prefetch
 from django.urls import reverse
@@ -15,7 +20,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from escalation.models import EscalationLevel
+from escalation.models import EscalationLevel, LayerMember, Override
 
 
 def levels_naming(objs: Iterable[Model], *, field: str, advice: str) -> list[SafeString]:
@@ -42,3 +47,56 @@ def levels_naming(objs: Iterable[Model], *, field: str, advice: str) -> list[Saf
         )
         for level in levels
     ]
+
+
+def schedule_places(people: Iterable[Model]) -> list[SafeString]:
+    """One line per layer membership and per override of `people` in a schedule, with what to do instead."""
+    people = list(people)
+    advice = _(
+        "Deactivate them instead: their turn stays theirs and the layers below fill in. Or remove them from the "
+        "schedule first, knowing that the rotation's later turns move."
+    )
+    members = (
+        LayerMember.objects.filter(person__in=people)
+        .select_related("layer__schedule", "person")
+        .order_by("layer__schedule__name", "layer__position", "group", "id")
+    )
+    lines = [
+        format_html(
+            '<a href="{}">{}</a>: {}',
+            reverse("admin:escalation_layer_change", args=[member.layer_id]),
+            _("Schedule %(schedule)s, layer %(layer)s")
+            % {"schedule": member.layer.schedule, "layer": member.layer.name},
+            _("%(person)s is in group %(group)d. %(advice)s")
+            % {"person": member.person, "group": member.group, "advice": advice},
+        )
+        for member in members
+    ]
+    overrides = (
+        Override.objects.filter(person__in=people)
+        .select_related("schedule", "person")
+        .order_by("schedule__name", "start", "id")
+    )
+    lines += [
+        format_html(
+            '<a href="{}">{}</a>: {}',
+            reverse("admin:escalation_schedule_change", args=[override.schedule_id]),
+            _("Schedule %(schedule)s, override") % {"schedule": override.schedule},
+            _("%(person)s from %(start)s to %(end)s. %(advice)s")
+            % {
+                "person": override.person,
+                "start": _local(override.start, override.schedule.time_zone),
+                "end": _local(override.end, override.schedule.time_zone),
+                "advice": advice,
+            },
+        )
+        for override in overrides
+    ]
+    return lines
+
+
+def _local(moment: datetime, time_zone: str) -> str:
+    """`moment` in the schedule's time zone, as its admin shows times."""
+    with contextlib.suppress(ZoneInfoNotFoundError, ValueError):  # a zone saved past the form's check: UTC
+        moment = moment.astimezone(ZoneInfo(time_zone))
+    return f"{moment:%Y-%m-%d %H:%M} ({moment.tzname()})"

@@ -3,16 +3,29 @@ misdirect a page."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from django.urls import reverse
 
 from channels_app.models import Bot, Delivery
-from escalation.models import EscalationLevel, EscalationRule, EscalationState, Timer
+from escalation import engine
+from escalation.models import EscalationLevel, EscalationRule, EscalationState, Override, Timer
+from escalation.schedules import schedule_targets_on_call
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
 from oncall.models import Incident, IncidentEvent, Source, Team, User
 from oncall.services import lifecycle
-from tests.factories import make_bot, make_channel, make_integration, make_rule, make_team, make_user, push
+from tests.factories import (
+    make_bot,
+    make_channel,
+    make_integration,
+    make_rule,
+    make_schedule,
+    make_team,
+    make_user,
+    push,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -122,36 +135,44 @@ def rule_naming(**targets) -> EscalationRule:
     return rule
 
 
-def refused(staff, obj, advice: str) -> None:
-    """The admin's delete page and its bulk action both refuse to delete `obj`, naming the level and the advice."""
+def refused(staff, obj, *lines: str) -> None:
+    """The admin's delete page and its bulk action both refuse to delete `obj`, listing `lines` (what uses it and
+    what to do instead)."""
     opts = obj._meta
     delete = reverse(f"admin:{opts.app_label}_{opts.model_name}_delete", args=[obj.pk])
-    for page in (staff.get(delete), staff.post(delete, {"post": "yes"})):
+    changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+    bulk = {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"}
+    for page in (staff.get(delete), staff.post(delete, {"post": "yes"}), staff.post(changelist, bulk)):
         text = page.content.decode()
         assert page.status_code == 200 and "Cannot delete" in text
-        assert "Escalation rule Databases, Level 2</a>" in text and advice in text
-    changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
-    bulk = staff.post(changelist, {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"})
-    assert "Escalation rule Databases, Level 2</a>" in bulk.content.decode()
+        assert all(line in text for line in lines), text[text.index("protected") :][:1500]
     assert type(obj).objects.filter(pk=obj.pk).exists()
 
 
 def test_a_team_that_a_level_notifies_cannot_be_deleted_in_the_admin(staff):
     night = make_team("Night", members=[make_user("ben")])
     rule_naming(teams=[night])
-    refused(staff, night, "notifies Night. Remove the team from the level first.")
+    refused(
+        staff, night, "Escalation rule Databases, Level 2</a>: notifies Night. Remove the team from the level first."
+    )
 
 
 def test_a_bot_that_a_level_posts_to_cannot_be_deleted_in_the_admin(staff):
     ops = make_bot("dingtalk", "https://oapi.dingtalk.com/robot/send?access_token=x", name="Ops room")
     rule_naming(bots=[ops])
-    refused(staff, ops, "notifies Ops room. Remove the bot from the level first.")
+    refused(
+        staff, ops, "Escalation rule Databases, Level 2</a>: notifies Ops room. Remove the bot from the level first."
+    )
 
 
 def test_a_person_that_a_level_notifies_cannot_be_deleted_in_the_admin(staff):
     ben = make_user("ben")
     rule_naming(people=[ben])
-    refused(staff, ben, "notifies ben. Remove them from the level first, or deactivate them instead")
+    refused(
+        staff,
+        ben,
+        "Escalation rule Databases, Level 2</a>: notifies ben. Remove them from the level first, or deactivate",
+    )
 
 
 def test_a_team_bot_or_person_no_level_names_is_deleted_as_before(staff):
@@ -212,3 +233,34 @@ def test_changing_only_the_case_of_an_email_in_the_admin_keeps_it_verified(staff
     assert (val.email, val.reachable_email) == ("Val@example.com", "Val@example.com")  # Django lowers the domain
     val = save_person(staff, val, email="valerie@example.com")
     assert (val.email, val.reachable_email) == ("valerie@example.com", None), "a new address is verified anew"
+
+
+# People in schedules.
+
+
+def on_call_now(schedule, now) -> tuple[int, ...]:
+    (answer,) = schedule_targets_on_call(targets=[engine.ScheduleTarget(schedule.pk, None, schedule.name)], now=now)
+    return answer.people
+
+
+def test_a_person_in_a_rotation_cannot_be_deleted_in_the_admin_so_the_others_turns_do_not_move(staff, clock):
+    ann, ben, cy = make_user("ann"), make_user("ben"), make_user("cy")
+    schedule = make_schedule(
+        "Payments",
+        layers=[{"start": datetime(2026, 2, 23, tzinfo=UTC), "unit": "week", "groups": [[ann], [ben], [cy]]}],
+    )
+    assert on_call_now(schedule, clock.current) == (ben.pk,)  # Monday 2026-03-02: the second week, ben's
+    refused(staff, ann, "Schedule Payments, layer Layer 1</a>: ann is in group 1. Deactivate them instead")
+    assert on_call_now(schedule, clock.current) == (ben.pk,)
+
+
+def test_a_person_with_an_override_cannot_be_deleted_in_the_admin(staff, clock):
+    dan = make_user("dan")
+    schedule = make_schedule("Payments", time_zone="Europe/Berlin")
+    start = datetime(2026, 3, 7, 8, tzinfo=UTC)
+    Override.objects.create(schedule=schedule, person=dan, start=start, end=start.replace(hour=20))
+    refused(
+        staff,
+        dan,
+        "Schedule Payments, override</a>: dan from 2026-03-07 09:00 (CET) to 2026-03-07 21:00 (CET). Deactivate",
+    )

@@ -486,14 +486,18 @@ class AlertInline(admin.TabularInline):
         return False
 
 
-class ResponderInline(CheckedAutocomplete, admin.TabularInline):
+class ResponderInline(admin.TabularInline):
     model = Responder
     extra = 0
-    autocomplete_fields = ("person",)
-    readonly_fields = ("assigned_at", "acknowledged_at")
-    fields = ("person", "assigned_at", "acknowledged_at")
+    readonly_fields = fields = ("person", "assigned_at", "acknowledged_at")
 
     def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # reassigning goes through the incident's page or API, which pages the people it names
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
 
@@ -563,11 +567,16 @@ class IncidentAdmin(admin.ModelAdmin):
         # Incidents come from alerts; manual creation goes through the incident service (API and pages).
         return False
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Shown, not edited: saving the page wrote back the whole row as read, undoing an acknowledgement or a
+        # close made meanwhile. Acting on an incident goes through its page or the API, which page and record it.
+        return False
+
     def get_deleted_objects(self, objs, request):
         deleted_objects, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
         # Its escalation, timers, events and deliveries cannot be deleted on their own (that would stop or double a
         # page), but an incident deleted takes them with it: they ask for no permission of their own here.
-        owned = {str(model._meta.verbose_name) for model in (EscalationState, Timer, IncidentEvent, Delivery)}
+        owned = {str(model._meta.verbose_name) for model in (EscalationState, Timer, IncidentEvent, Delivery, Alert)}
         perms_needed = {name for name in perms_needed if str(name) not in owned}
         return deleted_objects, model_count, perms_needed, protected
 
@@ -608,6 +617,14 @@ class AlertAdmin(admin.ModelAdmin):
     )
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # written by ingest only: a save here would write back the row as read, over its updates
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # An open alert deleted on its own would keep its incident open for good once its siblings recover (the
+        # incident closes with its alerts); deleting the incident takes its alerts with it.
         return False
 
 

@@ -14,7 +14,7 @@ from escalation.models import EscalationLevel, EscalationRule, EscalationState, 
 from escalation.schedules import schedule_targets_on_call
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
-from oncall.models import Incident, IncidentEvent, Source, Team, User
+from oncall.models import Alert, Incident, IncidentEvent, Source, Team, User
 from oncall.services import lifecycle
 from tests.factories import (
     make_bot,
@@ -67,7 +67,7 @@ def admin_delete(staff, model, pk) -> list[int]:
 # Runtime rows: an escalation's state and timers, incident events, deliveries.
 
 
-@pytest.mark.parametrize("model", [EscalationState, Timer, IncidentEvent, Delivery], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("model", [EscalationState, Timer, IncidentEvent, Delivery, Alert], ids=lambda m: m.__name__)
 def test_the_rows_of_a_running_escalation_cannot_be_deleted_in_the_admin(staff, client, clock, mailoutbox, model):
     two_levels(client)
     row = model.objects.order_by("pk").first()
@@ -100,7 +100,38 @@ def test_deleting_an_incident_in_the_admin_still_takes_its_escalation_events_and
     assert "Are you sure" in staff.get(delete).content.decode()
     assert staff.post(delete, {"post": "yes"}).status_code == 302
     assert not Incident.objects.exists()
-    assert [m.objects.count() for m in (EscalationState, Timer, IncidentEvent, Delivery)] == [0, 0, 0, 0]
+    assert [m.objects.count() for m in (EscalationState, Timer, IncidentEvent, Delivery, Alert)] == [0, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("model", [Incident, Alert], ids=lambda m: m.__name__)
+def test_an_incident_or_alert_page_saved_in_the_admin_does_not_undo_an_acknowledgement_made_meanwhile(
+    staff, client, clock, model
+):
+    """The admin shows incidents and alerts without editing them: saving the page wrote the whole row back as it
+    was read, so an acknowledgement (or a close) made while the page was open was undone, the escalation stopped."""
+    two_levels(client)
+    row = model.objects.get()
+    opts = model._meta
+    change = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[row.pk])
+    page = staff.get(change)
+    assert page.status_code == 200 and 'type="submit"' not in page.content.decode().split('id="content"')[1]
+    lifecycle.incident_acknowledge(
+        incident=Incident.objects.get(), by=User.objects.get(username="ann"), source=Source.WEB, now=clock.current
+    )
+    assert staff.post(change, {"title": "edited", "_save": "Save"}).status_code == 403
+    assert Incident.objects.get().progress == "Processing"
+
+
+def test_responders_are_shown_on_the_incident_page_not_edited(staff, client, clock):
+    """Changing a responder's person there moved their acknowledgement to someone who never gave it, without a
+    page; reassigning goes through the incident's page or API."""
+    two_levels(client)
+    incident = Incident.objects.get()
+    lifecycle.incident_acknowledge(
+        incident=incident, by=User.objects.get(username="ann"), source=Source.WEB, now=clock.current
+    )
+    page = staff.get(reverse("admin:oncall_incident_change", args=[incident.pk])).content.decode()
+    assert "ann" in page and 'name="responder_set-0-person"' not in page and "responder_set-0-DELETE" not in page
 
 
 def test_an_escalation_whose_state_was_lost_pages_again_when_it_starts_again(client, clock, mailoutbox):

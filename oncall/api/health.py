@@ -97,7 +97,10 @@ class DatabaseCollector:
         lateness.add_metric([], (now - oldest).total_seconds() if oldest else 0.0)
         yield lateness
 
-        failed = GaugeMetricFamily("oncall_event_batches_failed", "Pushes the worker gave up on (kept for a look).")
+        failed = GaugeMetricFamily(
+            "oncall_event_batches_failed",
+            "Stored batches the worker gave up on (kept for a look; a push of over 100 events is several).",
+        )
         failed.add_metric([], EventBatch.objects.filter(failed_at__isnull=False).count())
         yield failed
 

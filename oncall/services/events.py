@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 
 from oncall.lib import clock
 from oncall.lib.logs import log_context
-from oncall.models import Incident, IncidentEvent, Source, User
+from oncall.models import EventBatch, Incident, IncidentEvent, Source, User
 from oncall.signals import incident_event
 
 logger = logging.getLogger(__name__)
 
 # An event not dispatched this long after it was written is picked up by the ticker (its process died first).
 DISPATCH_GRACE = timedelta(seconds=5)
+
+_held: contextvars.ContextVar[bool] = contextvars.ContextVar("incident_events_held", default=False)
+
+
+@contextmanager
+def incident_events_held() -> Iterator[None]:
+    """Events recorded inside are not dispatched when their transaction commits: ingest holds those of a push's
+    batches until its last batch is in (`incident_events_dispatch_held`), so a push split into batches escalates
+    as one would (an incident a later batch raises to Critical is escalated as Critical). The overdue sweep leaves
+    them alone while a batch of their push waits."""
+    token = _held.set(True)
+    try:
+        yield
+    finally:
+        _held.reset(token)
 
 
 def incident_event_record(
@@ -31,8 +50,9 @@ def incident_event_record(
     event = IncidentEvent.objects.create(
         incident=incident, kind=kind, actor=actor, source=source, detail=detail or {}, created_at=now
     )
-    incident_id = incident.pk
-    transaction.on_commit(lambda: incident_events_dispatch(incident_id=incident_id), robust=True)
+    if not _held.get():
+        incident_id = incident.pk
+        transaction.on_commit(lambda: incident_events_dispatch(incident_id=incident_id), robust=True)
     return event
 
 
@@ -57,13 +77,33 @@ def incident_events_dispatch(*, incident_id: int, now: datetime | None = None) -
         return len(events)
 
 
+def incident_events_dispatch_held(*, at: datetime) -> int:
+    """Dispatch the events held for the push received `at` (its batches are all in); return how many."""
+    incident_ids = (
+        IncidentEvent.objects.filter(dispatched_at__isnull=True, created_at=at)
+        .order_by("incident_id")
+        .values_list("incident_id", flat=True)
+        .distinct()
+    )
+    count = 0
+    for incident_id in list(incident_ids):
+        try:
+            count += incident_events_dispatch(incident_id=incident_id)
+        except Exception:
+            logger.exception("Dispatching events of incident %s failed; the ticker will", incident_id)
+    return count
+
+
 def incident_events_dispatch_overdue(*, now: datetime, limit: int = 200) -> int:
     """Dispatch events whose writer died before dispatching them (the ticker calls this every tick).
 
     A sweep takes at most `limit` incidents, going on from where the last one stopped and around: incidents whose
     dispatch keeps failing cannot take every sweep's places and leave later incidents' events waiting for good.
     """
-    pending = IncidentEvent.objects.filter(dispatched_at__isnull=True, created_at__lte=now - DISPATCH_GRACE)
+    pending = IncidentEvent.objects.filter(dispatched_at__isnull=True, created_at__lte=now - DISPATCH_GRACE).exclude(
+        # Held for a push whose later batches still wait (incident_events_held): their time is the push's.
+        Exists(EventBatch.objects.filter(received_at=OuterRef("created_at"), failed_at__isnull=True))
+    )
 
     def first(count: int, **after):
         ids = pending.filter(**after).order_by("incident_id").values_list("incident_id", flat=True).distinct()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -44,6 +45,7 @@ from oncall.models import (
 )
 from oncall.models.intake import group_key_normalise
 from oncall.selectors import channel_ids_by_name, integration_key_cache_clear, route_table_get, route_table_load
+from oncall.services.events import incident_events_dispatch_held, incident_events_held
 from oncall.services.incidents import (
     auto_resolve_at,
     incident_close,
@@ -234,6 +236,7 @@ def batches_drain(*, integration_id: int, now: datetime) -> int:
     """The drain of batches_process (which first lets later pushes queue a task of their own): the integration's
     waiting batches, oldest first, each in its own transaction, for DRAIN_SECONDS; return how many."""
     done, started = 0, time.monotonic()
+    held_for = None  # the push whose events the last batch held (this drain's own; another's ticker-dispatched)
     while True:
         if done and time.monotonic() - started > DRAIN_SECONDS:
             # Under a steady stream the drain would never end: hand the rest to a task of its own (or to the one
@@ -248,10 +251,14 @@ def batches_drain(*, integration_id: int, now: datetime) -> int:
             if batch is None or (batch.next_attempt_at and batch.next_attempt_at > now):
                 return done
             integration = Integration.objects.select_related("channel").get(pk=integration_id)
+            # A push of more than BATCH_EVENTS events was stored as several batches: the events of all but its
+            # last are held, and go out together once the last is in, as they would have from one batch.
+            more = len(batch.events) >= BATCH_EVENTS and _more_of_push(batch)
             try:
                 events = [NormalizedEvent.from_json(data) for data in batch.events]
                 # alert_ingest is atomic: a failing batch leaves nothing behind, and its retry is recorded below.
-                alert_ingest(integration=integration, events=events, now=batch.received_at)
+                with incident_events_held() if more else nullcontext():
+                    alert_ingest(integration=integration, events=events, now=batch.received_at)
             except Exception as exc:
                 logger.exception("Event batch %s of integration %s failed", batch.pk, integration_id)
                 batch.attempts += 1
@@ -266,6 +273,18 @@ def batches_drain(*, integration_id: int, now: datetime) -> int:
                 continue
             batch.delete()
             done += 1
+        if more:
+            held_for = batch.received_at
+        elif held_for == batch.received_at:
+            incident_events_dispatch_held(at=held_for)
+            held_for = None
+
+
+def _more_of_push(batch: EventBatch) -> bool:
+    """Whether a later batch holds the rest of `batch`'s push (they share the integration and the time)."""
+    return EventBatch.objects.filter(
+        integration_id=batch.integration_id, received_at=batch.received_at, failed_at__isnull=True, pk__gt=batch.pk
+    ).exists()
 
 
 def batches_enqueue_stalled(*, now: datetime) -> int:

@@ -9,10 +9,10 @@ import pytest
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
 from oncall.lib import queue
-from oncall.models import Alert, EventBatch, Incident, IngestTask
+from oncall.models import Alert, EventBatch, Incident, IncidentEvent, IngestTask
 from oncall.services import ingest
 from oncall.sources.base import NormalizedEvent
-from tests.factories import make_channel, make_integration, push
+from tests.factories import make_channel, make_integration, make_rule, make_user, push
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -163,8 +163,65 @@ def test_a_push_of_many_events_is_stored_as_batches_in_order(client, clock, inte
     stored = [event["alert_key"] for events in EventBatch.objects.values_list("events", flat=True) for event in events]
     assert stored == [f"{n:016x}" for n in range(count)], "every event, once, in the order of the push"
 
+    monkeypatch.setattr(ingest, "DRAIN_SECONDS", 600.0)  # one drain, however slow the machine
     assert ingest.batches_process(integration_id=instance.pk, now=clock.current) == 3
     assert Alert.objects.count() == count and not EventBatch.objects.exists()
+
+
+def outage(severities: list[str]) -> dict:
+    """One Alertmanager push whose alerts group into one incident (by alertname), with these severities."""
+    alerts = [
+        {
+            "status": "firing",
+            "labels": {"alertname": "Down", "host": f"h{n}", "severity": severity},
+            "fingerprint": f"{n:x}",
+        }
+        for n, severity in enumerate(severities)
+    ]
+    return {"version": "4", "status": "firing", "receiver": "oncall", "alerts": alerts}
+
+
+def test_an_incident_a_later_batch_of_its_push_raises_is_escalated_for_the_raised_severity(client, clock, mailoutbox):
+    """The push is one: its incident, Critical once all of it is in, is escalated as Critical, not as the Warning
+    its first batch of 100 made it (a rule that pages only for Critical would otherwise page nobody)."""
+    channel = make_channel(group_keys=["alertname"])
+    rule = make_rule(channel, [{"people": [make_user("ann")]}], name="Critical only")
+    rule.levels.update(warning_methods=[], info_methods=[])
+    key = make_integration(channel=channel)[1]
+    push(client, key, outage(["warning"] * ingest.BATCH_EVENTS + ["critical"]), source="prometheus")
+    assert Incident.objects.get().severity == "Critical"
+    assert [mail.to[0].split("@")[0] for mail in mailoutbox] == ["ann"]
+    assert not IncidentEvent.objects.filter(dispatched_at__isnull=True).exists()
+
+
+def test_events_held_for_a_push_whose_last_batch_waits_its_retry_are_not_swept_out(
+    client, clock, integration, monkeypatch
+):
+    """Until the push's last batch is in (here after a retry), the ticker's sweep of overdue events leaves the
+    first batches' events alone; then they go out."""
+    _, key = integration
+    failing = f"{ingest.BATCH_EVENTS:x}"  # the first event of the second batch
+    real_create = ingest._create
+
+    def create_failing_once(*, event, **kwargs):
+        if event.alert_key == failing and not create_failing_once.failed:
+            create_failing_once.failed = True
+            raise RuntimeError("database hiccup")
+        return real_create(event=event, **kwargs)
+
+    create_failing_once.failed = False
+    monkeypatch.setattr(ingest, "_create", create_failing_once)
+    push(client, key, outage(["critical"] * (ingest.BATCH_EVENTS + 1)), source="prometheus")
+    held = IncidentEvent.objects.filter(dispatched_at__isnull=True)
+    assert held.count() == ingest.BATCH_EVENTS and EventBatch.objects.get().attempts == 1
+    clock.advance(seconds=4)
+    tick(now=clock_module.now())
+    clock.advance(seconds=4)  # past DISPATCH_GRACE, still before the retry
+    tick(now=clock_module.now())
+    assert held.count() == ingest.BATCH_EVENTS, "held while the push's last batch waits"
+    clock.advance(seconds=2)
+    tick(now=clock_module.now())  # the retry is due: the last batch goes in, then the held events go out
+    assert not EventBatch.objects.exists() and not held.exists()
 
 
 def test_each_batch_of_a_large_push_takes_effect_on_its_own(client, clock, integration, monkeypatch):

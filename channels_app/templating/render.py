@@ -1,9 +1,10 @@
 """Rendering a slot: the custom body if there is one and it works, else the default, never nothing.
 
 Every render streams the template's output under the sandbox's deadline and stops at the slot's size, then tidies
-the text (single-line slots lose their newlines), checks a JSON body parses, and cuts the text to the slot's limit
-with a visible marker. A custom body that fails for any reason (syntax, runtime error, sandbox violation, budget,
-invalid JSON) is replaced by the slot's default, and `Rendered.error` says why, with the line.
+the text (single-line slots lose their newlines), checks that it says something and that a JSON body parses, and
+cuts the text to the slot's limit with a visible marker. A custom body that fails for any reason (syntax, runtime
+error, sandbox violation, budget, invalid JSON, nothing rendered) is replaced by the slot's default, and
+`Rendered.error` says why, with the line.
 """
 
 from __future__ import annotations
@@ -120,6 +121,10 @@ def render_body(slot: Slot, source: str, context: Mapping[str, Any]) -> tuple[st
         finally:
             stream.close()
     text = _tidy("".join(chunks), slot)
+    if not text.strip():
+        # An empty message is refused for good by every service (Twilio 21602, Telegram "message text is empty",
+        # WeCom 44004): the default says something instead.
+        raise TemplateFailure(_("The template rendered nothing."))
     if slot.markup == MarkupKind.JSON:
         try:
             json.loads(text)

@@ -70,6 +70,17 @@ def test_a_body_that_fails_only_for_some_events_is_refused_too(staff_client):
     assert error.startswith("line 1:") and "announcing triggered" in error
 
 
+def test_a_body_that_renders_nothing_for_a_sample_is_refused(staff_client):
+    # The sample without labels has no `service`: this SMS would be empty, which Twilio refuses for good.
+    sms = "{% if incident.labels.service %}{{ incident.labels.service }}: {{ incident.title }}{% endif %}"
+    response = staff_client.post(ADD, form_data(sms=sms, telegram="{{ '' }}  "))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert set(errors) == {"body_sms", "body_telegram"}
+    assert errors["body_sms"][0].startswith("The template rendered nothing. (announcing ")
+    assert not TemplateSet.objects.filter(name="Night shift").exists()
+
+
 def test_the_change_form_shows_each_slot_with_its_limit_and_default(staff_client):
     template_set = TemplateSet.objects.create(name="Ops", bodies={"sms": "custom {{ incident.number }}"})
     page = staff_client.get(reverse("admin:channels_app_templateset_change", args=[template_set.pk]))

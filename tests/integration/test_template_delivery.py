@@ -16,6 +16,7 @@ from oncall.models import Incident, Source
 from oncall.services.lifecycle import incident_reassign
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
 from tests.fakes.smtp import FakeSmtpServer, free_port
+from tests.integration.paging import configure_twilio
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -115,6 +116,31 @@ def test_the_fallback_is_recorded_once_though_the_send_is_retried(client, clock,
     assert (delivery.status, delivery.attempts) == ("sent", 2)
     assert "ZeroDivisionError" in delivery.template_error
     assert incident.timeline.filter(detail__fallback=True).count() == 1
+
+
+def test_a_custom_sms_that_renders_nothing_for_this_alert_sends_the_default_and_says_why(
+    client, clock, settings, fake_providers
+):
+    """A body that says something only when a label is set renders nothing for an alert without it; Twilio
+    refuses an empty SMS for good (21602), so the default is sent instead."""
+    configure_twilio(settings, fake_providers)
+    sam = make_user("sam", phone="+14155550123")
+    sms = "{% if incident.labels.service %}{{ incident.labels.service }}: {{ incident.title }}{% endif %}"
+    terse = TemplateSet.objects.create(name="Terse", bodies={"sms": sms})
+    channel = make_channel("Ops")
+    rule = make_rule(channel, [{"people": [sam], "methods": ["sms"]}])
+    rule.template_set = terse
+    rule.save()
+    push(client, make_integration(channel=channel)[1], {"title_rule": "db-1 disk full", "event_status": "Critical"})
+
+    [sms] = fake_providers.received("/twilio/")
+    incident = Incident.objects.get()
+    assert sms.field("Body").startswith(f"Triggered: [Critical] #{incident.number} db-1 disk full")
+    delivery = Delivery.objects.get()
+    assert delivery.status == "sent"
+    assert delivery.template_error == "sms: The template rendered nothing."
+    entry = incident.timeline.get(detail__fallback=True)
+    assert entry.message.startswith("Template set Terse failed for sms, so the default was sent")
 
 
 def test_a_reassignment_email_names_who_assigned_it(client, clock, dana, mailoutbox):

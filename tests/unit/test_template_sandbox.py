@@ -184,6 +184,20 @@ def test_a_working_custom_body_is_used_and_an_empty_one_means_the_default():
     assert render_slot("sms", bodies=bodies, context=CONTEXT).origin == "default"
 
 
+@pytest.mark.parametrize("name", ["sms", "voice", "telegram", "wecom", "push_body", "email_subject", "webhook"])
+@pytest.mark.parametrize(
+    "body",
+    ["{% if false %}x{% endif %}", "{% if incident.labels.nope %}x{% endif %}\n  \n"],
+    ids=["nothing", "whitespace"],
+)
+def test_a_custom_body_that_renders_nothing_falls_back_to_the_default_and_says_why(name, body):
+    # Every service refuses an empty message for good (Twilio 21602, Telegram "message text is empty", WeCom 44004).
+    rendered = render_slot(name, bodies={name: body}, context=CONTEXT)
+    assert rendered.origin == "default"
+    assert rendered.text.strip()
+    assert rendered.error == "The template rendered nothing."
+
+
 def test_a_webhook_body_must_be_valid_json():
     quoted = failure('{"title": "{{ incident.title }}"}', "webhook")
     assert "not valid JSON" in quoted.message

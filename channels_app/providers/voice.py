@@ -19,6 +19,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from channels_app.base import NotificationMethod, SendResult, provider_key_of
 from channels_app.providers import twilio
+from oncall.lib.text import xml_safe
 
 TWIML = "twilio-voice-twiml"
 GATHER = "twilio-voice-gather"
@@ -63,6 +64,9 @@ def call_form(*, to: str, from_: str, url: str, status_callback: str, timeout: i
 
 
 def _say(node, text: str) -> None:
+    # A control character would make the whole TwiML unreadable (Twilio 12100: the callee hears an error and
+    # cannot press a key); the rendered text has none, but a text kept on an older delivery may.
+    text = " ".join(xml_safe(text).split())
     options = {"language": settings.TWILIO_SAY_LANGUAGE}
     if settings.TWILIO_SAY_VOICE:
         options["voice"] = settings.TWILIO_SAY_VOICE

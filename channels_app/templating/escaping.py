@@ -22,6 +22,7 @@ from datetime import date, datetime
 import markupsafe
 
 from channels_app.templating.slots import MarkupKind
+from oncall.lib.text import strip_ansi
 
 _MENTION_AT = re.compile(r"(?<![\w.+-])@")
 FULLWIDTH_AT = "\uff20"
@@ -91,4 +92,6 @@ def escape_for(kind: MarkupKind, value: object) -> str:
     """`value` as text that reads literally in `kind` markup (for JSON: a JSON literal of any value)."""
     if kind == MarkupKind.JSON:
         return to_json(value)
-    return ESCAPERS[kind](value if isinstance(value, str) else str(value))
+    # A colour code from a log line is dropped before escaping, while it can still be recognised (markdown would
+    # escape its "["); any other control character becomes a space when the render is tidied.
+    return ESCAPERS[kind](strip_ansi(value if isinstance(value, str) else str(value)))

@@ -1,10 +1,10 @@
 """Rendering a slot: the custom body if there is one and it works, else the default, never nothing.
 
 Every render streams the template's output under the sandbox's deadline and stops at the slot's size, then tidies
-the text (single-line slots lose their newlines), checks that it says something and that a JSON body parses, and
-cuts the text to the slot's limit with a visible marker. A custom body that fails for any reason (syntax, runtime
-error, sandbox violation, budget, invalid JSON, nothing rendered) is replaced by the slot's default, and
-`Rendered.error` says why, with the line.
+the text (control characters go, single-line slots lose their newlines), checks that it says something and that a
+JSON body parses, and cuts the text to the slot's limit with a visible marker. A custom body that fails for any
+reason (syntax, runtime error, sandbox violation, budget, invalid JSON, nothing rendered) is replaced by the slot's
+default, and `Rendered.error` says why, with the line.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from channels_app.templating.context import EVENTS
 from channels_app.templating.escaping import escape_for, to_json
 from channels_app.templating.sandbox import MAX_SOURCE_CHARS, budget_scope, environment, tick
 from channels_app.templating.slots import SLOTS, MarkupKind, Slot, slot
+from oncall.lib.text import xml_safe
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,9 @@ def _failure_line(exc: BaseException) -> int | None:
 
 
 def _tidy(text: str, slot: Slot) -> str:
+    # A control character from an alert (an ANSI colour code in a log line) makes the voice call's TwiML invalid
+    # XML, and no message is better for it: none survives in any slot.
+    text = xml_safe(text)
     if slot.single_line:
         return " ".join(text.split())
     if slot.markup in (MarkupKind.HTML, MarkupKind.JSON):
@@ -148,7 +152,7 @@ def _builtin(slot: Slot, context: Mapping[str, Any]) -> str:
             }
         )
     text = f"[{incident.get('severity')}] #{incident.get('number')} {incident.get('title')}"
-    text = escape_for(slot.markup, text)
+    text = escape_for(slot.markup, " ".join(xml_safe(text).split()))
     if slot.name not in ("voice", "email_subject", "push_title"):
         text += f" {context.get('detail_url', '')}"
     return limits.truncate(text, slot, max_segments=settings.SMS_MAX_SEGMENTS)[0]

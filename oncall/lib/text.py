@@ -1,10 +1,16 @@
-"""Text the database can store: PostgreSQL refuses NUL characters and unpaired UTF-16 surrogates in text and JSON."""
+"""Text the database can store (PostgreSQL refuses NUL characters and unpaired UTF-16 surrogates in text and JSON),
+and text an XML document can carry."""
 
 from __future__ import annotations
 
 import re
 
 _NEEDS_CLEANING = re.compile(r"\\u0000|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+# XML 1.0 (§2.2, Char) allows tab, newline and carriage return but no other C0 control, no lone surrogate and
+# neither U+FFFE nor U+FFFF; one of them makes the whole document unreadable (Twilio: error 12100).
+_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# An ANSI escape sequence (a colour, a cursor move), as log lines put them in alert titles: ESC [ … final byte.
+_ANSI_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
 
 def json_needs_cleaning(document: str) -> bool:
@@ -22,3 +28,14 @@ def clean(value: object) -> object:
     if isinstance(value, dict):
         return {clean(key): clean(item) for key, item in value.items()}
     return value
+
+
+def strip_ansi(text: str) -> str:
+    """`text` without ANSI escape sequences (colours, cursor moves): they mean nothing outside a terminal."""
+    return _ANSI_SEQUENCE.sub("", text) if "\x1b" in text else text
+
+
+def xml_safe(text: str) -> str:
+    """`text` without ANSI escape sequences, and with every other character XML 1.0 forbids (C0 controls but tab,
+    newline and carriage return; lone surrogates; U+FFFE, U+FFFF) replaced by a space."""
+    return _NOT_XML_CHAR.sub(" ", strip_ansi(text))

@@ -111,6 +111,23 @@ def test_the_twiml_speaks_the_voice_template_inside_a_one_digit_gather(client, p
     assert root.find("Redirect").text == f"{settings.PUBLIC_URL}/hooks/twilio/voice/{code}/twiml/?again=1"
 
 
+def test_a_title_with_control_characters_is_spoken_in_well_formed_twiml(client, clock, settings, fake_providers, vera):
+    """A monitor that puts a log line's colour codes in its title (`\\u001b[31mERROR\\u001b[0m …`) still gets a call
+    whose TwiML Twilio can read: invalid XML would be error 12100, an error message instead of the incident, and
+    no key to press; Twilio has taken the call by then, so nothing would retry it."""
+    configure_twilio(settings, fake_providers)
+    channel = make_channel("Payments")
+    make_rule(channel, [{"people": [vera], "methods": ["voice"]}])
+    title = "\x1b[31mERROR\x1b[0m payment worker\x07 crashed"
+    push(client, make_integration(channel=channel)[1], {"title_rule": title, "event_status": "Critical"})
+    [call] = fake_providers.wait_for("/twilio/", 1)
+
+    response = twilio_callback(client, call.field("Url"), call_params(call))
+    assert response.status_code == 200
+    spoken = " ".join(say.text for say in xml(response).find("Gather").findall("Say"))
+    assert "Payments: ERROR payment worker crashed." in spoken
+
+
 def test_pressing_1_acknowledges_as_the_called_person_and_stops_the_escalation(client, clock, page, fake_providers):
     code = Delivery.objects.get().callback_code
     url = f"{settings.PUBLIC_URL}/hooks/twilio/voice/{code}/gather/"

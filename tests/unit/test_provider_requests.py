@@ -179,6 +179,13 @@ def test_the_twiml_escapes_the_text_and_wraps_it_in_a_one_digit_gather(settings)
     assert [child.tag for child in end] == ["Say", "Hangup"]
 
 
+def test_the_twiml_of_a_text_with_control_characters_is_well_formed_xml():
+    # The rendered voice text has none, but a text kept on an older delivery may.
+    call = twiml_message(text="\x1b[31mERROR\x1b[0m pay\x07ment", gather_url="https://x/g", again_url=None)
+    assert ElementTree.fromstring(call).find("Gather/Say").text == "ERROR pay ment"  # noqa: S314 (built by us)
+    assert ElementTree.fromstring(twiml_goodbye("Bye\x0b\x1f now")).find("Say").text == "Bye now"  # noqa: S314
+
+
 def test_the_vcard_lists_each_number():
     card = vcard(["+14155550100"], name="On-call, alerts")
     assert card == (

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from channels_app.templating import render_body, render_slot, sample_context, slot
+from channels_app.templating import SLOTS, render_body, render_slot, sample_context, slot
 from channels_app.templating.escaping import escape_lark_md, escape_markdown, escape_mrkdwn
 
 HOSTILE = (
@@ -78,6 +79,25 @@ def test_a_subject_cannot_carry_a_header(context):
     subject = render_slot("email_subject", bodies=None, context=context).text
     assert "\n" not in subject and "\r" not in subject
     assert subject == "[Critical] #42 Disk full Bcc: everyone@example.com"
+
+
+# XML 1.0's Char production: tab, newline, carriage return and everything from U+0020 but surrogates, U+FFFE, U+FFFF.
+NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+@pytest.mark.parametrize("name", list(SLOTS))
+def test_no_slot_carries_a_control_character_from_the_alert(name, context):
+    """A log line's colour codes (ESC) or a stray bell in a title would make the voice call's TwiML invalid XML
+    (Twilio 12100: the callee hears an error and cannot press 1); no message is better for them."""
+    context["incident"]["title"] = "\x1b[31mERROR\x1b[0m payment\x07 worker\x0b crashed\x1f\ufffe"
+    context["incident"]["description"] = "trace:\x1b[2K\x1b[1G\x08\x0c done"
+    custom = {name: "{{ incident.title|raw }}\n{{ incident.description|raw }}\n{{ incident.title }}"}
+    for bodies in (None, custom if name != "webhook" else None):
+        text = render_slot(name, bodies=bodies, context=context).text
+        assert not NOT_XML_CHAR.search(text), repr(text)
+    title = render_slot(name, bodies=None, context=context).text
+    if name not in ("webhook", "push_body"):  # the webhook carries the title as data: JSON escapes it ("\u001b")
+        assert re.search(r"ERROR payment +worker +crashed", title), title
 
 
 def test_custom_bodies_are_escaped_too_and_raw_opts_out(context):

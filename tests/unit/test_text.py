@@ -1,4 +1,4 @@
-from oncall.lib.text import clean, json_needs_cleaning
+from oncall.lib.text import clean, json_needs_cleaning, xml_safe
 
 
 def test_nul_and_unpaired_surrogates_are_cleaned_everywhere():
@@ -11,3 +11,9 @@ def test_only_documents_with_such_escapes_need_cleaning():
     assert json_needs_cleaning('{"a": "\\ud800"}')
     assert json_needs_cleaning('{"a": "\\uDBFF"}')
     assert not json_needs_cleaning('{"a": "\\u00e9 plain"}')
+
+
+def test_xml_safe_text_drops_colour_codes_and_blanks_what_xml_forbids():
+    assert xml_safe("\x1b[31mERROR\x1b[0m payment\x1b[2K\x1b[1G crashed") == "ERROR payment crashed"
+    assert xml_safe("a\x00b\x07c\x0bd\x1be\x1ff\ud800g\ufffeh\uffffi") == "a b c d e f g h i"
+    assert xml_safe("tab\tnew\nline\r\n é🔥 \x7f") == "tab\tnew\nline\r\n é🔥 \x7f"

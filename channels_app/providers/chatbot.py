@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import json as jsonlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from channels_app.base import SendResult
 from channels_app.templating import limits
+from channels_app.templating.slots import Unit
 from channels_app.templating.slots import slot as template_slot
 from oncall.lib import http
 
@@ -98,15 +100,64 @@ def color_name(context: Mapping[str, Any]) -> str:
     return {"Critical": "red", "Warning": "orange", "Info": "yellow"}.get(incident.get("severity"), "grey")
 
 
+# At most this share of a message's limit goes to its @mentions: a level that pages a big team must not crowd the
+# incident out of the message (or push the message over the limit).
+MENTIONS_SHARE = 0.4
+
+
+def more_marker(count: int) -> str:
+    """What stands for the mentions left out."""
+    return _("… and %(n)d more") % {"n": count}
+
+
+def mention_list(items: Sequence[str], *, room: int, unit: Unit, separator: str = " ") -> str:
+    """`items` joined by `separator`, as many as fit in `room` (counted in `unit`), then "… and N more" for the
+    others; "" when not even that fits."""
+    items = list(items)
+    joined = separator.join(items)
+    if limits.size_of(joined, unit) <= room:
+        return joined
+    gap = limits.size_of(separator, unit)
+    kept: list[str] = []
+    used = 0
+    for index, item in enumerate(items):
+        cost = limits.size_of(item, unit) + (gap if kept else 0)
+        after = limits.size_of(more_marker(len(items) - index - 1), unit) + gap
+        if used + cost + after > room:
+            break
+        kept.append(item)
+        used += cost
+    listed = separator.join([*kept, more_marker(len(items) - len(kept))])
+    return listed if limits.size_of(listed, unit) <= room else ""
+
+
+def mention_suffix(
+    items: Sequence[str], *, slot: str, limit: int | None = None, lead: str = "", separator: str = " "
+) -> str:
+    """What a message's @mentions add after its text: `lead`, then `items` within MENTIONS_SHARE of `limit`
+    (default: the slot's limit), the ones that do not fit counted as "… and N more"; "" without mentions."""
+    if not items:
+        return ""
+    base = template_slot(slot)
+    room = int((limit or base.limit) * MENTIONS_SHARE) - limits.size_of(lead, base.unit)
+    listed = mention_list(items, room=room, unit=base.unit, separator=separator)
+    return lead + listed if listed else ""
+
+
 def fit(text: str, suffix: str, *, slot: str, limit: int | None = None) -> str:
     """`text` + `suffix`, the text cut (with the slot's marker) so that both fit in `limit` (default: the slot's
     limit), counted in the slot's unit. Mentions are added after rendering; they must not push a message over
-    what the service takes."""
+    what the service takes, nor leave no room for the incident.
+
+    A suffix over MENTIONS_SHARE of the limit (one not built by `mention_suffix`) is cut between its
+    space-separated mentions."""
     base = template_slot(slot)
-    room = (limit or base.limit) - limits.size_of(suffix, base.unit)
-    if room <= 0:
-        return suffix
-    cut, _ = limits.truncate(text, dataclasses.replace(base, limit=room), max_segments=settings.SMS_MAX_SEGMENTS)
+    limit = limit or base.limit
+    if limits.size_of(suffix, base.unit) > limit * MENTIONS_SHARE:
+        lead = suffix[: len(suffix) - len(suffix.lstrip())]
+        suffix = mention_suffix(suffix.split(), slot=slot, limit=limit, lead=lead)
+    room = limit - limits.size_of(suffix, base.unit)
+    cut, _cut = limits.truncate(text, dataclasses.replace(base, limit=room), max_segments=settings.SMS_MAX_SEGMENTS)
     return cut + suffix
 
 

@@ -42,7 +42,8 @@ def sign(secret: str, timestamp_s: str) -> str:
 def build(bot: BotTarget, message: BotMessage, now: datetime) -> chatbot.Request:
     """The request for one message (pure data)."""
     ids = list(dict.fromkeys(m.im_id for m in message.mentions if m.im_id))
-    suffix = ("\n" + " ".join(f"<at id={open_id}></at>" for open_id in ids)) if ids else ""
+    tags = [f"<at id={open_id}></at>" for open_id in ids]
+    suffix = chatbot.mention_suffix(tags, slot="feishu", limit=TEXT_LIMIT, lead="\n")
     text = chatbot.fit(message.text, suffix, slot="feishu", limit=TEXT_LIMIT)
     body: dict = {}
     if bot.secret:

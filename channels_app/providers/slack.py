@@ -16,22 +16,39 @@ from channels_app.base import BotMessage, BotProvider, BotTarget, RateLimit, Sen
 from channels_app.providers import chatbot
 from channels_app.templating.escaping import escape_mrkdwn
 from channels_app.templating.limits import split_blocks
+from channels_app.templating.slots import slot as template_slot
 
-MAX_TEXT_BLOCKS = 48  # Slack takes 50 blocks; one is kept for the mentions
+MAX_BLOCKS = 50  # what Slack takes in one message
+SECTION_LIMIT = 3000  # characters of a section block's text
+
+
+def _section(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def mention_pieces(mentions: str) -> list[str]:
+    """The mentions in pieces of at most SECTION_LIMIT characters, split between two mentions."""
+    pieces: list[str] = []
+    current = ""
+    for word in mentions.split(" "):
+        if current and len(current) + 1 + len(word) > SECTION_LIMIT:
+            pieces.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    return [*pieces, current] if current else pieces
 
 
 def build(bot: BotTarget, message: BotMessage) -> chatbot.Request:
-    """The request for one message (pure data)."""
+    """The request for one message (pure data): the text in section blocks, then the mentions (capped, so that a
+    big team cannot crowd out the incident) in section blocks of their own."""
     ids = list(dict.fromkeys(m.im_id for m in message.mentions if m.im_id))
-    mentions = " ".join(f"<@{member}>" for member in ids)
-    blocks = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": piece}}
-        for piece in split_blocks(message.text)[:MAX_TEXT_BLOCKS]
-    ]
-    if mentions:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": mentions}})
+    mentions = chatbot.mention_suffix([f"<@{member}>" for member in ids], slot="slack")
+    mention_blocks = [_section(piece) for piece in mention_pieces(mentions)]
+    text = chatbot.fit(message.text, "", slot="slack", limit=template_slot("slack").limit - len(mentions))
+    blocks = [_section(piece) for piece in split_blocks(text, SECTION_LIMIT)][: MAX_BLOCKS - len(mention_blocks)]
     fallback = escape_mrkdwn(chatbot.title_of(message.context)) + (f" {mentions}" if mentions else "")
-    return chatbot.Request(bot.url, {"text": fallback, "blocks": blocks})
+    return chatbot.Request(bot.url, {"text": fallback, "blocks": blocks + mention_blocks})
 
 
 class SlackBot(BotProvider):

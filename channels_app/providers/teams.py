@@ -20,6 +20,9 @@ from channels_app.providers import chatbot
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 # What a Workflows webhook takes, the whole message (protocols.md §7: 28 KB).
 CARD_LIMIT = 28 * 1024
+# What the mentions may take of it (their entities and their texts), and room for "… and N more".
+MENTIONS_BUDGET = int(CARD_LIMIT * chatbot.MENTIONS_SHARE)
+MORE_RESERVE = 100
 COLORS = {"red": "Attention", "orange": "Warning", "yellow": "Warning", "green": "Good"}
 
 
@@ -41,8 +44,9 @@ def build(bot: BotTarget, message: BotMessage) -> chatbot.Request:
     return request
 
 
-def _request(bot: BotTarget, message: BotMessage, message_text: str) -> chatbot.Request:
-    context = message.context
+def _mentions(message: BotMessage) -> tuple[list[dict], list[str]]:
+    """The mention entities and their texts, within MENTIONS_BUDGET bytes of the card; the people left out are
+    counted as "… and N more" (a big team must not crowd the incident out of the card, nor push it past 28 KB)."""
     entities, texts = [], []
     seen = set()
     for mention in message.mentions:
@@ -53,6 +57,23 @@ def _request(bot: BotTarget, message: BotMessage, message_text: str) -> chatbot.
         text = f"<at>{_name(mention.name)}</at>"
         texts.append(text)
         entities.append({"type": "mention", "text": text, "mentioned": {"id": who, "name": mention.name}})
+    # Each mention takes its entity in the list and its text in the TextBlock, with their separators.
+    costs = [
+        len(json.dumps(entity, ensure_ascii=False).encode("utf-8")) + len(text.encode("utf-8")) + 3
+        for entity, text in zip(entities, texts, strict=True)
+    ]
+    if sum(costs) <= MENTIONS_BUDGET:
+        return entities, texts
+    used, kept = MORE_RESERVE, 0
+    while used + costs[kept] <= MENTIONS_BUDGET:
+        used += costs[kept]
+        kept += 1
+    return entities[:kept], [*texts[:kept], chatbot.more_marker(len(entities) - kept)]
+
+
+def _request(bot: BotTarget, message: BotMessage, message_text: str) -> chatbot.Request:
+    context = message.context
+    entities, texts = _mentions(message)
     body = [
         {
             "type": "TextBlock",

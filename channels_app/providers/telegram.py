@@ -37,7 +37,7 @@ def method_url(bot: BotTarget) -> str:
 
 def text_of(message: BotMessage) -> str:
     links = [f'<a href="tg://user?id={m.im_id}">{escape_html(m.name)}</a>' for m in message.mentions if m.im_id]
-    suffix = ("\n\n" + " ".join(dict.fromkeys(links))) if links else ""
+    suffix = chatbot.mention_suffix(list(dict.fromkeys(links)), slot="telegram", limit=TEXT_LIMIT, lead="\n\n")
     return chatbot.fit(message.text, suffix, slot="telegram", limit=TEXT_LIMIT)
 
 

@@ -54,7 +54,8 @@ def split_mentions(mentions: tuple[Mention, ...]) -> tuple[list[str], list[str]]
 def build(bot: BotTarget, message: BotMessage) -> dict[str, chatbot.Request]:
     """The requests of one message by part name, in sending order (pure data)."""
     userids, mobiles = split_mentions(message.mentions)
-    suffix = ("\n" + " ".join(f"<@{userid}>" for userid in userids)) if userids else ""
+    tags = [f"<@{userid}>" for userid in userids]
+    suffix = chatbot.mention_suffix(tags, slot="wecom", limit=MARKDOWN_LIMIT, lead="\n")
     content = chatbot.fit(message.text, suffix, slot="wecom", limit=MARKDOWN_LIMIT)
     parts = {"markdown": chatbot.Request(bot.url, {"msgtype": "markdown", "markdown": {"content": content}})}
     if mobiles:

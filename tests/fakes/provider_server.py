@@ -646,6 +646,11 @@ class ProviderServer:
         data = request.json
         if not isinstance(data, dict) or not (data.get("text") or data.get("blocks")):
             return Answer.of_text(400, "no_text")
+        # At most 50 blocks, and at most 3000 characters in a section's text.
+        blocks = data.get("blocks") or []
+        sections = [block.get("text") or {} for block in blocks if isinstance(block, dict)]
+        if len(blocks) > 50 or any(len(str(text.get("text", ""))) > 3000 for text in sections):
+            return Answer.of_text(400, "invalid_blocks")
         return Answer.of_text(200, "ok")
 
     def _zoom(self, request: Recorded) -> Answer:

@@ -179,6 +179,24 @@ def test_slack_gets_blocks_with_member_mentions(client, clock, fakes, ann, ben):
     assert only(bot).status == Delivery.Status.SENT
 
 
+def big_team(platform: str, count: int, im_id) -> tuple[list, object]:
+    """`count` people and a `platform` mapping table that knows every one of them."""
+    people = [make_user(f"eng{n:03d}", first_name="Engineer", last_name=f"Number {n}") for n in range(count)]
+    return people, make_mapping_table(platform, {person.email: im_id(n) for n, person in enumerate(people)})
+
+
+def test_a_slack_message_that_mentions_a_big_team_is_accepted_and_names_the_incident(client, clock, fakes):
+    fakes.slack_hooks.add("/services/T1/B1/abcdef")
+    people, table = big_team("slack", 220, lambda n: f"U{n:010d}")
+    bot = make_bot("slack", fakes.url("/slack/services/T1/B1/abcdef"), mapping_table=table)
+    # Nobody has a phone: only the bot posts.
+    fire(client, paging_setup(people=people, bots=[bot], methods=("sms",)), title="db-1 disk full")
+    (request,) = fakes.received("/slack")
+    assert "db-1 disk full" in request.json["blocks"][0]["text"]["text"]
+    assert sum(block["text"]["text"].count("<@U") for block in request.json["blocks"]) == 220
+    assert only(bot).status == Delivery.Status.SENT
+
+
 def test_a_slack_server_error_is_retried_and_then_succeeds(client, clock, fakes, ann):
     fakes.slack_hooks.add("/services/T1/B1/abcdef")
     fakes.fail_next("/slack", status=500, text="rollup_error")
@@ -275,6 +293,20 @@ def test_a_blocked_telegram_chat_is_permanent_while_the_others_get_it(client, cl
     bot.refresh_from_db()
     assert "chat -2002: Telegram 403: Forbidden: bot was kicked" in bot.last_error
     assert "123:ABC" not in bot.last_error
+
+
+def test_a_telegram_message_that_mentions_a_big_team_is_accepted_and_names_the_incident(client, clock, fakes):
+    fakes.telegram_bots.add("123:ABC")
+    people, table = big_team("telegram", 80, lambda n: str(5_000_000_000 + n))
+    bot = make_bot("telegram", fakes.url("/telegram"), secret="123:ABC", chat_ids=["-1"], mapping_table=table)
+    # Nobody has a phone: only the bot posts.
+    fire(client, paging_setup(people=people, bots=[bot], methods=("sms",)), title="db-1 disk full")
+    (request,) = fakes.received("/telegram")
+    text = request.json["text"]
+    assert "db-1 disk full" in text and len(text) <= 4096
+    shown = text.count('<a href="tg://user?id=')
+    assert 0 < shown < 80 and text.endswith(f"… and {80 - shown} more")
+    assert only(bot).status == Delivery.Status.SENT
 
 
 def test_telegrams_retry_after_is_honoured(client, clock, fakes, ann):

@@ -16,7 +16,7 @@ import pytest
 
 from channels_app.base import BotMessage, BotTarget, Mention, Outcome
 from channels_app.providers import chatbot, dingtalk, feishu, slack, teams, telegram, webhook, wecom, zoom
-from channels_app.templating import render_slot, sample_context
+from channels_app.templating import Unit, render_slot, sample_context
 from oncall.lib.http import HttpResponse
 from tests.fakes.provider_server import dingtalk_sign, feishu_sign
 
@@ -441,3 +441,98 @@ def test_webhook_signature_is_hmac_sha256_of_the_raw_body():
 
 def test_a_request_url_keeps_an_encoded_sign_as_it_is():
     assert unquote(chatbot.with_query("https://h/x?a=1", "sign=a%2Bb%3D")) == "https://h/x?a=1&sign=a+b="
+
+
+# -- a big team's @mentions -------------------------------------------------------------------------------------
+
+TITLE = "Disk usage above 90% on db-1"
+
+
+def team(slot: str, count: int, im_id=lambda n: "") -> BotMessage:
+    """The default message of `slot` about a level that pages `count` people, every one of them mentioned."""
+    people = tuple(
+        Mention(n, f"Engineer Number {n}", f"e{n}@example.com", f"+86138{n:08d}", im_id(n)) for n in range(count)
+    )
+    return message(slot, people=people)
+
+
+def left_out(text: str) -> int:
+    found = re.search(r"… and (\d+) more$", text)
+    assert found, text[-200:]
+    return int(found.group(1))
+
+
+def test_mentions_that_do_not_fit_are_counted_and_the_list_stays_within_its_room():
+    tags = [f"<@{n:02d}>" for n in range(10)]
+    assert chatbot.mention_list(tags[:3], room=20, unit=Unit.CHARS) == "<@00> <@01> <@02>"
+    assert chatbot.mention_list(tags, room=30, unit=Unit.CHARS) == "<@00> <@01> <@02> … and 7 more"  # 30 exactly
+    assert chatbot.mention_list(tags, room=29, unit=Unit.CHARS) == "<@00> <@01> … and 8 more"
+    assert chatbot.mention_list(tags, room=10, unit=Unit.CHARS) == ""
+    assert chatbot.mention_suffix(tags, slot="slack", limit=50, lead="\n") == "\n<@00> … and 9 more"  # 40% of 50
+    assert chatbot.mention_suffix([], slot="slack") == ""
+
+
+def test_a_suffix_too_big_for_the_limit_no_longer_replaces_the_text():
+    # DingTalk's @mobiles arrive as one suffix: it is cut between mentions, and the text keeps most of the room.
+    suffix = "\n\n" + " ".join(f"@1380000{n:04d}" for n in range(100))
+    fitted = chatbot.fit("Disk full on db-1 " * 10, suffix, slot="dingtalk", limit=400)
+    assert len(fitted.encode()) <= 400
+    assert fitted.startswith("Disk full on db-1 " * 5) and "\n\n@13800000000 @13800000001 " in fitted
+    assert left_out(fitted) > 80
+
+
+def test_dingtalk_markdown_with_600_mentions_keeps_the_incident_within_its_limit():
+    bot = BotTarget(1, "Ops", "https://oapi.dingtalk.com/robot/send?access_token=T")
+    text = dingtalk.build(bot, team("dingtalk", 600), NOW).json["markdown"]["text"]
+    assert len(text.encode()) <= dingtalk.TEXT_LIMIT and TITLE in text
+    assert left_out(text) + text.count(" @138") + 1 == 600
+
+
+def test_telegram_with_80_mentions_stays_within_4096_characters_and_keeps_the_incident():
+    bot = BotTarget(1, "Ops", "https://tg.example", secret="1:A", chat_ids=("-100",))
+    text = telegram.build(bot, team("telegram", 80, lambda n: str(5_000_000_000 + n)), "-100").json["text"]
+    assert len(text) <= telegram.TEXT_LIMIT and TITLE in text
+    assert left_out(text) + text.count('<a href="tg://user') == 80
+    assert len(text.split("\n\n")[-1]) <= telegram.TEXT_LIMIT * chatbot.MENTIONS_SHARE
+
+
+def test_wecom_markdown_with_300_mentions_stays_within_4096_bytes_and_keeps_the_incident():
+    bot = BotTarget(1, "Ops", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K")
+    request = wecom.build(bot, team("wecom", 300, lambda n: f"engineer.{n:04d}"))["markdown"]
+    content = request.json["markdown"]["content"]
+    assert len(content.encode()) <= wecom.MARKDOWN_LIMIT and TITLE in content
+    assert left_out(content) + content.count("<@engineer.") == 300
+
+
+def test_feishu_card_with_300_mentions_keeps_the_incident_within_its_limit():
+    bot = BotTarget(1, "Ops", "https://open.feishu.cn/open-apis/bot/v2/hook/H")
+    request = feishu.build(bot, team("feishu", 300, lambda n: f"ou_{n:032x}"), NOW)
+    content = request.json["card"]["elements"][0]["text"]["content"]
+    assert len(content.encode()) <= feishu.TEXT_LIMIT and TITLE in content
+    assert left_out(content) + content.count("<at id=ou_") == 300
+
+
+@pytest.mark.parametrize("count", [250, 900])
+def test_slack_mentions_of_a_big_team_are_split_into_sections_of_3000_characters(count):
+    bot = BotTarget(1, "Ops", "https://hooks.slack.com/services/T0/B0/XXXX")
+    blocks = slack.build(bot, team("slack", count, lambda n: f"U{n:010d}")).json["blocks"]
+    texts = [block["text"]["text"] for block in blocks]
+    assert len(blocks) <= 50 and max(map(len, texts)) <= 3000
+    assert TITLE in texts[0]
+    mentions = " ".join(text for text in texts if text.startswith("<@U"))
+    if count == 250:
+        assert mentions.count("<@U") == 250 and "more" not in mentions
+    else:
+        assert left_out(mentions) + mentions.count("<@U") == count
+        assert len(mentions) <= 15_000 * chatbot.MENTIONS_SHARE
+
+
+def test_a_teams_card_with_600_mentions_stays_within_28_kb_and_keeps_the_incident():
+    bot = BotTarget(1, "Ops", "https://prod.logic.azure.com/workflows/x/triggers/manual/paths/invoke?sig=s")
+    request = teams.build(bot, team("teams", 600, lambda n: f"8:orgid:{n:036d}"))
+    assert len(json.dumps(request.json, ensure_ascii=False).encode()) <= teams.CARD_LIMIT
+    card = request.json["attachments"][0]["content"]
+    _title, text, mentions = (block["text"] for block in card["body"])
+    assert TITLE in text and not text.endswith("(truncated)")
+    assert len(card["msteams"]["entities"]) == mentions.count("<at>")
+    assert left_out(mentions) + mentions.count("<at>") == 600

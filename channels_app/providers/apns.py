@@ -15,7 +15,7 @@ from typing import Any
 import jwt
 from django.conf import settings
 
-from channels_app.providers.push import DeviceResult, PushMessage, retry_after_header
+from channels_app.providers.push import DeviceResult, PushMessage, retry_after_header, shortened
 from oncall.lib import http
 
 PLATFORM = "ios"
@@ -27,6 +27,7 @@ CONFIG_REASONS = {
     "DeviceTokenNotForTopic": "the device's app is not APNS_TOPIC; check that APNS_TOPIC is the app's bundle id",
     "TopicDisallowed": "this key may not push to APNS_TOPIC; check APNS_TOPIC and the key's team (APNS_TEAM_ID)",
 }
+PAYLOAD_LIMIT = 4096  # bytes of JSON payload APNs takes; over it, 413 PayloadTooLarge
 
 _token: dict[str, tuple[str, float]] = {}
 _lock = threading.Lock()
@@ -64,7 +65,17 @@ def forget_provider_token() -> None:
 
 
 def apns_payload(message: PushMessage, *, critical_alerts: bool) -> dict[str, Any]:
-    """The notification payload: a critical alert for a Critical incident (when allowed), time-sensitive otherwise."""
+    """The notification payload: a critical alert for a Critical incident (when allowed), time-sensitive otherwise;
+    its body (or title) shortened so that, encoded as push() sends it, it stays within PAYLOAD_LIMIT."""
+
+    def size(candidate: PushMessage) -> int:
+        payload = _payload(candidate, critical_alerts=critical_alerts)
+        return len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+    return _payload(shortened(message, size=size, limit=PAYLOAD_LIMIT), critical_alerts=critical_alerts)
+
+
+def _payload(message: PushMessage, *, critical_alerts: bool) -> dict[str, Any]:
     aps: dict[str, Any] = {
         "alert": {"title": message.title, "body": message.body},
         "thread-id": message.collapse_key,

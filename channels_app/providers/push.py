@@ -3,8 +3,8 @@ turns the results of all of a person's devices into one outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from channels_app.base import Outcome, SendResult
 
@@ -36,6 +36,32 @@ class PushMessage:
             "event": self.event,
             "url": self.url,
         }
+
+
+def _cut(text: str, keep: int) -> str:
+    return text if keep >= len(text) else text[:keep].rstrip() + "…"
+
+
+def shortened(message: PushMessage, *, size: Callable[[PushMessage], int], limit: int) -> PushMessage:
+    """`message` with its body (then, if that is not enough, its title) cut with "…" until `size(message)`, the
+    bytes of the payload a platform sends, is within `limit`.
+
+    The slots cap the texts in raw UTF-8, but JSON escaping grows them when they are sent (a quote or a backslash
+    takes 2 bytes, a tab or a newline 2): a description full of them could push the payload past the platform's
+    limit, which it refuses for good (APNs 413 PayloadTooLarge)."""
+    for field in ("body", "title"):
+        if size(message) <= limit:
+            break
+        text = getattr(message, field)
+        low, high = 0, len(text)
+        while low < high:  # the longest prefix that fits
+            middle = (low + high + 1) // 2
+            if size(replace(message, **{field: _cut(text, middle)})) <= limit:
+                low = middle
+            else:
+                high = middle - 1
+        message = replace(message, **{field: _cut(text, low)})
+    return message
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,15 @@ from django.conf import settings
 from py_vapid import Vapid
 from pywebpush import WebPusher
 
-from channels_app.providers.push import DeviceResult, PushMessage, retry_after_header
+from channels_app.providers.push import DeviceResult, PushMessage, retry_after_header, shortened
 from oncall.lib import http
 
 PLATFORM = "web"
 VAPID_LIFETIME = 12 * 3600
+# Push services take an encrypted record of about 4 KB (413 over it); aes128gcm adds 103 bytes to the payload
+# (an 86-byte header, the 16-byte tag and the padding delimiter).
+RECORD_LIMIT = 4096
+PAYLOAD_LIMIT = RECORD_LIMIT - 103
 
 
 @lru_cache(maxsize=4)
@@ -42,8 +46,13 @@ def vapid_public_key() -> str:
 
 
 def webpush_payload(message: PushMessage) -> bytes:
-    """What the service worker shows (static/web/sw.js reads title, body, incident_id, severity and url)."""
-    # UTF-8, compact: the encrypted record must stay within the ~4 KB push services take (see apns.py).
+    """What the service worker shows (static/web/sw.js reads title, body, incident_id, severity and url), its body
+    (or title) shortened so that the encrypted record stays within RECORD_LIMIT."""
+    return _encoded(shortened(message, size=lambda candidate: len(_encoded(candidate)), limit=PAYLOAD_LIMIT))
+
+
+def _encoded(message: PushMessage) -> bytes:
+    # UTF-8, compact: escaped (\uXXXX) a Chinese character would take 6 bytes instead of 3.
     data = {"title": message.title, "body": message.body, **message.data()}
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 

@@ -15,12 +15,12 @@ be told to fail, delay or rate-limit (against its `now` clock, which a test may 
 |---|---|
 | /twilio | Twilio REST 2010-04-01: Calls.json and Messages.json (form-encoded, HTTP Basic) |
 | /fcm | FCM HTTP v1 messages:send (Bearer token); /fcm/token mints tokens for a signed service-account JWT |
-| /webpush | a Web Push endpoint (201; VAPID and aes128gcm checked when a VAPID public key is set; 410 once gone) |
+| /webpush | a Web Push endpoint (201; VAPID, aes128gcm checked when a VAPID key is set; 410 once gone; 413 over 4 KB) |
 | /postmark | Postmark's send API, as django-anymail's Postmark backend calls it (X-Postmark-Server-Token) |
 | /dingtalk | DingTalk robot send (access_token; timestamp+sign checked when the token has a secret) |
 | /feishu | Feishu/Lark bot hook (sign checked in the body when the token has a secret) |
 | /wecom | WeCom group robot (key) |
-| /slack | Slack incoming webhook (plain-text "ok") |
+| /slack | Slack incoming webhook (plain-text "ok"; invalid_blocks past 50 blocks or 3000 characters a section) |
 | /zoom | Zoom incoming webhook (Authorization: verification token, format=full) |
 | /telegram | Telegram Bot API sendMessage |
 | /teams | Teams Workflows webhook (202; 404 for a flow not in `teams_flows` once any is registered) |
@@ -533,6 +533,8 @@ class ProviderServer:
                 return Answer.of_text(401, "VAPID authorization failed")
             if request.headers.get("content-encoding") != "aes128gcm" or "ttl" not in request.headers:
                 return Answer.of_text(400, "missing Content-Encoding aes128gcm or TTL")
+        if len(request.body) > 4096:  # push services take an encrypted record of about 4 KB
+            return Answer.of_text(413, "Payload Too Large")
         return Answer(201, b"", {"Location": f"{self.url('/webpush/messages/')}{uuid.uuid4().hex}"})
 
     def _postmark(self, request: Recorded) -> Answer:

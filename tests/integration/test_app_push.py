@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from channels_app.models import Delivery
+from channels_app.models import Delivery, TemplateSet
 from channels_app.providers import apns, app, fcm
 from channels_app.providers.webpush import vapid_public_key
 from oncall.lib import http
@@ -509,6 +509,31 @@ def test_a_chinese_push_within_its_slots_fits_apns_and_web_push(apns_on, webpush
     subscription = browser_subscription(webpush_on, "chrome")
     _url, _headers, body = webpush.webpush_request(subscription, message, now=1_700_000_000)
     assert len(body) <= 4096
+
+
+def test_a_push_body_that_json_escaping_doubles_still_reaches_ios_and_the_browser(
+    client, clock, apns_on, webpush_on, ada
+):
+    """The push body shows the description, here only escaped quotes: within the slot's 1800 bytes, but twice that
+    as JSON, and with the title over the 4096 bytes APNs and push services take (413, permanent). The body is
+    shortened until the payload fits."""
+    link(ada, "ios", "ab" * 32)
+    device_link(person=ada, platform="web", subscription=browser_subscription(webpush_on, "sub-1"), now=clock.current)
+    channel = make_channel("Backups")
+    rule = make_rule(channel, [{"people": [ada], "methods": ["app"]}])
+    rule.template_set = TemplateSet.objects.create(name="Details", bodies={"push_body": "{{ incident.description }}"})
+    rule.save()
+    title = r'"C:\\" "D:\\" ' * 20  # quoted Windows drives
+    alert = {"title_rule": title, "event_status": "Critical", "description": r"\"" * 1000}
+    push(client, make_integration(channel=channel)[1], alert)
+
+    [ios] = apns_on.requests
+    assert len(ios.content) <= 4096
+    assert json.loads(ios.content)["aps"]["alert"]["body"].endswith("…")
+    [browser] = webpush_on.received("/webpush/")
+    assert len(browser.body) <= 4096
+    delivery = Delivery.objects.get()
+    assert [device["outcome"] for device in delivery.attempt_log[0]["devices"]] == ["sent", "sent"]
 
 
 def _slow_apns(clock, apns_on) -> FakeApns:

@@ -5,6 +5,8 @@ tracking events, phone numbers and the vCard."""
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
 import os
 from xml.etree import ElementTree
 
@@ -14,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from twilio.request_validator import RequestValidator
 
 from channels_app.base import Outcome
-from channels_app.providers import apns, fcm, twilio, webpush
+from channels_app.providers import apns, fcm, push, twilio, webpush
 from channels_app.providers.push import DeviceResult, PushMessage, combine
 from channels_app.providers.sms import sms_form
 from channels_app.providers.voice import call_form, caller_id_for, twiml_goodbye, twiml_message, vcard
@@ -283,6 +285,37 @@ def test_critical_alerts_can_be_turned_off():
     payload = apns.apns_payload(MESSAGE, critical_alerts=False)
     assert (payload["aps"]["interruption-level"], payload["aps"]["sound"]) == ("time-sensitive", "default")
     assert payload["incident_id"] == "7"
+
+
+# Within the push slots' raw limits (title 200 bytes, body 1800), but JSON doubles every quote and backslash.
+ESCAPED = dataclasses.replace(
+    MESSAGE, title='"db" \\ ' * 28, body='\\"' * 900, url="https://oncall.example.test/incidents/7/"
+)
+
+
+def test_an_apns_payload_whose_escaping_would_pass_4096_bytes_has_its_body_shortened():
+    payload = apns.apns_payload(ESCAPED, critical_alerts=True)
+    encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")  # as apns.push() sends
+    assert 4000 < len(encoded) <= apns.PAYLOAD_LIMIT
+    alert = payload["aps"]["alert"]
+    assert alert["title"] == ESCAPED.title
+    assert alert["body"].endswith("…") and ESCAPED.body.startswith(alert["body"][:-1])
+    assert apns.apns_payload(MESSAGE, critical_alerts=True)["aps"]["alert"]["body"] == MESSAGE.body
+
+
+def test_a_web_push_record_whose_escaping_would_pass_4096_bytes_has_its_body_shortened():
+    payload = webpush.webpush_payload(ESCAPED)
+    assert 3900 < len(payload) <= webpush.RECORD_LIMIT - 103  # aes128gcm's header, tag and padding delimiter
+    document = json.loads(payload)
+    assert document["title"] == ESCAPED.title
+    assert document["body"].endswith("…") and ESCAPED.body.startswith(document["body"][:-1])
+    assert json.loads(webpush.webpush_payload(MESSAGE))["body"] == MESSAGE.body
+
+
+def test_a_title_is_shortened_too_when_the_body_is_not_enough():
+    huge = dataclasses.replace(MESSAGE, title='"' * 3000, body="x")
+    shortened = push.shortened(huge, size=lambda m: len(json.dumps([m.title, m.body])), limit=1000)
+    assert shortened.body == "…" and shortened.title.endswith("…") and len(json.dumps([shortened.title, "…"])) <= 1000
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from jinja2 import Template, TemplateSyntaxError
 from channels_app.templating import limits
 from channels_app.templating.context import EVENTS
 from channels_app.templating.escaping import escape_for, to_json
+from channels_app.templating.markup import html_problem
 from channels_app.templating.sandbox import MAX_SOURCE_CHARS, budget_scope, environment, tick
 from channels_app.templating.slots import SLOTS, MarkupKind, Slot, slot
 from oncall.lib.text import xml_safe
@@ -135,9 +136,15 @@ def render_body(slot: Slot, source: str, context: Mapping[str, Any]) -> tuple[st
         except ValueError as exc:
             raise TemplateFailure(_("The body is not valid JSON: %(error)s") % {"error": exc}) from exc
     try:
-        return limits.truncate(text, slot, max_segments=settings.SMS_MAX_SEGMENTS)
+        text, truncated = limits.truncate(text, slot, max_segments=settings.SMS_MAX_SEGMENTS)
     except ValueError as exc:
         raise TemplateFailure(str(exc)) from exc
+    if slot.html_tags is not None:
+        # Checked as it will be sent: a cut closes the tags it leaves open.
+        problem = html_problem(text, slot.html_tags)
+        if problem:
+            raise TemplateFailure(problem)
+    return text, truncated
 
 
 def _builtin(slot: Slot, context: Mapping[str, Any]) -> str:

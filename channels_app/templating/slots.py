@@ -43,6 +43,9 @@ class Slot:
     limit: int  # in `unit`; for SMS the character ceiling of one message, the segments come from the settings
     unit: Unit
     single_line: bool = False  # whitespace (newlines included) collapses to single spaces
+    # HTML the service parses strictly: the only tags it takes (None: no check). Text it would refuse is a
+    # template failure (see markup.html_problem).
+    html_tags: frozenset[str] | None = None
 
     @property
     def default_path(self) -> Path:
@@ -63,6 +66,11 @@ class Slot:
             return _("%(n)d bytes") % {"n": self.limit}
         return _("%(n)d characters") % {"n": self.limit}
 
+
+# Telegram's HTML parse mode (protocols.md §6); anything else is 400 "can't parse entities".
+TELEGRAM_TAGS = frozenset(
+    {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "tg-spoiler", "blockquote"}
+)
 
 SLOTS: dict[str, Slot] = {
     slot.name: slot
@@ -89,7 +97,7 @@ SLOTS: dict[str, Slot] = {
         Slot("slack", _("Slack bot (mrkdwn)"), MarkupKind.MRKDWN, 15_000, Unit.CHARS),
         Slot("zoom", _("Zoom bot (markdown)"), MarkupKind.MARKDOWN, 4000, Unit.CHARS),
         # Telegram counts 4096 characters after parsing the HTML; counting the tags too errs on the safe side.
-        Slot("telegram", _("Telegram bot (HTML)"), MarkupKind.HTML, 4096, Unit.CHARS),
+        Slot("telegram", _("Telegram bot (HTML)"), MarkupKind.HTML, 4096, Unit.CHARS, html_tags=TELEGRAM_TAGS),
         # Teams refuses cards over 28 KB; the card around the text takes the rest.
         Slot("teams", _("Microsoft Teams bot (markdown)"), MarkupKind.MARKDOWN, 24_000, Unit.BYTES),
         Slot("webhook", _("Custom webhook (JSON)"), MarkupKind.JSON, 256 * 1024, Unit.BYTES),

@@ -22,7 +22,7 @@ be told to fail, delay or rate-limit (against its `now` clock, which a test may 
 | /wecom | WeCom group robot (key) |
 | /slack | Slack incoming webhook (plain-text "ok"; invalid_blocks past 50 blocks or 3000 characters a section) |
 | /zoom | Zoom incoming webhook (Authorization: verification token, format=full) |
-| /telegram | Telegram Bot API sendMessage |
+| /telegram | Telegram Bot API sendMessage (HTML parse mode: Telegram's tags only, each closed in order) |
 | /teams | Teams Workflows webhook (202; 404 for a flow not in `teams_flows` once any is registered) |
 | /hook | a custom webhook (HMAC-SHA256 signature header checked when configured) |
 
@@ -42,6 +42,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -109,6 +110,53 @@ def feishu_sign(timestamp_s: str, secret: str) -> str:
     """Feishu's signature: base64(HMAC-SHA256(key=timestamp + "\\n" + secret, message=b""))."""
     digest = hmac.new(f"{timestamp_s}\n{secret}".encode(), b"", hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
+
+
+# Telegram's HTML parse mode (protocols.md §6).
+TELEGRAM_TAGS = frozenset(
+    {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "tg-spoiler", "blockquote"}
+)
+
+
+class _TelegramEntities(HTMLParser):
+    """Parses a message as Telegram's HTML mode does: its tags only, each closed in order."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.open: list[str] = []
+        self.error = ""
+
+    def _fail(self, error: str) -> None:
+        self.error = self.error or error
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in TELEGRAM_TAGS:
+            self._fail(f'Unsupported start tag "{tag}" at byte offset {self.getpos()[1]}')
+        self.open.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self._fail(f'Unsupported start tag "{tag}/" at byte offset {self.getpos()[1]}')
+
+    def handle_endtag(self, tag):
+        if not self.open or self.open[-1] != tag:
+            expected = f", expected </{self.open[-1]}>" if self.open else ""
+            self._fail(f"Unmatched end tag at byte offset {self.getpos()[1]}{expected}, found </{tag}>")
+        else:
+            self.open.pop()
+
+    def handle_data(self, data):
+        if "<" in data:
+            self._fail(f'Unsupported start tag "" at byte offset {self.getpos()[1]}')
+
+
+def telegram_entities_error(text: str) -> str:
+    """Why Telegram cannot parse `text` as HTML ("" when it can)."""
+    parser = _TelegramEntities()
+    parser.feed(text)
+    parser.close()
+    if not parser.error and parser.open:
+        parser.error = f'Can\'t find end tag corresponding to start tag "{parser.open[-1]}"'
+    return parser.error
 
 
 class ProviderServer:
@@ -695,6 +743,10 @@ class ProviderServer:
             return Answer.of_json(
                 400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"}
             )
+        entities_error = telegram_entities_error(text) if str(data.get("parse_mode", "")).lower() == "html" else ""
+        if entities_error:
+            description = f"Bad Request: can't parse entities: {entities_error}"
+            return Answer.of_json(400, {"ok": False, "error_code": 400, "description": description})
         return Answer.of_json(
             200,
             {

@@ -9,7 +9,8 @@ import logging
 
 import pytest
 
-from channels_app.models import Bot, Delivery
+from channels_app.models import Bot, Delivery, TemplateSet
+from escalation.models import EscalationRule
 from oncall.models import Incident, TimelineEntry
 from tests.factories import make_bot, make_mapping_table, make_user
 from tests.integration.botkit import bot_deliveries, fire, later, paging_setup
@@ -307,6 +308,22 @@ def test_a_telegram_message_that_mentions_a_big_team_is_accepted_and_names_the_i
     shown = text.count('<a href="tg://user?id=')
     assert 0 < shown < 80 and text.endswith(f"… and {80 - shown} more")
     assert only(bot).status == Delivery.Status.SENT
+
+
+def test_a_telegram_template_telegram_cannot_parse_sends_the_default_and_says_why(client, clock, fakes, ann):
+    fakes.telegram_bots.add("123:ABC")
+    bot = make_bot("telegram", fakes.url("/telegram"), secret="123:ABC", chat_ids=["-1"])
+    key = paging_setup(people=[ann], bots=[bot])
+    rule = EscalationRule.objects.get()
+    rule.template_set = TemplateSet.objects.create(name="Terse", bodies={"telegram": "<b>{{ incident.title }}"})
+    rule.save()
+    fire(client, key, title="db-1 disk full")
+    (request,) = fakes.received("/telegram")
+    number = Incident.objects.get().number
+    assert request.json["text"].startswith(f"<b>[Critical] #{number} db-1 disk full</b>")
+    delivery = only(bot)
+    assert delivery.status == Delivery.Status.SENT
+    assert delivery.template_error.startswith("telegram: The HTML would be refused: <b> is never closed")
 
 
 def test_telegrams_retry_after_is_honoured(client, clock, fakes, ann):

@@ -81,6 +81,15 @@ def test_a_body_that_renders_nothing_for_a_sample_is_refused(staff_client):
     assert not TemplateSet.objects.filter(name="Night shift").exists()
 
 
+def test_a_telegram_body_telegram_cannot_parse_is_refused(staff_client):
+    telegram = '<b>{{ incident.title }}</b><br>{{ headline }}<br><a href="{{ detail_url }}">Open</a>'
+    response = staff_client.post(ADD, form_data(telegram=telegram))
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors["body_telegram"]
+    assert error.startswith("The HTML would be refused: <br> is not a supported tag (allowed tags: a, b, blockquote")
+    assert not TemplateSet.objects.filter(name="Night shift").exists()
+
+
 def test_the_change_form_shows_each_slot_with_its_limit_and_default(staff_client):
     template_set = TemplateSet.objects.create(name="Ops", bodies={"sms": "custom {{ incident.number }}"})
     page = staff_client.get(reverse("admin:channels_app_templateset_change", args=[template_set.pk]))

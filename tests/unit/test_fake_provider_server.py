@@ -78,3 +78,18 @@ def test_fcm_needs_its_bearer_token(fake_providers):
     assert requests.post(url, json=body, timeout=5).status_code == 401
     ok = requests.post(url, json=body, headers={"Authorization": "Bearer ya29.test"}, timeout=5)
     assert ok.json()["name"].startswith("projects/demo/messages/")
+
+
+def test_telegram_refuses_html_it_cannot_parse(fake_providers):
+    fake_providers.telegram_bots.add("1:A")
+    url = fake_providers.url("/telegram/bot1:A/sendMessage")
+
+    def send(text: str) -> dict:
+        return requests.post(url, json={"chat_id": -1, "text": text, "parse_mode": "HTML"}, timeout=5).json()
+
+    assert send('<b>P1</b> db &lt;down&gt; <a href="https://x/">Open</a>')["ok"] is True
+    assert send("line<br>line")["description"].startswith("Bad Request: can't parse entities: Unsupported start tag")
+    assert send("<b>P1 db down")["description"].endswith('Can\'t find end tag corresponding to start tag "b"')
+    assert "Unmatched end tag" in send("<b><i>x</b></i>")["description"]
+    plain = requests.post(url, json={"chat_id": -1, "text": "a <br> b"}, timeout=5).json()
+    assert plain["ok"] is True  # no parse mode: plain text

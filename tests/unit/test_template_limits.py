@@ -120,3 +120,34 @@ def test_slack_text_splits_into_section_blocks_at_line_breaks():
     assert all(len(block) <= 3000 for block in blocks)
     assert "\n".join(blocks) == text
     assert [len(b) for b in split_blocks("y" * 7000)] == [3000, 3000, 1000]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("<b>{{ incident.title }}</b><br>{{ headline }}", "<br> is not a supported tag"),
+        ("<b>[{{ incident.severity }}] {{ incident.title }}\n{{ headline }}", "<b> is never closed"),
+        ("<b><i>{{ incident.title }}</b></i>", "</b> where </i> was expected"),
+        ("{{ incident.title }}</b>", "</b> closes no open tag"),
+        ("<p>{{ incident.title }}</p>", "<p> is not a supported tag"),
+        ("{{ incident.title|raw }} {{ '< 5 min'|raw }}", "a bare < (write &lt;)"),
+        ("<b>{{ '' }}</b>\n<i> </i>", "The template rendered nothing."),
+    ],
+    ids=["br", "unclosed", "crossed", "stray-end", "p", "bare-lt", "only-tags"],
+)
+def test_a_telegram_body_telegram_could_not_parse_falls_back_to_the_default(body, problem):
+    """Telegram refuses such a text for good (400 "can't parse entities"): the default is sent instead."""
+    rendered = render_slot("telegram", bodies={"telegram": body}, context=CONTEXT)
+    assert rendered.origin == "default"
+    assert problem in rendered.error
+    assert rendered.text.startswith("<b>[Critical] #42 Disk usage above 90% on db-1</b>")
+
+
+def test_telegram_tags_closed_in_order_are_kept_even_when_the_text_is_cut():
+    ok = '<b>{{ incident.title }}</b> <i>&amp; Q&A</i> <a href="{{ detail_url|raw }}">Open</a>\n<pre>x</pre>'
+    assert render_slot("telegram", bodies={"telegram": ok}, context=CONTEXT).origin == "custom"
+    # Cut inside <code> (the render stops at the limit): the cut closes what it leaves open.
+    long = "<b>{{ incident.title }}</b>\n<code>{% for n in range(3000) %}host=db-{{ n }} {% endfor %}</code>"
+    rendered = render_slot("telegram", bodies={"telegram": long}, context=CONTEXT)
+    assert (rendered.origin, rendered.truncated) == ("custom", True)
+    assert rendered.text.endswith("</code>\n… (truncated)")

@@ -6,6 +6,7 @@ incident, `sample.sample_context` a made-up one (the admin's syntax check and pr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -148,6 +149,24 @@ def _labels(labels: Any) -> dict[str, str]:
     if not isinstance(labels, Mapping):
         return {}
     return {str(key): _text(value, LABEL_VALUE_MAX) for key, value in labels.items()}
+
+
+def alerts_within(context: Mapping[str, Any], budget: int) -> Mapping[str, Any]:
+    """`context` with only the first of its incident's alerts that take at most `budget` bytes as JSON, the others
+    counted in `incident.alerts_omitted`; `context` itself when they all fit.
+
+    Fifty alerts with fifty labels of 1000 characters each are megabytes: written out in a JSON body, they would
+    pass its limit, and half a JSON document cannot be sent.
+    """
+    incident = context.get("incident") or {}
+    alerts = incident.get("alerts") or []
+    used = 0
+    for index, alert in enumerate(alerts):
+        used += len(json.dumps(alert, ensure_ascii=False, default=str).encode("utf-8"))
+        if used > budget:
+            omitted = (incident.get("alerts_omitted") or 0) + len(alerts) - index
+            return {**context, "incident": {**incident, "alerts": alerts[:index], "alerts_omitted": omitted}}
+    return context
 
 
 def build_context(

@@ -23,8 +23,9 @@ from django.utils.translation import gettext as _
 from jinja2 import Template, TemplateSyntaxError
 
 from channels_app.templating import limits
-from channels_app.templating.context import EVENTS
+from channels_app.templating.context import EVENTS, alerts_within
 from channels_app.templating.escaping import escape_for, to_json
+from channels_app.templating.filters import timestamp, timestamp_ms
 from channels_app.templating.markup import html_problem
 from channels_app.templating.sandbox import MAX_SOURCE_CHARS, budget_scope, environment, tick
 from channels_app.templating.slots import SLOTS, MarkupKind, Slot, slot
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 _TEMPLATE_FILENAME = "<template>"
 _BLANK_LINES = re.compile(r"\n{3,}")
+# What a JSON body's alerts may take of its limit: the rest is for the incident (its labels alone may take 50 KB).
+JSON_ALERTS_SHARE = 0.5
 
 
 class TemplateFailure(Exception):
@@ -151,11 +154,28 @@ def _builtin(slot: Slot, context: Mapping[str, Any]) -> str:
     """The last resort when even the default fails: the essentials, built in code."""
     incident = context.get("incident") or {}
     if slot.markup == MarkupKind.JSON:
+        # The default's shape (Flashduty's incident webhook body), with only what cannot grow large.
         return to_json(
             {
-                "event": context.get("event"),
-                "incident": {key: incident.get(key) for key in ("id", "number", "title", "severity", "progress")},
-                "detail_url": context.get("detail_url"),
+                "event_id": context.get("event_id"),
+                "event_time": timestamp_ms(context.get("event_time")),
+                "event_type": context.get("event_type"),
+                "oncall": {key: context.get(key) for key in ("event", "headline", "fire_type", "level", "round")},
+                "incident": {
+                    "incident_id": str(incident.get("id")),
+                    "num": str(incident.get("number")),
+                    "title": incident.get("title"),
+                    "incident_severity": incident.get("severity"),
+                    "incident_status": incident.get("status"),
+                    "progress": incident.get("progress"),
+                    "channel_id": incident.get("channel_id"),
+                    "channel_name": incident.get("channel"),
+                    "start_time": timestamp(incident.get("start_time")),
+                    "alert_cnt": incident.get("alert_count"),
+                    "active_alert_cnt": incident.get("active_alert_count"),
+                    "detail_url": context.get("detail_url"),
+                    "ack_url": context.get("ack_url"),
+                },
             }
         )
     text = f"[{incident.get('severity')}] #{incident.get('number')} {incident.get('title')}"
@@ -168,6 +188,8 @@ def _builtin(slot: Slot, context: Mapping[str, Any]) -> str:
 def render_slot(name: str, *, bodies: Mapping[str, str] | None, context: Mapping[str, Any]) -> Rendered:
     """Slot `name` for one message: the template set's body (`bodies`), else the default."""
     target = slot(name)
+    if target.markup == MarkupKind.JSON:
+        context = alerts_within(context, int(target.limit * JSON_ALERTS_SHARE))
     custom = (bodies or {}).get(name) or ""
     error = ""
     if custom.strip():

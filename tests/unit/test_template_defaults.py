@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from channels_app.templating import EVENTS, SLOTS, MarkupKind, Unit, render_slot, sample_context
+from channels_app.templating import EVENTS, SLOTS, MarkupKind, Unit, render, render_slot, sample_context
 from channels_app.templating.limits import sms_segments
 from channels_app.templating.sample import VARIANTS
 
@@ -135,3 +135,39 @@ def test_a_bot_message_cut_to_its_limit_keeps_its_details_and_acknowledge_links(
     context = sample_context("triggered", variant)
     text = render_slot(name, bodies=None, context=context).text
     assert context["detail_url"] in text and context["ack_url"] in text
+
+
+def big_incident() -> dict:
+    """50 alerts with 12 labels of 600 characters each (runbook texts, summaries…): 400 KB of labels."""
+    context = sample_context("triggered", "full")
+    labels = {f"annotation_{n:02d}": "x" * 600 for n in range(12)}
+    alert = {**context["incident"]["alerts"][0], "labels": labels}
+    context["incident"] = {**context["incident"], "alerts": [alert] * 50, "alert_count": 50, "alerts_omitted": 0}
+    return context
+
+
+def test_the_default_webhook_body_of_a_big_incident_keeps_its_shape_and_counts_every_alert():
+    """Rendered whole, the body would pass 256 KB and could not be sent as JSON; the alerts that do not fit are
+    left out instead, so the receiver still gets Flashduty's incident webhook body."""
+    rendered = render_slot("webhook", bodies=None, context=big_incident())
+    assert (rendered.origin, rendered.error) == ("default", "")
+    assert len(rendered.text.encode()) <= SLOTS["webhook"].limit
+    body = json.loads(rendered.text)
+    assert {"event_id", "event_time", "event_type", "person", "oncall", "incident"} <= set(body)
+    assert 0 < len(body["incident"]["alerts"]) < 50 and body["incident"]["alert_cnt"] == 50
+    custom = render_slot("webhook", bodies={"webhook": "{{ incident.alerts_omitted }}"}, context=big_incident())
+    assert (custom.origin, int(custom.text)) == ("custom", 50 - len(body["incident"]["alerts"]))
+
+
+def test_the_last_resort_webhook_body_has_the_defaults_shape(monkeypatch):
+    context = sample_context("acknowledged", "full")
+    default = json.loads(render_slot("webhook", bodies=None, context=context).text)
+    monkeypatch.setattr(render, "default_source", lambda name: "{{ 1 / 0 }}")
+    rendered = render_slot("webhook", bodies=None, context=context)
+    assert rendered.origin == "builtin"
+    builtin = json.loads(rendered.text)
+    assert set(builtin) <= set(default) and {"event_id", "event_type", "incident"} <= set(builtin)
+    for key in ("event_id", "event_time", "event_type"):
+        assert builtin[key] == default[key]
+    assert builtin["oncall"] == default["oncall"]
+    assert builtin["incident"] == {key: default["incident"][key] for key in builtin["incident"]}

@@ -17,7 +17,7 @@ from typing import Any
 import jwt
 from django.conf import settings
 
-from channels_app.providers.push import DeviceResult, PushMessage, retry_after_header
+from channels_app.providers.push import DeviceResult, PushMessage, retry_after_header, shortened
 from oncall.lib import http
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -115,9 +115,21 @@ def forget_access_token(account: ServiceAccount) -> None:
         _tokens.pop(account.client_email, None)
 
 
+# FCM refuses a message whose notification and data pass 4096 bytes (INVALID_ARGUMENT, for good).
+PAYLOAD_LIMIT = 4096
+
+
+def _payload_size(message: PushMessage) -> int:
+    """The bytes of the notification and data as sent (the body is JSON with non-ASCII escaped, as requests
+    writes it: a CJK character takes 6), the part FCM's limit counts."""
+    return len(json.dumps({"notification": {"title": message.title, "body": message.body}, "data": message.data()}))
+
+
 def fcm_message(token: str, message: PushMessage) -> dict[str, Any]:
     """The messages:send body for one Android device: a high-priority notification on the app's channel for the
-    severity (the channel's sound and importance are set by the app), plus the incident's data."""
+    severity (the channel's sound and importance are set by the app), plus the incident's data; the body (or
+    title) shortened so the payload stays within PAYLOAD_LIMIT once encoded."""
+    message = shortened(message, size=_payload_size, limit=PAYLOAD_LIMIT)
     return {
         "message": {
             "token": token,

@@ -312,6 +312,17 @@ def test_a_web_push_record_whose_escaping_would_pass_4096_bytes_has_its_body_sho
     assert json.loads(webpush.webpush_payload(MESSAGE))["body"] == MESSAGE.body
 
 
+def test_an_fcm_payload_whose_escaping_would_pass_4096_bytes_has_its_body_shortened():
+    # A title and body in Chinese, each within its slot's bytes (200, 1800): requests writes JSON with non-ASCII
+    # escaped, 6 bytes a character, and the notification passes 4096 bytes unless shortened.
+    message = dataclasses.replace(MESSAGE, title="告" * 66, body="告警" * 300)
+    sent = fcm.fcm_message("token", message)["message"]
+    assert 3800 < len(json.dumps({"notification": sent["notification"], "data": sent["data"]})) <= fcm.PAYLOAD_LIMIT
+    body = sent["notification"]["body"]
+    assert body.endswith("…") and message.body.startswith(body[:-1])
+    assert fcm.fcm_message("token", MESSAGE)["message"]["notification"]["body"] == MESSAGE.body
+
+
 def test_a_title_is_shortened_too_when_the_body_is_not_enough():
     huge = dataclasses.replace(MESSAGE, title='"' * 3000, body="x")
     shortened = push.shortened(huge, size=lambda m: len(json.dumps([m.title, m.body])), limit=1000)

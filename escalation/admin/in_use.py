@@ -21,6 +21,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from escalation.models import EscalationLevel, LayerMember, Override
+from oncall.models import Team, User
 
 
 def levels_naming(objs: Iterable[Model], *, field: str, advice: str) -> list[SafeString]:
@@ -47,6 +48,26 @@ def levels_naming(objs: Iterable[Model], *, field: str, advice: str) -> list[Saf
         )
         for level in levels
     ]
+
+
+def teams_left_empty(people: Iterable[Model]) -> list[SafeString]:
+    """One line per level naming a team whose last active members are `people`: deleted, the level would reach
+    nobody through it."""
+    people = list(people)
+    leaving = {person.pk for person in people}
+    teams = (
+        Team.objects.filter(members__in=people)
+        .distinct()
+        .prefetch_related(Prefetch("members", queryset=User.objects.filter(is_active=True), to_attr="active"))
+    )
+    emptied = [team for team in teams if team.active and all(member.pk in leaving for member in team.active)]
+    return levels_naming(
+        emptied,
+        field="teams",
+        advice=_(
+            "Its last active members would go with this: deactivate them instead, or add someone to the team first."
+        ),
+    )
 
 
 def schedule_places(people: Iterable[Model]) -> list[SafeString]:

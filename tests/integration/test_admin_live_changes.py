@@ -206,6 +206,17 @@ def test_a_person_that_a_level_notifies_cannot_be_deleted_in_the_admin(staff):
     )
 
 
+def test_the_last_active_member_of_a_team_a_level_notifies_cannot_be_deleted_in_the_admin(staff):
+    """Deleted, the level would reach nobody through the team; another active member left keeps it reaching."""
+    ben, cy = make_user("ben"), make_user("cy")
+    night = make_team("Night", members=[ben, make_user("gone", is_active=False)])
+    make_team("Day", members=[cy, make_user("dee")])
+    rule_naming(teams=[night, Team.objects.get(name="Day")])
+    refused(staff, ben, "Escalation rule Databases, Level 2</a>: notifies Night. Its last active members would go")
+    response = staff.post(reverse("admin:oncall_user_delete", args=[cy.pk]), {"post": "yes"})
+    assert response.status_code == 302 and not User.objects.filter(pk=cy.pk).exists()
+
+
 def test_a_team_bot_or_person_no_level_names_is_deleted_as_before(staff):
     night, ops, ben = make_team("Night"), make_bot("dingtalk", "https://oapi.dingtalk.com/robot/send"), make_user("ben")
     rule_naming(teams=[make_team("Day")])

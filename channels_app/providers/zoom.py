@@ -38,9 +38,11 @@ def build(bot: BotTarget, message: BotMessage) -> chatbot.Request:
     incident = context.get("incident") or {}
     color = severity_color("Ok" if incident.get("progress") == "Closed" else incident.get("severity"))
     body = [{"type": "message", "text": message.text, "is_markdown_support": True}]
-    mentions = [f"<!{m.im_id}|{_name(m.name)}>" for m in message.mentions if m.im_id]
+    mentions = chatbot.mention_suffix(
+        list(dict.fromkeys(f"<!{m.im_id}|{_name(m.name)}>" for m in message.mentions if m.im_id)), slot="zoom"
+    )  # within MENTIONS_SHARE of the slot's limit, the rest counted: a big team must not swell the message
     if mentions:
-        body.append({"type": "message", "text": " ".join(dict.fromkeys(mentions)), "is_markdown_support": True})
+        body.append({"type": "message", "text": mentions, "is_markdown_support": True})
     content = {
         "settings": {"default_sidebar_color": color},
         "head": {

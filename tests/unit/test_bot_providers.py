@@ -512,6 +512,14 @@ def test_feishu_card_with_300_mentions_keeps_the_incident_within_its_limit():
     assert left_out(content) + content.count("<at id=ou_") == 300
 
 
+def test_zoom_mentions_of_a_big_team_are_capped_and_counted():
+    bot = BotTarget(1, "Ops", "https://integrations.zoom.us/chat/webhooks/incomingwebhook/X", secret="tok")
+    body = zoom.build(bot, team("zoom", 300, lambda n: f"u{n:020d}@xmpp.zoom.us")).json["content"]["body"]
+    text, mentions = (element["text"] for element in body)
+    assert TITLE in text and len(mentions) <= 4000 * chatbot.MENTIONS_SHARE
+    assert left_out(mentions) + mentions.count("<!u") == 300
+
+
 @pytest.mark.parametrize("count", [250, 900])
 def test_slack_mentions_of_a_big_team_are_split_into_sections_of_3000_characters(count):
     bot = BotTarget(1, "Ops", "https://hooks.slack.com/services/T0/B0/XXXX")

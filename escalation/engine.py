@@ -234,14 +234,17 @@ def level_people(
     level: LevelPlan,
     team_members: Mapping[int, Sequence[int]],
     on_call: Mapping[tuple[int, str | None], Sequence[int]] | None = None,
+    *,
+    on_call_first: bool = False,
 ) -> tuple[int, ...]:
     """The people a level targets: named people first, then members of its teams, then whoever is on call for its
-    schedule targets (`on_call`, by target key, as the schedules answer when the level runs); each person once."""
-    ordered = list(level.people)
-    for team_id in level.teams:
-        ordered.extend(team_members.get(team_id, ()))
-    for target in level.schedules:
-        ordered.extend((on_call or {}).get(target.key, ()))
+    schedule targets (`on_call`, by target key, as the schedules answer when the level runs); each person once.
+
+    `on_call_first`: whoever is on call before the teams' members — the order a bot mentions them in, which
+    mentions only as many as its message has room for: the person on call must not be left out for a big team."""
+    teams = [pk for team_id in level.teams for pk in team_members.get(team_id, ())]
+    scheduled = [pk for target in level.schedules for pk in (on_call or {}).get(target.key, ())]
+    ordered = [*level.people, *scheduled, *teams] if on_call_first else [*level.people, *teams, *scheduled]
     return tuple(dict.fromkeys(ordered))
 
 

@@ -594,7 +594,11 @@ def _run_level(
             incident=incident,
             bot_ids=plan.bots,
             event=event,
-            people_ids=[pk for pk in person_ids if pk in users and users[pk].is_active],
+            people_ids=[
+                pk
+                for pk in engine.level_people(plan, team_members, on_call, on_call_first=True)
+                if pk in users and users[pk].is_active
+            ],
             run=state.run,
             level=level,
             round=round,

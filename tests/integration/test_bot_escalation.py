@@ -15,10 +15,20 @@ from channels_app.bots import pacing
 from channels_app.bots.fallback import bot_fallback_send
 from channels_app.bots.pacing import bot_slot_reserve
 from channels_app.models import BotSend, Delivery
-from escalation.models import EscalationLevel, EscalationRule, EscalationState
+from escalation.models import EscalationLevel, EscalationRule, EscalationState, LevelSchedule
 from oncall.models import Incident, Source, TimelineEntry
 from oncall.services import lifecycle
-from tests.factories import make_bot, make_channel, make_integration, make_mapping_table, make_rule, make_user, push
+from tests.factories import (
+    make_bot,
+    make_channel,
+    make_integration,
+    make_mapping_table,
+    make_rule,
+    make_schedule,
+    make_team,
+    make_user,
+    push,
+)
 from tests.integration.botkit import alert, bot_deliveries, fire, later, paging_setup
 from tests.integration.paging import configure_twilio
 
@@ -116,6 +126,23 @@ def test_an_alert_fans_out_to_dingtalk_and_feishu_and_the_ack_reaches_only_the_b
     later(clock, seconds=2)
     assert len(fakes.received("/dingtalk")) == 3 and len(fakes.received("/feishu")) == 2
     assert events_posted(fakes, "/feishu")[1].startswith("[Closed]")
+
+
+def test_a_bot_that_cannot_mention_a_whole_team_mentions_whoever_is_on_call(client, clock, fakes, dingtalk):
+    """A level names a big team and a schedule: the message has room for some of the team's @mentions only, and
+    the person on call is among those it keeps (named people, then on call, then the team)."""
+    team = make_team("Everyone", members=[make_user(f"e{n:03d}", phone=f"+86139{n:08d}") for n in range(250)])
+    on_call = make_user("oncall", phone="+8613700000001")
+    schedule = make_schedule(layers=[{"start": clock.current - timedelta(days=1), "groups": [[on_call]]}])
+    channel = make_channel()
+    rule = make_rule(channel, [{"methods": [], "bots": [dingtalk]}])
+    level = rule.levels.get()
+    level.teams.set([team])
+    LevelSchedule.objects.create(level=level, schedule=schedule)
+    fire(client, make_integration(channel=channel)[1], title="everything is down")
+    (post,) = fakes.received("/dingtalk")
+    text = post.json["markdown"]["text"]
+    assert "@13700000001" in text and "more" in text.rsplit("\n", 1)[-1]
 
 
 def test_unselected_severities_are_not_pushed_and_the_timeline_says_why(client, clock, fakes, ann, dingtalk):

@@ -69,7 +69,10 @@ class Slot:
 
 # Telegram's HTML parse mode (protocols.md §6); anything else is 400 "can't parse entities".
 TELEGRAM_TAGS = frozenset(
-    {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "tg-spoiler", "blockquote"}
+    {
+        *("b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "blockquote"),
+        *("tg-spoiler", "span", "tg-emoji"),  # <span class="tg-spoiler">, <tg-emoji emoji-id="…">: Bot API formatting
+    }
 )
 
 SLOTS: dict[str, Slot] = {

@@ -115,6 +115,7 @@ def feishu_sign(timestamp_s: str, secret: str) -> str:
 # Telegram's HTML parse mode (protocols.md §6).
 TELEGRAM_TAGS = frozenset(
     {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "tg-spoiler", "blockquote"}
+    | {"span", "tg-emoji"}  # <span class="tg-spoiler">, <tg-emoji emoji-id>: in the Bot API's HTML style
 )
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from channels_app.templating import SLOTS, render_body, sample_context
 from channels_app.templating.limits import _closing_tags, sms_segments, split_blocks, truncate, truncate_sms
-from channels_app.templating.render import render_slot
+from channels_app.templating.render import check_body, render_slot
 
 CONTEXT = sample_context("triggered")
 
@@ -141,6 +141,20 @@ def test_a_telegram_body_telegram_could_not_parse_falls_back_to_the_default(body
     assert rendered.origin == "default"
     assert problem in rendered.error
     assert rendered.text.startswith("<b>[Critical] #42 Disk usage above 90% on db-1</b>")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '<b>{{ incident.title }}</b> <span class="tg-spoiler">{{ incident.channel }}</span>',
+        '<tg-emoji emoji-id="5368324170671202286">🔥</tg-emoji> <b>{{ incident.title }}</b>',
+        '<blockquote expandable><code class="language-sh">df -h</code></blockquote> {{ incident.title }}',
+    ],
+    ids=["spoiler-span", "custom-emoji", "expandable-quote"],
+)
+def test_telegram_markup_the_bot_api_documents_is_sent_as_written_and_can_be_saved(body):
+    assert render_slot("telegram", bodies={"telegram": body}, context=CONTEXT).origin == "custom"
+    assert check_body("telegram", body, [CONTEXT]) == ""
 
 
 def test_telegram_tags_closed_in_order_are_kept_even_when_the_text_is_cut():

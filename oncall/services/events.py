@@ -29,7 +29,7 @@ def incident_events_held() -> Iterator[None]:
     """Events recorded inside are not dispatched when their transaction commits: ingest holds those of a push's
     batches until its last batch is in (`incident_events_dispatch_held`), so a push split into batches escalates
     as one would (an incident a later batch raises to Critical is escalated as Critical). The overdue sweep leaves
-    them alone while a batch of their push waits."""
+    them alone while a batch of their push waits its first try; a batch that fails releases them."""
     token = _held.set(True)
     try:
         yield
@@ -101,8 +101,9 @@ def incident_events_dispatch_overdue(*, now: datetime, limit: int = 200) -> int:
     dispatch keeps failing cannot take every sweep's places and leave later incidents' events waiting for good.
     """
     pending = IncidentEvent.objects.filter(dispatched_at__isnull=True, created_at__lte=now - DISPATCH_GRACE).exclude(
-        # Held for a push whose later batches still wait (incident_events_held): their time is the push's.
-        Exists(EventBatch.objects.filter(received_at=OuterRef("created_at"), failed_at__isnull=True))
+        # Held for a push whose later batches still wait (incident_events_held): their time is the push's. Not
+        # once one of those failed: the pages of what is in do not wait for its retries.
+        Exists(EventBatch.objects.filter(received_at=OuterRef("created_at"), failed_at__isnull=True, attempts=0))
     )
 
     def first(count: int, **after):

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -261,6 +262,8 @@ def batches_drain(*, integration_id: int, now: datetime) -> int:
                     alert_ingest(integration=integration, events=events, now=batch.received_at)
             except Exception as exc:
                 logger.exception("Event batch %s of integration %s failed", batch.pk, integration_id)
+                # The push's earlier batches are in: what they hold goes out now rather than after the retries.
+                transaction.on_commit(partial(incident_events_dispatch_held, at=batch.received_at), robust=True)
                 batch.attempts += 1
                 batch.error = f"{type(exc).__name__}: {exc}"[:2000]
                 if batch.attempts > len(BATCH_RETRY):

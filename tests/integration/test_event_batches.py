@@ -10,7 +10,7 @@ from escalation.ticker import tick
 from oncall.lib import clock as clock_module
 from oncall.lib import queue
 from oncall.models import Alert, EventBatch, Incident, IncidentEvent, IngestTask
-from oncall.services import ingest
+from oncall.services import events, ingest
 from oncall.sources.base import NormalizedEvent
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
 
@@ -194,11 +194,11 @@ def test_an_incident_a_later_batch_of_its_push_raises_is_escalated_for_the_raise
     assert not IncidentEvent.objects.filter(dispatched_at__isnull=True).exists()
 
 
-def test_events_held_for_a_push_whose_last_batch_waits_its_retry_are_not_swept_out(
+def test_a_push_whose_last_batch_fails_does_not_hold_back_the_pages_of_its_first(
     client, clock, integration, monkeypatch
 ):
-    """Until the push's last batch is in (here after a retry), the ticker's sweep of overdue events leaves the
-    first batches' events alone; then they go out."""
+    """The first batch's events are held while the last one waits its turn; when the last one fails, they go out
+    at once instead of after its retries (up to 7.5 minutes), and the last one's follow when its retry succeeds."""
     _, key = integration
     failing = f"{ingest.BATCH_EVENTS:x}"  # the first event of the second batch
     real_create = ingest._create
@@ -212,16 +212,30 @@ def test_events_held_for_a_push_whose_last_batch_waits_its_retry_are_not_swept_o
     create_failing_once.failed = False
     monkeypatch.setattr(ingest, "_create", create_failing_once)
     push(client, key, outage(["critical"] * (ingest.BATCH_EVENTS + 1)), source="prometheus")
-    held = IncidentEvent.objects.filter(dispatched_at__isnull=True)
-    assert held.count() == ingest.BATCH_EVENTS and EventBatch.objects.get().attempts == 1
-    clock.advance(seconds=4)
-    tick(now=clock_module.now())
-    clock.advance(seconds=4)  # past DISPATCH_GRACE, still before the retry
-    tick(now=clock_module.now())
-    assert held.count() == ingest.BATCH_EVENTS, "held while the push's last batch waits"
-    clock.advance(seconds=2)
-    tick(now=clock_module.now())  # the retry is due: the last batch goes in, then the held events go out
-    assert not EventBatch.objects.exists() and not held.exists()
+    undispatched = IncidentEvent.objects.filter(dispatched_at__isnull=True)
+    assert EventBatch.objects.get().attempts == 1
+    assert not undispatched.exists(), "released when the last batch failed"
+    assert Incident.objects.count() == ingest.BATCH_EVENTS
+    clock.advance(seconds=5)
+    tick(now=clock_module.now())  # the retry is due
+    assert not EventBatch.objects.exists() and not undispatched.exists()
+    assert Incident.objects.count() == ingest.BATCH_EVENTS + 1
+
+
+def test_the_sweep_leaves_events_held_for_a_push_alone_while_its_last_batch_waits_its_turn(clock, integration):
+    """Held events are the ticker's only once no batch of their push waits a first try (or its drain died)."""
+    instance, _ = integration
+    incident = Incident.objects.create(
+        channel=instance.channel, title="held", start_time=clock.current, last_time=clock.current
+    )
+    held = IncidentEvent.objects.create(incident=incident, kind="opened", created_at=clock.current)
+    batch = EventBatch.objects.create(integration=instance, events=[], received_at=clock.current)
+    later = clock.current + timedelta(seconds=10)
+    assert events.incident_events_dispatch_overdue(now=later) == 0
+    EventBatch.objects.filter(pk=batch.pk).update(attempts=1)
+    assert events.incident_events_dispatch_overdue(now=later) == 1
+    held.refresh_from_db()
+    assert held.dispatched_at is not None
 
 
 def test_each_batch_of_a_large_push_takes_effect_on_its_own(client, clock, integration, monkeypatch):

@@ -132,9 +132,12 @@ def test_the_readme_curl_produces_an_incident_and_an_email(tmp_path):
             assert db.execute("select title, progress from oncall_incident").fetchall() == [
                 ("CPU above 90% on db-1", "Triggered")
             ]
-            assert db.execute("select address, status from channels_app_delivery").fetchall() == [
-                ("alice@example.com", "sent")
-            ]
+            # The worker records the send just after the console backend prints it: give it a moment.
+            deliveries = "select address, status from channels_app_delivery"
+            deadline = time.monotonic() + 30
+            while db.execute(deliveries).fetchall() != [("alice@example.com", "sent")] and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert db.execute(deliveries).fetchall() == [("alice@example.com", "sent")]
 
         # The tour's next step: acknowledge through the REST API with a token made on the command line.
         acked = subprocess.run(

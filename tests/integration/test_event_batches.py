@@ -141,6 +141,20 @@ def test_events_of_one_push_all_take_effect_or_none_do(client, clock, integratio
     assert EventBatch.objects.get().attempts == 1
 
 
+def fail_once(monkeypatch, alert_key: str) -> None:
+    """The first try at storing `alert_key`'s alert fails (its batch then waits its retry); later ones succeed."""
+    real_create = ingest._create
+    failed = []
+
+    def create_failing_once(*, event, **kwargs):
+        if event.alert_key == alert_key and not failed:
+            failed.append(event.alert_key)
+            raise RuntimeError("database hiccup")
+        return real_create(event=event, **kwargs)
+
+    monkeypatch.setattr(ingest, "_create", create_failing_once)
+
+
 def alertmanager_group(count: int) -> dict:
     """One Alertmanager push holding `count` firing alerts, as a large outage makes one group of."""
     alerts = [
@@ -200,17 +214,7 @@ def test_a_push_whose_last_batch_fails_does_not_hold_back_the_pages_of_its_first
     """The first batch's events are held while the last one waits its turn; when the last one fails, they go out
     at once instead of after its retries (up to 7.5 minutes), and the last one's follow when its retry succeeds."""
     _, key = integration
-    failing = f"{ingest.BATCH_EVENTS:x}"  # the first event of the second batch
-    real_create = ingest._create
-
-    def create_failing_once(*, event, **kwargs):
-        if event.alert_key == failing and not create_failing_once.failed:
-            create_failing_once.failed = True
-            raise RuntimeError("database hiccup")
-        return real_create(event=event, **kwargs)
-
-    create_failing_once.failed = False
-    monkeypatch.setattr(ingest, "_create", create_failing_once)
+    fail_once(monkeypatch, f"{ingest.BATCH_EVENTS:x}")  # the first event of the second batch
     push(client, key, outage(["critical"] * (ingest.BATCH_EVENTS + 1)), source="prometheus")
     undispatched = IncidentEvent.objects.filter(dispatched_at__isnull=True)
     assert EventBatch.objects.get().attempts == 1
@@ -241,17 +245,7 @@ def test_the_sweep_leaves_events_held_for_a_push_alone_while_its_last_batch_wait
 def test_each_batch_of_a_large_push_takes_effect_on_its_own(client, clock, integration, monkeypatch):
     """A batch that fails holds back only itself and the batches after it; those before it stay done."""
     instance, key = integration
-    failing = f"{ingest.BATCH_EVENTS + 3:016x}"  # in the second batch
-    real_create = ingest._create
-
-    def create_failing_once(*, event, **kwargs):
-        if event.alert_key == failing and not create_failing_once.failed:
-            create_failing_once.failed = True
-            raise RuntimeError("database hiccup")
-        return real_create(event=event, **kwargs)
-
-    create_failing_once.failed = False
-    monkeypatch.setattr(ingest, "_create", create_failing_once)
+    fail_once(monkeypatch, f"{ingest.BATCH_EVENTS + 3:016x}")  # in the second batch
     push_without_worker(client, key, alertmanager_group(2 * ingest.BATCH_EVENTS + 7), monkeypatch, source="prometheus")
     assert ingest.batches_process(integration_id=instance.pk, now=clock.current) == 1
     assert Alert.objects.count() == ingest.BATCH_EVENTS

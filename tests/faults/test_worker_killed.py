@@ -7,6 +7,8 @@ import time
 from collections import Counter
 
 import pytest
+from django.utils import timezone
+from django_q.models import OrmQ
 
 from channels_app.models import Delivery
 from tests.factories import make_bot, make_channel, make_rule, make_user
@@ -18,6 +20,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 # DELIVERY_SEND_LEASE_SECONDS: how long an attempt is the dead worker's before it is settled. An attempt ends its
 # requests by 80% of it, so it must outlast the few seconds until the worker is killed mid-request.
 LEASE = 15
+# django-q hands a dead worker's tasks out again Q_RETRY after it took them (each runs again, on worker-2): as soon
+# as the settings allow (above Q_TIMEOUT, itself above WORKER_INLINE_SECONDS + HTTP_TOTAL_TIMEOUT), and after the
+# lease, so that the repeats find every attempt already settled.
+Q_TIMEOUT = 18
+Q_RETRY = 20
 
 
 def test_a_worker_killed_mid_send_leaves_every_delivery_sent_exactly_once(fake, start_platform):
@@ -35,14 +42,14 @@ def test_a_worker_killed_mid_send_leaves_every_delivery_sent_exactly_once(fake, 
     fake.hang("/hook")
     platform = start_platform(
         DELIVERY_SEND_LEASE_SECONDS=LEASE,
-        HTTP_TOTAL_TIMEOUT=20,  # the hanging requests last until the worker is killed
+        HTTP_TOTAL_TIMEOUT=12,  # the hanging requests last until the worker is killed (80% of LEASE at most)
         DELIVERY_BULKHEAD_SLOW_LIMIT=10,  # all to one fake server: let them be in flight together
         DELIVERY_RECONCILE_SECONDS=3,
         TIMER_LEASE_SECONDS=3,
         Q_WORKERS=6,  # every send in flight at once
         WORKER_INLINE_SECONDS=5,
-        Q_TIMEOUT=30,
-        Q_RETRY=35,
+        Q_TIMEOUT=Q_TIMEOUT,
+        Q_RETRY=Q_RETRY,
     )
     platform.start("web")
     platform.start("ticker")
@@ -58,8 +65,13 @@ def test_a_worker_killed_mid_send_leaves_every_delivery_sent_exactly_once(fake, 
     wait_until(lambda: len(fake.callbacks_made) == 4, timeout=30, what="Twilio's four status callbacks")
     assert {code for _url, _status, code in fake.callbacks_made} == {204}
     platform.kill("worker")
+    killed = time.monotonic()
     fake.release()
     assert Delivery.objects.filter(status=Delivery.Status.SENDING).count() == 5
+    # The tasks the dead worker had taken (the sends in flight, and the task that sent the first one itself) are
+    # still in the queue, locked to it until Q_RETRY after it took them.
+    held = list(OrmQ.objects.filter(lock__gt=timezone.now()).values_list("lock", flat=True))
+    assert len(held) >= 4, list(OrmQ.objects.values("pk", "lock"))
 
     started = time.monotonic()
     platform.start("worker-2")
@@ -69,7 +81,15 @@ def test_a_worker_killed_mid_send_leaves_every_delivery_sent_exactly_once(fake, 
         what=f"every delivery sent\n{platform.logs()}",
     )
     print(f"settled {time.monotonic() - started:.1f} s after the restart")
-    time.sleep(2)  # anything sent twice would arrive by now
+    # Then django-q hands the dead worker's tasks out again, and worker-2 runs each of them: a task leaves the queue
+    # only once it has run, so when none is left, anything they sent twice has reached the fake providers.
+    wait_until(
+        lambda: not OrmQ.objects.exists(),
+        timeout=Q_RETRY + 30,
+        what=f"the dead worker's tasks run again, and the queue empty\n{platform.logs()}",
+    )
+    assert timezone.now() >= max(held)
+    print(f"its tasks ran again {time.monotonic() - killed:.1f} s after the kill")
 
     deliveries = list(Delivery.objects.order_by("id"))
     assert {d.status for d in deliveries} == {Delivery.Status.SENT}

@@ -1,7 +1,8 @@
 """PostgreSQL restarted while monitors push: the web process (gunicorn, as deployed) answers a retryable 503 with
 `Retry-After` during the outage, on the standard and the PagerDuty endpoints alike, reports itself not ready, and
 accepts pushes again once the database is back, without a restart of its own. Afterwards every push answered 2xx is
-stored (and becomes its alert and incident), and no push answered 5xx left a row.
+stored (and becomes its alert and incident), and no push answered 5xx left a row, not even one whose batch was
+written when the database stopped.
 
 It runs on a private cluster of its own (initdb, fsync off) so that stopping it disturbs nobody else's database.
 """
@@ -14,6 +15,7 @@ import threading
 import time
 from collections import Counter
 
+import psycopg
 import pytest
 
 from tests.fakes.smtp import free_port
@@ -34,6 +36,7 @@ pytestmark = [
 ]
 
 KEY = "outage0000000000000000000000key1"
+SENDERS = 4  # monitors pushing at once, as many as the web process has threads
 SETUP = f"""
 from oncall.models import Channel, Integration, Team
 channel = Channel.objects.create(name="Databases", team=Team.objects.create(name="DBA"))
@@ -93,20 +96,45 @@ def stored_alert_keys(postgres: PrivatePostgres) -> list[str]:
     return [event["alert_key"] for (events,) in rows for event in events]
 
 
+def pushes_waiting_for(postgres: PrivatePostgres, table: str, *, count: int) -> list[int]:
+    """The database sessions (pids) of the pushes waiting for a lock on `table`, once `count` are; else []."""
+    rows = postgres.query(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
+        "AND query LIKE %s",
+        f"%{table}%",
+    )
+    return [pid for (pid,) in rows] if len(rows) >= count else []
+
+
 def test_a_postgresql_restart_during_ingest_answers_503_then_recovers_and_leaves_no_partial_rows(postgres, platform):
     web, base_url, env, integration_id = platform
     monitor = Monitor(base_url, KEY, pagerduty_every=3, timeout=15)
     stop = threading.Event()
     began = time.monotonic()
     with Poller([f"{base_url}/healthz", f"{base_url}/readyz"], interval=0.1) as health:
-        senders = keep_pushing(monitor, threads=4, stop=stop)
+        senders = keep_pushing(monitor, threads=SENDERS, stop=stop)
         try:
             wait_for_answers(
                 monitor, lambda a: a.accepted, count=20, since=began, timeout=20, what="20 pushes accepted"
             )
-            down_from = time.monotonic()
-            postgres.stop("fast")
-            down = time.monotonic()
+            # The database stops while pushes are mid-write: an admin holds the ingest task table, so every push
+            # in flight has inserted its batch and waits to hand it over to the worker.
+            admin = psycopg.connect(postgres.admin_dsn())
+            try:
+                admin.execute("LOCK TABLE oncall_ingesttask IN ACCESS EXCLUSIVE MODE")
+                mid_write = wait_until(
+                    lambda: pushes_waiting_for(postgres, "oncall_ingesttask", count=SENDERS),
+                    timeout=10,
+                    what="every push in flight waiting for the ingest task table",
+                )
+                down_from = time.monotonic()
+                # The stop ends their sessions first: ended together with the admin's, a push could take the lock
+                # it frees and commit in the instant before its own session ends.
+                postgres.query("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", mid_write)
+                postgres.stop("fast")
+                down = time.monotonic()
+            finally:
+                admin.close()  # its session ended with the server's stop, and the lock with it
             wait_for_answers(
                 monitor, lambda a: a.status == 503, count=30, since=down, timeout=20, what="30 pushes answered 503"
             )
@@ -155,9 +183,14 @@ def test_a_postgresql_restart_during_ingest_answers_503_then_recovers_and_leaves
     assert set(health.statuses("/healthz")) == {200}, health.seen
     assert 503 in health.statuses("/readyz", since=down) and set(health.statuses("/readyz", since=up + 2)) <= {200}
 
-    # Every accepted push is stored, with its hand-over to the worker, and nothing refused left a row.
+    # Every accepted push is stored, with its hand-over to the worker, and nothing refused left a row: not even
+    # the pushes whose batch was written when the database stopped.
     accepted = [a.alert_key for a in answers if a.accepted]
-    assert Counter(stored_alert_keys(postgres)) == Counter(accepted), log
+    stored = stored_alert_keys(postgres)
+    cut_off = [a for a in answers if a.sent_at < down_from <= a.answered_at and a.status == 503]
+    assert len(cut_off) >= len(mid_write), [a for a in answers if a.sent_at < down_from <= a.answered_at]
+    assert not set(stored) & {a.alert_key for a in cut_off}, f"pushes answered 503 were stored{log}"
+    assert Counter(stored) == Counter(accepted), log
     # One task drains them all (pushes ride on a task queued before them, the outage notwithstanding); only pushes
     # racing to queue the first may each have queued one.
     tasks = postgres.query("SELECT count(*) FROM django_q_ormq")[0][0]
@@ -176,7 +209,8 @@ def test_a_postgresql_restart_during_ingest_answers_503_then_recovers_and_leaves
     assert postgres.query("SELECT count(*) FROM oncall_alert WHERE event_count < 1") == [(0,)]
     print(
         f"\noutage: {len(answers)} pushes in {elapsed:.1f} s: {dict(statuses)}; "
-        f"{len(outage)} during the outage all 503, {sum(a.accepted for a in after)} accepted after the restart; "
+        f"{len(cut_off)} cut off mid-write and {len(outage)} during the outage all 503, "
+        f"{sum(a.accepted for a in after)} accepted after the restart; "
         f"{len(accepted)} accepted, {len(alert_keys)} alerts stored; outage {up_from - down_from:.1f} s, "
         f"slowest 503 {slowest * 1000:.0f} ms"
     )

@@ -149,6 +149,16 @@ def _flag(delivery: Delivery, reason: str) -> bool:
     return contact_flag(person_id=delivery.recipient_id, contact=contact, address=delivery.address, reason=reason)
 
 
+def _failed_after(delivery: Delivery, error: str) -> str:
+    """The timeline's line for a page that failed for good."""
+    return _("%(method)s to %(address)s failed after %(n)d attempt(s): %(error)s") % {
+        "method": _label(delivery),
+        "address": delivery.address,
+        "n": delivery.attempts,
+        "error": error,
+    }
+
+
 def _fail_timeline(delivery: Delivery, message: str, now: datetime, **detail) -> None:
     timeline_add(
         incident=delivery.incident,
@@ -199,12 +209,7 @@ def delivery_record_outcome(
         gave_up = updated and fields["status"] == Delivery.Status.FAILED
         flagged = updated and result.outcome == Outcome.PERMANENT and _flag(delivery, result.flag)
         if gave_up:
-            message = timeline_message or _("%(method)s to %(address)s failed after %(n)d attempt(s): %(error)s") % {
-                "method": _label(delivery),
-                "address": delivery.address,
-                "n": delivery.attempts,
-                "error": result.error[:300],
-            }
+            message = timeline_message or _failed_after(delivery, result.error[:300])
             if flagged:
                 message += " " + _("The contact is flagged and receives nothing until it is verified again.")
             _fail_timeline(delivery, message, now, error=result.error[:500], flagged=bool(flagged))
@@ -312,12 +317,7 @@ def _interrupted_give_up(*, delivery: Delivery, attempt, error: str, entry: Mapp
                 "error": error,
             }
         else:
-            message = _("%(method)s to %(address)s failed after %(n)d attempt(s): %(error)s") % {
-                "method": _label(delivery),
-                "address": delivery.address,
-                "n": delivery.attempts,
-                "error": error,
-            }
+            message = _failed_after(delivery, error)
         _fail_timeline(delivery, message, now, error=error, flagged=False, interrupted=True)
     logger.warning(
         "Delivery %s: its worker stopped mid-attempt on the last allowed attempt (%d); it failed",

@@ -12,7 +12,7 @@ from escalation import services as escalation_services
 from escalation.models import EscalationLevel, EscalationRule, EscalationState, Timer
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
-from oncall.models import Channel, Incident, IncidentEvent, Source
+from oncall.models import Channel, Incident, IncidentEvent, Source, User
 from oncall.services import events, lifecycle
 from tests.factories import make_channel, make_integration, make_rule, make_team, make_user, push
 from tests.fakes.smtp import FakeSmtpServer
@@ -335,15 +335,21 @@ def test_force_escalation_pages_the_next_level_despite_the_acknowledgement(clien
     assert paged(mailoutbox) == ["ann", "ben"], "level 2 does not force it"
 
 
-def test_a_forced_levels_page_written_after_the_ack_is_retried_until_its_person_acknowledges(client, clock, smtp_port):
-    """Level 1 forces escalation: ann acknowledges, ben (level 2) is paged anyway, and his page, which the mail
-    server refuses, is retried (it was written after ann's acknowledgement) until ben acknowledges too."""
+def forced_to_ben(client) -> tuple[User, User]:
+    """Level 1 pages ann and forces escalation after 5 minutes; level 2 pages ben. An incident is open."""
     ann, ben = make_user("ann"), make_user("ben")
     channel = make_channel()
     rule = EscalationRule.objects.create(channel=channel, name="Forced")
     level(rule, 0, people=[ann], force_escalate=True, escalate_after_minutes=5)
     level(rule, 1, people=[ben], escalate_after_minutes=30)
     push(client, make_integration(channel=channel)[1], event())
+    return ann, ben
+
+
+def test_a_forced_levels_page_written_after_the_ack_is_retried_until_its_person_acknowledges(client, clock, smtp_port):
+    """Level 1 forces escalation: ann acknowledges, ben (level 2) is paged anyway, and his page, which the mail
+    server refuses, is retried (it was written after ann's acknowledgement) until ben acknowledges too."""
+    ann, ben = forced_to_ben(client)
     incident = Incident.objects.get()
     lifecycle.incident_acknowledge(incident=incident, by=ann, source=WEB, now=clock.current)
     later(clock, minutes=5)  # ben's page; the mail server is down
@@ -477,12 +483,7 @@ def test_a_forced_levels_page_decided_while_an_acknowledgement_held_the_incident
     """Level 1 times out at T and forces escalation; its timer's worker takes T as its time, then waits for the
     incident, which ann is acknowledging at T+300 ms. Level 2's page, decided after her acknowledgement, is sent:
     it is not taken for a page her acknowledgement came after."""
-    ann, ben = make_user("ann"), make_user("ben")
-    channel = make_channel()
-    rule = EscalationRule.objects.create(channel=channel, name="Forced")
-    level(rule, 0, people=[ann], force_escalate=True, escalate_after_minutes=5)
-    level(rule, 1, people=[ben], escalate_after_minutes=30)
-    push(client, make_integration(channel=channel)[1], event())
+    ann, ben = forced_to_ben(client)
     assert paged(mailoutbox) == ["ann"]
     timer = Timer.objects.get(done_at__isnull=True)
     clock.current = timer.due_at + timedelta(milliseconds=300)

@@ -103,6 +103,19 @@ class UserAdminForm(UserChangeForm):
         except ApplicationError as exc:
             raise forms.ValidationError(exc.message) from None
 
+    def clean_is_active(self) -> bool:
+        active = self.cleaned_data.get("is_active", True)
+        # The instance still holds the saved values here: only deactivating is checked, not saving someone inactive.
+        if self.instance.pk and self.instance.is_active and not active:
+            emptied = teams_left_empty([self.instance])
+            if emptied:
+                lead = _(
+                    "%(person)s is the last active member of a team that an escalation level notifies: deactivated, "
+                    "they would be skipped and the level would reach nobody through the team."
+                ) % {"person": self.instance}
+                raise forms.ValidationError([lead, *emptied], code="team_left_empty")
+        return active
+
 
 def _same_phone(before: str, after: str) -> bool:
     """Whether the number saved (`before`, normally E.164 already) is `after`, the form's normalised one."""

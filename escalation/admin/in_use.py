@@ -5,6 +5,9 @@ A team, bot or person that a level names is a plain many-to-many: deleted, the l
 ("Level 2 notified nobody."), for new incidents and running ones alike. A person deleted also takes their layer
 memberships and overrides with them (CASCADE): a rotation group that was only them vanishes and every later group's
 turn moves, so someone else is on call tonight than the schedule showed. Deactivating keeps their turns.
+
+Deactivating is no way out for the last active members of a team that a level names: a deactivated person is skipped,
+so the level reaches nobody through the team all the same.
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ def levels_naming(objs: Iterable[Model], *, field: str, advice: str) -> list[Saf
 
 
 def teams_left_empty(people: Iterable[Model]) -> list[SafeString]:
-    """One line per level naming a team whose last active members are `people`: deleted, the level would reach
-    nobody through it."""
+    """One line per level naming a team whose last active members are `people`: deleted or deactivated, the level
+    would reach nobody through it."""
     people = list(people)
     leaving = {person.pk for person in people}
     teams = (
@@ -65,7 +68,7 @@ def teams_left_empty(people: Iterable[Model]) -> list[SafeString]:
         emptied,
         field="teams",
         advice=_(
-            "Its last active members would go with this: deactivate them instead, or add someone to the team first."
+            "It would have no active member left: add someone to the team first, or remove the team from the level."
         ),
     )
 

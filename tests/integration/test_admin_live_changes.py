@@ -212,7 +212,7 @@ def test_the_last_active_member_of_a_team_a_level_notifies_cannot_be_deleted_in_
     night = make_team("Night", members=[ben, make_user("gone", is_active=False)])
     make_team("Day", members=[cy, make_user("dee")])
     rule_naming(teams=[night, Team.objects.get(name="Day")])
-    refused(staff, ben, "Escalation rule Databases, Level 2</a>: notifies Night. Its last active members would go")
+    refused(staff, ben, "Escalation rule Databases, Level 2</a>: notifies Night. It would have no active member left")
     response = staff.post(reverse("admin:oncall_user_delete", args=[cy.pk]), {"post": "yes"})
     assert response.status_code == 302 and not User.objects.filter(pk=cy.pk).exists()
 

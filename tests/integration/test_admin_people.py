@@ -1,0 +1,89 @@
+"""People in the admin while incidents are being paged: deactivating or deleting someone must not leave an escalation
+level reaching nobody without a word."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from oncall.models import User
+from tests.factories import make_channel, make_integration, make_rule, make_team, make_user, push
+from tests.integration.test_admin_live_changes import DB_DOWN, later, paged, refused, rule_naming
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def staff(client):
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    return client
+
+
+def post_person(staff, person, **changes):
+    """Post the person's admin form as it is shown, with `changes` made (`is_active=False` unticks "active")."""
+    url = reverse("admin:oncall_user_change", args=[person.pk])
+    form = staff.get(url).context["adminform"].form
+    data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
+    data.pop("date_joined", None)
+    data.update(date_joined_0="2026-01-01", date_joined_1="00:00:00")
+    for prefix in ("devices", "notification_preferences"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
+    for name, value in changes.items():
+        if value is False:
+            data.pop(name, None)  # an unticked checkbox is not posted
+        else:
+            data[name] = value
+    return staff.post(url, data)
+
+
+# Deactivating the last active members of a team that a level names.
+
+
+def test_the_last_active_member_of_a_team_a_level_notifies_cannot_be_deactivated_in_the_admin(staff):
+    """Deactivated, they would be skipped: the level would reach nobody through the team."""
+    ben = make_user("ben")
+    night = make_team("Night", members=[ben, make_user("gone", is_active=False)])
+    rule_naming(teams=[night])
+    response = post_person(staff, ben, is_active=False)
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "Escalation rule Databases, Level 2</a>: notifies Night." in text
+    assert "add someone to the team first, or remove the team from the level" in text
+    assert User.objects.get(pk=ben.pk).is_active
+
+
+def test_the_team_a_level_notifies_is_still_paged_after_staff_tried_to_deactivate_its_last_member(
+    staff, client, clock, mailoutbox
+):
+    ben = make_user("ben")
+    channel = make_channel()
+    make_rule(channel, [{"people": [make_user("ann")], "after": 5}, {"after": 5}]).levels.get(position=1).teams.set(
+        [make_team("Night", members=[ben])]
+    )
+    post_person(staff, ben, is_active=False)
+    push(client, make_integration(channel=channel)[1], DB_DOWN)
+    later(clock, minutes=6)
+    assert paged(mailoutbox) == ["ann", "ben"]
+
+
+def test_a_person_whose_named_teams_keep_an_active_member_can_be_deactivated_in_the_admin(staff):
+    cy, dee, eve = make_user("cy"), make_user("dee"), make_user("eve")
+    rule_naming(teams=[make_team("Day", members=[cy, dee])])
+    make_team("Lunch", members=[eve])  # no level names it
+    for person in (cy, eve):
+        assert post_person(staff, person, is_active=False).status_code == 302
+        assert not User.objects.get(pk=person.pk).is_active
+    assert post_person(staff, dee, first_name="Dee").status_code == 302, "saving without deactivating is not refused"
+
+
+def test_deleting_the_last_active_member_of_a_named_team_is_not_advised_to_deactivate_them_instead(staff):
+    """Deactivating them would empty the team just the same."""
+    ben = make_user("ben")
+    rule_naming(teams=[make_team("Night", members=[ben])])
+    line = (
+        "Escalation rule Databases, Level 2</a>: notifies Night. It would have no active member left: add someone to "
+        "the team first, or remove the team from the level."
+    )
+    refused(staff, ben, line)
+    page = staff.get(reverse("admin:oncall_user_delete", args=[ben.pk])).content.decode()
+    assert "deactivate" not in page.lower()

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from channels_app import registry
 from channels_app.models import Delivery
-from escalation.admin.in_use import levels_naming, schedule_places, teams_left_empty
+from escalation.admin.in_use import incidents_responded_by, levels_naming, schedule_places, teams_left_empty
 from escalation.models import EscalationState, Timer
 from oncall.admin_autocomplete import CheckedAutocomplete
 from oncall.errors import ApplicationError
@@ -223,6 +223,7 @@ class UserAdmin(DjangoUserAdmin):
             ),
             *teams_left_empty(objs),
             *schedule_places(objs),
+            *incidents_responded_by(objs),
         ]
         return deleted_objects, model_count, perms_needed, protected
 

@@ -7,7 +7,8 @@ memberships and overrides with them (CASCADE): a rotation group that was only th
 turn moves, so someone else is on call tonight than the schedule showed. Deactivating keeps their turns.
 
 Deactivating is no way out for the last active members of a team that a level names: a deactivated person is skipped,
-so the level reaches nobody through the team all the same.
+so the level reaches nobody through the team all the same. Nor is deleting a way to take someone off an incident that
+is not closed: their responder row goes with them, and the incident may be left assigned to nobody.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from escalation.models import EscalationLevel, LayerMember, Override
-from oncall.models import Team, User
+from oncall.models import Progress, Responder, Team, User
 
 
 def levels_naming(objs: Iterable[Model], *, field: str, advice: str) -> list[SafeString]:
@@ -71,6 +73,35 @@ def teams_left_empty(people: Iterable[Model]) -> list[SafeString]:
             "It would have no active member left: add someone to the team first, or remove the team from the level."
         ),
     )
+
+
+def incidents_responded_by(people: Iterable[Model]) -> list[SafeString]:
+    """One line per incident that is not closed and has some of `people` as responders (a link to the incident), with
+    what to do instead of deleting them."""
+    responders = (
+        Responder.objects.filter(person__in=list(people))
+        .exclude(incident__progress=Progress.CLOSED)
+        .select_related("incident", "person")
+        .order_by("incident_id", "person__username", "person_id")
+    )
+    incidents: dict[int, tuple[Model, list[str]]] = {}
+    for responder in responders:
+        incidents.setdefault(responder.incident_id, (responder.incident, []))[1].append(str(responder.person))
+    return [
+        format_html(
+            '<a href="{}">{}</a>: {} {}',
+            reverse("admin:oncall_incident_change", args=[incident.pk]),
+            _("Incident %(incident)s") % {"incident": incident},
+            ngettext(
+                "%(people)s is a responder and it is not closed.",
+                "%(people)s are responders and it is not closed.",
+                len(names),
+            )
+            % {"people": ", ".join(names)},
+            _("Deactivate them instead, or reassign or close the incident first."),
+        )
+        for incident, names in incidents.values()
+    ]
 
 
 def schedule_places(people: Iterable[Model]) -> list[SafeString]:

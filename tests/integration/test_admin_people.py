@@ -1,12 +1,13 @@
 """People in the admin while incidents are being paged: deactivating or deleting someone must not leave an escalation
-level reaching nobody without a word."""
+level, or an open incident, reaching nobody without a word."""
 
 from __future__ import annotations
 
 import pytest
 from django.urls import reverse
 
-from oncall.models import User
+from oncall.models import Incident, Responder, Source, User
+from oncall.services import lifecycle
 from tests.factories import make_channel, make_integration, make_rule, make_team, make_user, push
 from tests.integration.test_admin_live_changes import DB_DOWN, later, paged, refused, rule_naming
 
@@ -87,3 +88,54 @@ def test_deleting_the_last_active_member_of_a_named_team_is_not_advised_to_deact
     refused(staff, ben, line)
     page = staff.get(reverse("admin:oncall_user_delete", args=[ben.pk])).content.decode()
     assert "deactivate" not in page.lower()
+
+
+# Deleting a responder of an incident that is not closed.
+
+
+def incident_of(client, clock, *people: User) -> Incident:
+    """A new open incident (level 1 pages kim), reassigned to `people`."""
+    channel = make_channel()
+    make_rule(channel, [{"people": [User.objects.get_or_create(username="kim")[0]], "after": 5}])
+    push(client, make_integration(channel=channel)[1], DB_DOWN)
+    incident = Incident.objects.order_by("-pk").first()
+    kim = User.objects.get(username="kim")
+    return lifecycle.incident_reassign(incident=incident, by=kim, people=people, source=Source.WEB, now=clock.current)
+
+
+def test_a_responder_of_an_open_incident_cannot_be_deleted_in_the_admin(staff, client, clock):
+    """Deleted, their responder row goes with them: the incident would be assigned to nobody."""
+    ann = make_user("ann")
+    triggered, acknowledged = incident_of(client, clock, ann), incident_of(client, clock, ann)
+    lifecycle.incident_acknowledge(incident=acknowledged, by=ann, source=Source.WEB, now=clock.current)
+    lines = [
+        f'<a href="{reverse("admin:oncall_incident_change", args=[incident.pk])}">Incident #{incident.pk} db down</a>'
+        ": ann is a responder and it is not closed. Deactivate them instead, or reassign or close the incident first."
+        for incident in (triggered, acknowledged)
+    ]
+    refused(staff, ann, *lines)
+    assert Responder.objects.filter(person=ann).count() == 2
+
+
+def test_deleting_two_responders_of_one_open_incident_lists_the_incident_once(staff, client, clock):
+    ann, ben = make_user("ann"), make_user("ben")
+    incident = incident_of(client, clock, ann, ben)
+    changelist = reverse("admin:oncall_user_changelist")
+    bulk = {"action": "delete_selected", "_selected_action": [ann.pk, ben.pk], "post": "yes"}
+    text = staff.post(changelist, bulk).content.decode()
+    assert "Cannot delete" in text
+    assert text.count(f"Incident #{incident.pk} db down</a>: ann, ben are responders and it is not closed.") == 1
+    assert User.objects.filter(pk__in=[ann.pk, ben.pk]).count() == 2
+
+
+def test_responders_only_of_closed_incidents_are_deleted_in_the_admin(staff, client, clock):
+    ann, ben, cy = make_user("ann"), make_user("ben"), make_user("cy")
+    incident = incident_of(client, clock, ann, ben, cy)
+    lifecycle.incident_resolve(incident=incident, by=ann, source=Source.WEB, now=clock.current)
+    delete = reverse("admin:oncall_user_delete", args=[ann.pk])
+    assert "Are you sure" in staff.get(delete).content.decode()
+    assert staff.post(delete, {"post": "yes"}).status_code == 302
+    changelist = reverse("admin:oncall_user_changelist")
+    staff.post(changelist, {"action": "delete_selected", "_selected_action": [ben.pk, cy.pk], "post": "yes"})
+    assert not User.objects.filter(username__in=["ann", "ben", "cy"]).exists()
+    assert not Responder.objects.filter(incident=incident).exists()

@@ -8,6 +8,7 @@ The ES256 provider token is reused for 40 minutes (Apple refuses one older than 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from typing import Any
@@ -18,12 +19,21 @@ from django.conf import settings
 from channels_app.providers.push import DeviceResult, PushMessage, retry_after_header, shortened
 from oncall.lib import http
 
+logger = logging.getLogger(__name__)
+
 PLATFORM = "ios"
 TOKEN_REUSE_SECONDS = 40 * 60
-GONE_REASONS = {"Unregistered", "ExpiredToken", "BadDeviceToken"}
+GONE_REASONS = {"Unregistered", "ExpiredToken"}
+BAD_DEVICE_REASON = "BadDeviceToken"
 # Answers that say our configuration is wrong, not the token (protocols.md §10): the device stays linked, and the
 # error names the setting to fix. Unlinking on these would unlink every iPhone on the first page after a mistake.
+# BadDeviceToken is among them: Apple gives it for a malformed token and for a token of the other environment (a
+# development build's token sent to production, or the reverse), so a wrong APNS_API_URL answers it for every
+# iPhone, and unlinking them would leave nobody paged by push even after the setting is fixed.
 CONFIG_REASONS = {
+    BAD_DEVICE_REASON: "the token is not of APNS_API_URL's environment (a development build's token needs "
+    "api.sandbox.push.apple.com, an App Store or TestFlight build's api.push.apple.com), or it is malformed; "
+    "check APNS_API_URL",
     "DeviceTokenNotForTopic": "the device's app is not APNS_TOPIC; check that APNS_TOPIC is the app's bundle id",
     "TopicDisallowed": "this key may not push to APNS_TOPIC; check APNS_TOPIC and the key's team (APNS_TEAM_ID)",
 }
@@ -103,8 +113,9 @@ def apns_headers(message: PushMessage, *, token: str, now: float) -> dict[str, s
 
 
 def classify(device_id: int, status: int, body: Any, headers) -> DeviceResult:
-    """APNs' answer for one device: 200 sent; 410 and bad tokens gone; 429, 5xx and an expired provider token
-    retryable; anything else (configuration, a token for another topic included) permanent, the device kept."""
+    """APNs' answer for one device: 200 sent; 410 (Unregistered, ExpiredToken) gone; 429, 5xx and an expired
+    provider token retryable; anything else (configuration, a token for another topic or environment included)
+    permanent, the device kept."""
     if status == 200:
         lower = {key.lower(): value for key, value in headers.items()}
         return DeviceResult.sent(device_id, PLATFORM, lower.get("apns-id", ""))
@@ -145,7 +156,18 @@ def push(device, message: PushMessage) -> DeviceResult:
         )
     except http.HttpError as exc:
         return DeviceResult.retryable(device.pk, PLATFORM, f"APNs: {exc}")
-    result = classify(device.pk, response.status, response.json(), response.headers)
+    body = response.json()
+    result = classify(device.pk, response.status, body, response.headers)
+    if isinstance(body, dict) and body.get("reason") == BAD_DEVICE_REASON and not result.gone:
+        # Each time, so that a wrong APNS_API_URL shows in the log at every page it costs; the token is a credential
+        # to push to the phone: only its hint.
+        logger.error(
+            "APNs refused iOS device %s (token …%s) as BadDeviceToken: its token is not of APNS_API_URL's "
+            "environment (%s) or is malformed; the device stays linked",
+            device.pk,
+            device.token_hint,
+            settings.APNS_API_URL,
+        )
     if response.status == 403:
         forget_provider_token()
     return result

@@ -5,9 +5,11 @@ It checks what APNs checks: `POST /3/device/<hex token>`, a provider token (`aut
 signed by the key registered for its `kid`, `iss` the team id, no older than an hour), `apns-topic`,
 `apns-push-type`, a JSON payload of at most 4096 bytes. It answers 200 with an `apns-id`, or Apple's error
 bodies (`{"reason": ...}`): 403 InvalidProviderToken / ExpiredProviderToken, 400 BadPath / MissingTopic /
-BadDeviceToken / BadPriority, 413 PayloadTooLarge. A test can script the next answers (`answers`, each an
-httpx.Response), run a hook on each request (`on_request`, e.g. to move a fake clock while APNs "takes" 14 s) and
-reads what arrived (`requests`). The certificate is self-signed for 127.0.0.1; `client_ssl_context()` trusts it.
+BadDeviceToken / BadPriority, 413 PayloadTooLarge; BadDeviceToken also for a token of the other environment
+(`other_environment`: a development build's tokens when the fake plays production, or the reverse), as Apple does.
+A test can script the next answers (`answers`, each an httpx.Response), run a hook on each request (`on_request`,
+e.g. to move a fake clock while APNs "takes" 14 s) and reads what arrived (`requests`). The certificate is
+self-signed for 127.0.0.1; `client_ssl_context()` trusts it.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class FakeApns:
         self.requests: list[ApnsRequest] = []
         self.answers: list[httpx.Response] = []
         self.apns_ids: list[str] = []  # of the pushes it accepted, in order
+        self.other_environment: set[str] = set()  # device tokens Apple issued for the other environment
         self.on_request: Callable[[ApnsRequest], None] | None = None
         self.now: Callable[[], float] = time.time
         self._cert_pem, key_pem = _self_signed()
@@ -204,6 +207,8 @@ class FakeApns:
         try:
             bytes.fromhex(token)
         except ValueError:
+            return error(400, "BadDeviceToken")
+        if token in self.other_environment:
             return error(400, "BadDeviceToken")
         provider_token = request.headers.get("authorization", "").removeprefix("bearer ")
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 from datetime import timedelta
 
@@ -98,6 +99,7 @@ def apns_on(settings, monkeypatch, _apns_server, clock):
     _apns_server.requests.clear()
     _apns_server.answers.clear()
     _apns_server.apns_ids.clear()
+    _apns_server.other_environment.clear()
     _apns_server.on_request = None
     _apns_server.now = lambda: clock.current.timestamp()
     monkeypatch.setattr(http, "http2_transport", lambda: real_http2_transport(_apns_server.client_ssl_context()))
@@ -372,6 +374,37 @@ def test_an_apns_topic_that_is_not_the_apps_fails_the_push_and_keeps_the_iphone(
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("failed", 1)
     assert "APNs 400 DeviceTokenNotForTopic" in delivery.error and "APNS_TOPIC" in delivery.error
+
+
+def test_iphones_of_the_other_apns_environment_fail_the_push_and_stay_linked_until_the_setting_is_fixed(
+    client, clock, apns_on, ada, key_for, caplog
+):
+    """Apple answers BadDeviceToken for a token of the other environment (APNS_API_URL set to production for an
+    app built for the sandbox, or the reverse): the push fails at once naming the setting, the email to the same
+    person goes out, the error is logged with the device's id but not its token, and the iPhone stays linked,
+    so the next page reaches it once the setting is fixed."""
+    token = "ab" * 32
+    iphone = link(ada, "ios", token)
+    apns_on.other_environment.add(token)
+    key = key_for(("app", "email"))
+    with caplog.at_level(logging.ERROR, logger="channels_app.providers.apns"):
+        push(client, key, event())
+        later(clock, minutes=5)
+    assert len(apns_on.requests) == 1, "the refused push was sent again"
+    assert Device.objects.filter(pk=iphone.pk).exists(), "the iPhone was unlinked for a wrong APNS_API_URL"
+    pushed = Delivery.objects.get(method="app")
+    assert (pushed.status, pushed.attempts) == ("failed", 1)
+    assert "APNs 400 BadDeviceToken" in pushed.error and "APNS_API_URL" in pushed.error
+    assert pushed.incident.timeline.filter(kind="notify_failed", message__contains="APNS_API_URL").exists()
+    assert Delivery.objects.get(method="email").status == "sent"
+    [logged] = [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR]
+    assert f"device {iphone.pk} " in logged and "APNS_API_URL" in logged and token not in logged
+
+    apns_on.other_environment.clear()  # APNS_API_URL now names the environment the app was built for
+    push(client, key, event(key="db"))
+    assert Incident.objects.count() == 2
+    assert Delivery.objects.filter(method="app").latest("pk").status == "sent"
+    assert apns_on.requests[-1].url.path == f"/3/device/{token}"
 
 
 def test_an_ios_token_linked_in_both_cases_is_pushed_once(client, clock, apns_on, ada, key_for):

@@ -264,7 +264,8 @@ def test_the_fcm_message_is_high_priority_with_string_data():
     [
         (200, None, Outcome.SENT, False),
         (410, "Unregistered", Outcome.PERMANENT, True),
-        (400, "BadDeviceToken", Outcome.PERMANENT, True),
+        (410, "ExpiredToken", Outcome.PERMANENT, True),
+        (400, "BadDeviceToken", Outcome.PERMANENT, False),  # the other environment than APNS_API_URL's, or malformed
         (400, "DeviceTokenNotForTopic", Outcome.PERMANENT, False),  # our APNS_TOPIC is wrong
         (400, "TopicDisallowed", Outcome.PERMANENT, False),
         (400, "BadPriority", Outcome.PERMANENT, False),

@@ -3,7 +3,8 @@
 Protocol (shared/reference/protocols.md §1): POST the webhook URL (`…/robot/send?access_token=T`); with a signing
 secret, `timestamp` (ms) and `sign` = urlencode(base64(HMAC-SHA256(secret, timestamp + "\\n" + secret))) go in the
 query string, encoded once. DingTalk answers HTTP 200 even on errors: `errcode` 0 is success. A person is
-@mentioned by putting their mobile number in `at.atMobiles` and `@<mobile>` in the text (markdown only).
+@mentioned by putting their mobile number in `at.atMobiles` and `@<mobile>` in the text (markdown only); DingTalk
+notifies only the atMobiles whose @mobile is in the text, so the list holds exactly the mentions that fit.
 """
 
 from __future__ import annotations
@@ -82,14 +83,17 @@ def build(bot: BotTarget, message: BotMessage, now: datetime) -> chatbot.Request
         card = {"title": title, "text": message.text, "btnOrientation": "1", "btns": buttons}
         return chatbot.Request(url, {"msgtype": "actionCard", "actionCard": card})
     mobiles = mention_mobiles(message.mentions)
-    suffix = ("\n\n" + " ".join(f"@{m}" for m in mobiles)) if mobiles else ""
+    suffix = chatbot.mention_suffix([f"@{m}" for m in mobiles], slot="dingtalk", limit=TEXT_LIMIT, lead="\n\n")
     text = chatbot.fit(message.text, suffix, slot="dingtalk", limit=TEXT_LIMIT)
+    # DingTalk notifies only the atMobiles whose @mobile is in the text: the ones left out of a big team's capped
+    # list would not be notified anyway, and listing them all could take the message past its 20000 bytes.
+    shown = set(suffix.split())
     return chatbot.Request(
         url,
         {
             "msgtype": "markdown",
             "markdown": {"title": title, "text": text},
-            "at": {"atMobiles": mobiles, "isAtAll": bot.at_all},
+            "at": {"atMobiles": [m for m in mobiles if f"@{m}" in shown], "isAtAll": bot.at_all},
         },
     )
 

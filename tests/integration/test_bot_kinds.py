@@ -12,7 +12,15 @@ import pytest
 from channels_app.models import Bot, Delivery, TemplateSet
 from escalation.models import EscalationRule
 from oncall.models import Incident, TimelineEntry
-from tests.factories import make_bot, make_mapping_table, make_user
+from tests.factories import (
+    make_bot,
+    make_channel,
+    make_integration,
+    make_mapping_table,
+    make_rule,
+    make_team,
+    make_user,
+)
 from tests.integration.botkit import bot_deliveries, fire, later, paging_setup
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,6 +101,27 @@ def test_dingtalk_action_card_and_at_all(client, clock, fakes, ann):
     by_type = {request.json["msgtype"]: request.json for request in fakes.received("/dingtalk")}
     assert [button["title"] for button in by_type["actionCard"]["actionCard"]["btns"]] == ["Details", "Acknowledge"]
     assert by_type["markdown"]["at"]["isAtAll"] is True
+
+
+def test_a_dingtalk_message_that_mentions_a_big_team_is_accepted_and_lists_only_the_mentioned_phones(
+    client, clock, fakes
+):
+    """A level pages a team of 1200: the text has room for some of their @mobiles only, and `at.atMobiles` lists
+    exactly those (DingTalk notifies no one else). Listing every phone would take the message past DingTalk's
+    20000 bytes, and the robot would refuse it: nobody paged through the group."""
+    fakes.dingtalk_tokens["T1"] = None
+    bot = make_bot("dingtalk", fakes.url("/dingtalk/robot/send?access_token=T1"))
+    team = make_team("Everyone", members=[make_user(f"e{n:04d}", phone=f"+86139{n:08d}") for n in range(1200)])
+    channel = make_channel(team=team)
+    level = make_rule(channel, [{"methods": [], "bots": [bot]}]).levels.get()
+    level.teams.set([team])
+    fire(client, make_integration(channel=channel)[1], title="db-1 disk full")
+    (request,) = fakes.received("/dingtalk")
+    text = request.json["markdown"]["text"]
+    mentioned = [word[1:] for word in text.rsplit("\n\n", 1)[-1].split() if word.startswith("@")]
+    assert "db-1 disk full" in text and 0 < len(mentioned) < 1200
+    assert request.json["at"]["atMobiles"] == mentioned
+    assert only(bot).status == Delivery.Status.SENT
 
 
 # -- Feishu / Lark ----------------------------------------------------------------------------------------------

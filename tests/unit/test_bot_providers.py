@@ -488,6 +488,18 @@ def test_dingtalk_markdown_with_600_mentions_keeps_the_incident_within_its_limit
     assert left_out(text) + text.count(" @138") + 1 == 600
 
 
+@pytest.mark.parametrize("count", [600, 1500])
+def test_dingtalk_at_mobiles_are_exactly_the_mobiles_mentioned_in_the_text(count):
+    """DingTalk notifies only the atMobiles whose @mobile is in the text: the list follows the capped mentions, in
+    their order, and a big team's phones do not take the message past DingTalk's 20000 bytes."""
+    bot = BotTarget(1, "Ops", "https://oapi.dingtalk.com/robot/send?access_token=T")
+    body = dingtalk.build(bot, team("dingtalk", count), NOW).json
+    mentioned = [word[1:] for word in body["markdown"]["text"].split("\n\n")[-1].split() if word.startswith("@")]
+    assert 0 < len(mentioned) < count
+    assert body["at"]["atMobiles"] == mentioned
+    assert len(json.dumps(body, ensure_ascii=False).encode()) <= 20000  # as chatbot.send encodes it
+
+
 def test_telegram_with_80_mentions_stays_within_4096_characters_and_keeps_the_incident():
     bot = BotTarget(1, "Ops", "https://tg.example", secret="1:A", chat_ids=("-100",))
     text = telegram.build(bot, team("telegram", 80, lambda n: str(5_000_000_000 + n)), "-100").json["text"]

@@ -251,8 +251,31 @@ class VerificationCodeAdmin(admin.ModelAdmin):
         return False
 
 
+class TeamAdminForm(forms.ModelForm):
+    class Meta:
+        model = Team
+        fields = ("name", "description", "members")
+
+    def clean_members(self):
+        members = self.cleaned_data["members"]
+        team = self.instance
+        # Only emptying is refused: a team that already had no active member may still be saved as it is.
+        if team.pk and team.members.filter(is_active=True).exists() and not any(m.is_active for m in members):
+            named = levels_naming(
+                [team], field="teams", advice=_("Add an active member, or remove the team from the level first.")
+            )
+            if named:
+                lead = _(
+                    "This would leave the team with no active member, and the escalation levels that notify it would "
+                    "reach nobody through it."
+                )
+                raise forms.ValidationError([lead, *named], code="team_left_empty")
+        return members
+
+
 @admin.register(Team)
 class TeamAdmin(CheckedAutocomplete, admin.ModelAdmin):
+    form = TeamAdminForm
     list_display = ("name", "description", "member_count", "created_at")
     search_fields = ("name", "description")
     autocomplete_fields = ("members",)

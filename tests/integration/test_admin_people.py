@@ -90,6 +90,38 @@ def test_deleting_the_last_active_member_of_a_named_team_is_not_advised_to_deact
     assert "deactivate" not in page.lower()
 
 
+def post_team(staff, team, members):
+    url = reverse("admin:oncall_team_change", args=[team.pk])
+    return staff.post(url, {"name": team.name, "description": team.description, "members": [m.pk for m in members]})
+
+
+def test_a_team_a_level_notifies_cannot_be_left_without_an_active_member_on_its_admin_page(staff):
+    """Removing its last active members (keeping only deactivated ones) would leave the level reaching nobody."""
+    ben, gone = make_user("ben"), make_user("gone", is_active=False)
+    night = make_team("Night", members=[ben, gone])
+    rule_naming(teams=[night])
+    for members in ([], [gone]):
+        response = post_team(staff, night, members)
+        assert response.status_code == 200
+        text = response.content.decode()
+        assert "This would leave the team with no active member" in text
+        assert "Escalation rule Databases, Level 2</a>: notifies Night. Add an active member, or remove" in text
+        assert set(night.members.all()) == {ben, gone}
+
+
+def test_a_team_keeps_changing_members_on_its_admin_page_while_one_stays_active(staff):
+    ann, ben, cy = make_user("ann"), make_user("ben"), make_user("cy")
+    night = make_team("Night", members=[ann, ben])
+    empty = make_team("Empty", members=[make_user("gone", is_active=False)])
+    rule_naming(teams=[night, empty])
+    assert post_team(staff, night, [cy]).status_code == 302
+    assert set(night.members.all()) == {cy}
+    lunch = make_team("Lunch", members=[ann])  # no level names it
+    assert post_team(staff, lunch, []).status_code == 302
+    assert not lunch.members.exists()
+    assert post_team(staff, empty, []).status_code == 302, "a team that already had no active member is not refused"
+
+
 # Deleting a responder of an incident that is not closed.
 
 

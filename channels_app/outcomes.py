@@ -55,7 +55,8 @@ def no_longer_needed(delivery: Delivery) -> str:
     after an unacknowledge, a wake or a manual escalation the incident is paged anew, and acknowledging it again
     stops those pages too; a forced escalation pages an acknowledged incident, and that page still counts); or
     the escalation run that wrote it was superseded (restarted, or escalated by hand: the new run pages anew); or
-    the incident was reassigned since (the people it names are paged anew, the others no longer need to be).
+    the incident was reassigned since (the people it names are paged anew, the others no longer need to be); or,
+    for a direct page, a newer page about the incident went to its person since (it replaces this one).
     """
     if delivery.event not in PAGE_EVENTS:
         return ""
@@ -70,8 +71,14 @@ def no_longer_needed(delivery: Delivery) -> str:
         return _("The escalation started again since; its new run notifies anew.")
     if _reassigned_since(delivery):
         return _("The incident was reassigned since; the people it names are notified anew.")
-    if delivery.event == "assigned" and _responders_paged_again_since(delivery):
-        return _("The incident was triggered again since; its responders are notified anew.")
+    if delivery.event == "assigned":
+        if _responders_paged_again_since(delivery):
+            return _("The incident was triggered again since; its responders are notified anew.")
+        newer = _newer_page_to_recipient(delivery)
+        if newer is not None:
+            return _(
+                "A newer page about the incident went to this person since (delivery #%(id)s); it replaces this one."
+            ) % {"id": newer}
     return ""
 
 
@@ -100,6 +107,27 @@ def _responders_paged_again_since(delivery: Delivery) -> bool:
         kind__in=(IncidentEvent.Kind.UNACKNOWLEDGED, IncidentEvent.Kind.WOKEN, IncidentEvent.Kind.REOPENED),
         created_at__gt=delivery.created_at,
     ).exists()
+
+
+def _newer_page_to_recipient(delivery: Delivery) -> int | None:
+    """A page about the incident written for the direct page's person after it, and not given up on (the id of
+    the first): an escalation run started again (unacknowledged, woken, reopened, escalated by hand) whose level
+    names them now, whatever the escalation's state. Retrying the earlier page would ring beside it. A direct page
+    that nothing replaces is still made."""
+    if delivery.recipient_id is None:
+        return None
+    return (
+        Delivery.objects.filter(
+            incident_id=delivery.incident_id,
+            recipient_id=delivery.recipient_id,
+            event__in=PAGE_EVENTS,
+            created_at__gt=delivery.created_at,
+        )
+        .exclude(status__in=(Delivery.Status.FAILED, Delivery.Status.CANCELLED))
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
 
 
 def _reassigned_since(delivery: Delivery) -> bool:

@@ -11,15 +11,16 @@ import logging
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils.translation import gettext as _
 
 from channels_app import registry
-from channels_app.base import BotMessage, SendResult
+from channels_app.base import BotMessage, Outcome, SendResult
 from channels_app.bots.fallback import bot_fallback_send
 from channels_app.bots.pacing import bot_slot_reserve
 from channels_app.bots.services import (
     BOT_METHOD,
+    MAY_HAVE_POSTED,
     bot_mentions,
     bot_record_answer,
     bot_ref,
@@ -32,7 +33,7 @@ from channels_app.bots.services import (
 from channels_app.deliveries import attempt_still_ours, this_attempt
 from channels_app.messages import delivery_actor, message_context
 from channels_app.models import Bot, Delivery
-from channels_app.outcomes import delivery_record_outcome, no_longer_needed, template_failures_record
+from channels_app.outcomes import TRIGGER_EVENTS, delivery_record_outcome, no_longer_needed, template_failures_record
 from channels_app.templating import render_slot
 from oncall.models import TimelineEntry, User
 from oncall.services.incidents import timeline_add
@@ -40,6 +41,9 @@ from oncall.services.incidents import timeline_add
 logger = logging.getLogger(__name__)
 
 __all__ = ["BOT_METHOD", "bot_delivery_send"]
+
+# The attempts (their numbers) whose worker went on to call the provider, kept on the delivery.
+CALLED = "called"
 
 
 def bot_delivery_send(*, delivery: Delivery, now: datetime) -> Delivery:
@@ -56,10 +60,13 @@ def bot_delivery_send(*, delivery: Delivery, now: datetime) -> Delivery:
         return _bot_disabled(delivery=delivery, bot=bot, now=now)
     label = kind_label(bot.kind)
     needless = no_longer_needed(delivery)
-    if needless and delivery.attempts > 1:
-        # A first attempt still goes out (the chat then sees the whole story); retries of a stale message do not.
-        this_attempt(delivery).update(status=Delivery.Status.CANCELLED, lease_until=None, error=needless)
-        return delivery
+    late = bool(needless) and delivery.attempts > 1
+    if late:
+        # A first attempt still goes out (the chat then sees the whole story), and so does a retry while nothing
+        # can have put the incident in the chat; a message that may be there already is not posted a second time.
+        cancelled = _stale_retry_cancel(delivery=delivery, bot=bot, needless=needless, now=now)
+        if cancelled is not None:
+            return cancelled
     provider = registry.bot_kind(bot.kind)
     target = bot_target(bot)
     people = _people(delivery)
@@ -92,7 +99,9 @@ def bot_delivery_send(*, delivery: Delivery, now: datetime) -> Delivery:
         rendered = render_slot(provider.slot, bodies=template_set.bodies if template_set else None, context=context)
         template_failures_record(delivery=delivery, rendered={rendered.slot: rendered}, now=now)
         message = BotMessage(rendered.text, context, mentions, progress=delivery.state.get("progress", {}))
-        if not attempt_still_ours(delivery):
+        # Which attempts called the provider: one whose worker dies from here on may have posted the message.
+        delivery.state = {**delivery.state, CALLED: sorted({*delivery.state.get(CALLED, ()), delivery.attempts})}
+        if not attempt_still_ours(delivery, state=delivery.state):
             # The lease ran out while this worker was held up after its claim (a lock wait, a slow render): the
             # ticker has handed the message to another worker, whose attempt is the one that counts. Posting now
             # would show the chat the message twice, whatever this worker's clock says about its deadline.
@@ -115,6 +124,15 @@ def bot_delivery_send(*, delivery: Delivery, now: datetime) -> Delivery:
     }
     delivery = delivery_record_outcome(delivery=delivery, result=result, now=now, timeline_message=failed_message)
     bot_record_answer(bot=bot, result=result, now=now)
+    if late and delivery.status == Delivery.Status.SENT:
+        _timeline(
+            delivery,
+            bot,
+            _("Posted to %(bot)s late, as no earlier attempt had reached the chat: %(why)s"),
+            needless,
+            now,
+            late=True,
+        )
     if delivery.status == Delivery.Status.FAILED:
         bot_fallback_send(delivery=delivery, bot=bot, kind_label=label, now=now)
     return delivery
@@ -135,6 +153,73 @@ def _bot_disabled(*, delivery: Delivery, bot: Bot, now: datetime) -> Delivery:
             )
     delivery.refresh_from_db()
     return delivery
+
+
+def _stale_retry_cancel(*, delivery: Delivery, bot: Bot, needless: str, now: datetime) -> Delivery | None:
+    """Cancel the retry of a message no longer needed (`needless` says why) if the chat may have the incident
+    already: an earlier attempt may have posted it, or another of the incident's messages to the bot did. The
+    timeline says so. None when it still goes out: nothing can have put the incident in the chat."""
+    if _earlier_attempt_may_have_posted(delivery):
+        error = f"{needless} {_('An earlier attempt may have posted it.')}"
+        message = _(
+            "Not posted to %(bot)s again: an earlier attempt may have posted it (it was cut off before %(kind)s's "
+            "answer), and it is no longer needed: %(why)s"
+        )
+        state = {**delivery.state, MAY_HAVE_POSTED: True}
+    elif _chat_has_incident(delivery):
+        error = needless
+        message = _(
+            "Not posted to %(bot)s: the chat has the incident from another of its messages, and this one is no "
+            "longer needed: %(why)s"
+        )
+        state = delivery.state
+    else:
+        return None
+    with transaction.atomic():
+        if this_attempt(delivery).update(
+            status=Delivery.Status.CANCELLED, lease_until=None, error=error[:2000], state=state
+        ):
+            _timeline(delivery, bot, message, needless, now)
+    delivery.refresh_from_db()
+    return delivery
+
+
+def _earlier_attempt_may_have_posted(delivery: Delivery) -> bool:
+    """Whether an earlier attempt called the provider and was cut off before its answer: its worker stopped
+    mid-attempt, or no answer came (a timeout, a reset). One the provider answered (a refusal, "busy", a 5xx) did
+    not post; nor did one that stopped before calling it."""
+    called = set(delivery.state.get(CALLED, ()))
+    for entry in delivery.attempt_log:
+        attempt = entry.get("attempt")
+        if attempt not in called or attempt >= delivery.attempts:
+            continue
+        if entry.get("outcome") == "interrupted":
+            return True
+        answered = entry.get("http_status") is not None or entry.get("rate_limited")
+        if entry.get("outcome") == Outcome.RETRYABLE.value and not answered:
+            return True
+    return False
+
+
+def _chat_has_incident(delivery: Delivery) -> bool:
+    """Whether another message about the incident that asks for action went to the bot (posted, or may have)."""
+    others = Delivery.objects.filter(
+        incident_id=delivery.incident_id, bot_id=delivery.bot_id, event__in=TRIGGER_EVENTS
+    ).exclude(pk=delivery.pk)
+    return others.filter(
+        Q(status__in=(Delivery.Status.SENT, Delivery.Status.DELIVERED)) | Q(state__has_key=MAY_HAVE_POSTED)
+    ).exists()
+
+
+def _timeline(delivery: Delivery, bot: Bot, message: str, why: str, now: datetime, **detail) -> None:
+    ref = bot_ref(bot)
+    timeline_add(
+        incident=delivery.incident,
+        kind=TimelineEntry.Kind.NOTIFIED,
+        message=message % {"bot": ref.describe(), "kind": ref.kind, "why": why},
+        now=now,
+        detail={"delivery_id": delivery.pk, "bot_id": bot.pk, "no_longer_needed": why, **detail},
+    )
 
 
 def _people(delivery: Delivery) -> list[User]:

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
@@ -31,6 +32,9 @@ from channels_app.templating import build_context, render_slot
 from oncall.models import Incident, User
 
 BOT_METHOD = "bot"
+# Kept on a message cancelled as no longer needed when an earlier attempt may have posted it: the chat may have the
+# incident, so its later notices still go to the bot.
+MAY_HAVE_POSTED = "may_have_posted"
 REDACTED = "••••"
 
 
@@ -131,10 +135,12 @@ def bot_deliveries_create(
 
 
 def bots_that_posted(*, incident: Incident, bot_ids: Sequence[int]) -> list[int]:
-    """Those of `bot_ids` that posted (or are about to post) about `incident`, in the order given."""
+    """Those of `bot_ids` that posted (or are about to post, or may have posted) about `incident`, in the order
+    given."""
     posted = set(
         Delivery.objects.filter(incident=incident, bot_id__in=bot_ids)
-        .exclude(status__in=(Delivery.Status.FAILED, Delivery.Status.CANCELLED))
+        .exclude(status=Delivery.Status.FAILED)
+        .exclude(Q(status=Delivery.Status.CANCELLED) & ~Q(state__has_key=MAY_HAVE_POSTED))
         .values_list("bot_id", flat=True)
     )
     return [bot_id for bot_id in dict.fromkeys(bot_ids) if bot_id in posted]

@@ -1,5 +1,7 @@
-"""An incident in people's hands triggered again pages its responders anew; a retry of a direct page written
-before (assigned at creation, added as a responder, reassigned) gives way to it, so nobody is called twice."""
+"""An incident in people's hands triggered again pages its responders anew, and a rule's run restarted or escalated
+by hand pages whoever its level names now; a retry of a direct page written before (assigned at creation, added as
+a responder, reassigned) gives way to a newer page to the same person, so nobody is called twice, and is still made
+when nothing replaces it."""
 
 from __future__ import annotations
 

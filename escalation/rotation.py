@@ -7,8 +7,10 @@ The rules, as docs/schedules.md tells admins:
   across daylight-saving changes (that day's shift is 23 or 25 hours long), and a monthly rotation steps by
   calendar month (a start on the 31st hands off on the last day of shorter months). A handoff time that does not
   exist on the day clocks spring forward happens when they do; one that exists twice happens the first time.
-- A layer has nobody before its start, from its end on, and outside its restriction windows (daily or weekly,
-  read in the schedule's wall-clock time). Restrictions mask the rotation; they do not pause it.
+- A layer has nobody before its start, from its end on, and outside its restriction windows (daily or weekly).
+  Each day's (week's) window runs from its start to its end in the schedule's wall-clock time, placed like a
+  handoff (a skipped time happens at the jump, a repeated one the first time): one stretch, which the clocks
+  going back do not open or close a second time. Restrictions mask the rotation; they do not pause it.
 - Each group member has a role (primary, backup). For each role, the highest layer (largest position) that has
   someone in that role at the moment provides it; lower layers fill the roles, and the times, it leaves empty.
 - Overrides win over every layer. One with a role replaces whoever has that role; one without a role replaces
@@ -21,9 +23,9 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 UNITS = ("hour", "day", "week", "month")
@@ -53,33 +55,44 @@ class Window:
     start: int
     end: int
 
-    def contains(self, minute: int) -> bool:
-        if self.start < self.end:
-            return self.start <= minute < self.end
-        if self.start == self.end:
-            return True
-        return minute >= self.start or minute < self.end
-
 
 @dataclass(frozen=True)
 class Restriction:
     kind: str = "none"  # none | daily | weekly
     windows: tuple[Window, ...] = ()
 
-    def allows(self, local: datetime) -> bool:
-        """Whether the layer may have someone at wall-clock time `local`."""
+    def intervals(self, start: datetime, end: datetime, tz: ZoneInfo) -> Iterator[tuple[datetime, datetime]]:
+        """The windows as real intervals [opens, closes) in UTC, for every local day (daily) or week (weekly, from
+        Monday 00:00) that can reach into [start, end]; none when there is no restriction.
+
+        Each opens at its start on that day's (week's) wall clock and closes at its end, on the next day (week)
+        when the end is not after the start. Both are placed by `localize`, like handoffs: a time that happens
+        twice counts the first time, so a window is one stretch even on the night the clocks go back.
+        """
+        if self.kind == "none":
+            return
+        first = _wall(start, tz).date() - timedelta(days=1)
+        last = _wall(end, tz).date() + timedelta(days=1)
+        if self.kind == "weekly":
+            period = timedelta(weeks=1)
+            first -= timedelta(days=first.weekday() + 7)  # the week before, which may run over into this one
+        else:
+            period = timedelta(days=1)
+        base = datetime(first.year, first.month, first.day)
+        while base.date() <= last:
+            for window in self.windows:
+                opens = base + timedelta(minutes=window.start)
+                closes = base + timedelta(minutes=window.end) + (period if window.end <= window.start else timedelta())
+                opened, closed = localize(opens, tz), localize(closes, tz)
+                if opened < closed:  # a window wholly in the hour the clocks skip has no time
+                    yield opened, closed
+            base += period
+
+    def allows(self, at: datetime, tz: ZoneInfo) -> bool:
+        """Whether the layer may have someone at the instant `at`, its windows read in `tz`."""
         if self.kind == "none":
             return True
-        minute = local.hour * 60 + local.minute
-        if self.kind == "weekly":
-            minute += local.weekday() * MINUTES_PER_DAY
-        return any(window.contains(minute) for window in self.windows)
-
-    def edge_minutes(self) -> set[int]:
-        """The minutes of the day at which the answer of `allows` can change."""
-        if self.kind == "none":
-            return set()
-        return {m % MINUTES_PER_DAY for window in self.windows for m in (window.start, window.end)}
+        return any(opened <= at < closed for opened, closed in self.intervals(at, at, tz))
 
 
 NO_RESTRICTION = Restriction()
@@ -209,37 +222,6 @@ def localize(local: datetime, tz: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(high, UTC)
 
 
-def _local_instants(local: datetime, tz: ZoneInfo) -> set[datetime]:
-    """Every instant (UTC) the wall clock reaches `local`: one, two when clocks go back, the jump when skipped."""
-    found = {localize(local, tz)}
-    second = local.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    if _wall(second, tz) == local:
-        found.add(second)
-    return found
-
-
-def _offset_changes(tz: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
-    """The instants in [start, end] at which the offset of `tz` changes (daylight saving), to the second."""
-    changes = []
-    step = timedelta(hours=6)
-    cursor = start
-    offset = cursor.astimezone(tz).utcoffset()
-    while cursor < end:
-        nxt = min(cursor + step, end)
-        next_offset = nxt.astimezone(tz).utcoffset()
-        if next_offset != offset:
-            low, high = int(cursor.timestamp()), int(nxt.timestamp())
-            while high - low > 1:
-                middle = (low + high) // 2
-                if datetime.fromtimestamp(middle, tz).utcoffset() == offset:
-                    low = middle
-                else:
-                    high = middle
-            changes.append(datetime.fromtimestamp(high, UTC))
-        cursor, offset = nxt, next_offset
-    return changes
-
-
 def _add_months(local: datetime, months: int) -> datetime:
     year, month = divmod(local.month - 1 + months, 12)
     year += local.year
@@ -295,7 +277,7 @@ def layer_members(layer: LayerData, at: datetime, tz: ZoneInfo) -> tuple[Member,
     if not layer.groups:
         return ()
     index = turn(layer, at, tz)
-    if index is None or not layer.restriction.allows(_wall(at, tz)):
+    if index is None or not layer.restriction.allows(at, tz):
         return ()
     return layer.groups[index % len(layer.groups)]
 
@@ -335,19 +317,10 @@ def on_call(schedule: ScheduleData, at: datetime, role: str | None = None) -> tu
     return tuple(dict.fromkeys(person for people in slots.values() for person in people))
 
 
-def _dates(start: datetime, end: datetime, tz: ZoneInfo) -> Iterable[date]:
-    day = _wall(start, tz).date() - timedelta(days=1)
-    last = _wall(end, tz).date() + timedelta(days=1)
-    while day <= last:
-        yield day
-        day += timedelta(days=1)
-
-
 def change_points(schedule: ScheduleData, start: datetime, end: datetime) -> list[datetime]:
     """Every instant in [start, end] at which who is on call may change, sorted, with `start` and `end`."""
     tz = schedule.tz
     points = {start, end}
-    edges: set[int] = set()
     for layer in schedule.layers:
         points.add(layer.start.astimezone(UTC))
         if layer.end is not None:
@@ -361,13 +334,8 @@ def change_points(schedule: ScheduleData, start: datetime, end: datetime) -> lis
                     break
                 points.add(moment)
                 index += 1
-        edges |= layer.restriction.edge_minutes()
-    if edges:
-        for day in _dates(start, end, tz):
-            midnight = datetime(day.year, day.month, day.day)
-            for minute in edges:
-                points |= _local_instants(midnight + timedelta(minutes=minute), tz)
-        points.update(_offset_changes(tz, start, end))
+        for bounds in layer.restriction.intervals(start, end, tz):
+            points.update(bounds)
     for override in schedule.overrides:
         points.update((override.start.astimezone(UTC), override.end.astimezone(UTC)))
     return sorted(point for point in points if start <= point <= end)

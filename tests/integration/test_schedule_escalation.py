@@ -201,3 +201,38 @@ def test_a_deactivated_persons_turn_with_no_layer_below_says_nobody_is_on_call(c
     assert mailoutbox == []
     failed = Incident.objects.get().timeline.filter(kind="notify_failed")
     assert list(failed.values_list("message", flat=True)) == ["Nobody is on call for schedule Payments (primary)."]
+
+
+def test_an_incident_in_the_repeated_hour_pages_the_person_whose_window_opened_at_the_first_0230(
+    client, clock, mailoutbox
+):
+    """Follow the sun in Berlin time: America 14:30-02:30, Europe 02:30-14:30. On 25 October 2026 America hands
+    over at the first 02:30 (CEST); at 02:10 CET, after the clocks went back, Europe is still the one paged."""
+    europe, america = make_user("europe"), make_user("america")
+    begin = datetime(2026, 10, 1, 0, 30, tzinfo=UTC)  # 02:30 in Berlin
+    schedule = make_schedule(
+        "Follow the sun",
+        time_zone="Europe/Berlin",
+        layers=[
+            {
+                "start": begin,
+                "groups": [[america]],
+                "restriction_kind": "daily",
+                "restriction_windows": [{"start": "14:30", "end": "02:30"}],
+            },
+            {
+                "start": begin,
+                "groups": [[europe]],
+                "restriction_kind": "daily",
+                "restriction_windows": [{"start": "02:30", "end": "14:30"}],
+            },
+        ],
+    )
+    channel = make_channel()
+    rule_with_levels(channel, {"schedules": [(schedule, "primary")]})
+    key = make_integration(channel=channel)[1]
+    clock.current = datetime(2026, 10, 25, 0, 20, tzinfo=UTC)  # 02:20 CEST
+    push(client, key, event("api"))
+    clock.current = datetime(2026, 10, 25, 1, 10, tzinfo=UTC)  # 02:10 CET
+    push(client, key, event("db"))
+    assert paged(mailoutbox) == ["america", "europe"]

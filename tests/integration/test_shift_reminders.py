@@ -212,3 +212,37 @@ def test_two_tickers_racing_reopen_a_given_back_reminder_and_send_it_once(clock,
     at(clock, HANDOFF - timedelta(minutes=24))
     assert reminded(mailoutbox) == ["ed", "ben"]
     assert ShiftReminder.objects.get(person=people["ben"]).status == "sent"
+
+
+def test_no_shift_reminder_for_the_repeated_half_hour_of_the_autumn_night(clock, mailoutbox):
+    """Follow the sun in Berlin time: America 14:30-02:30, Europe 02:30-14:30. America's night ends at the first
+    02:30; it is not told at 02:30 CEST that a shift starts at 02:00 CET, after the clocks went back."""
+    europe = make_user("europe", time_zone="Europe/Berlin")
+    america = make_user("america", time_zone="Europe/Berlin")
+    begin = datetime(2026, 10, 1, 0, 30, tzinfo=UTC)  # 02:30 in Berlin
+    make_schedule(
+        "Follow the sun",
+        time_zone="Europe/Berlin",
+        reminder_minutes=30,
+        layers=[
+            {
+                "start": begin,
+                "groups": [[america]],
+                "restriction_kind": "daily",
+                "restriction_windows": [{"start": "14:30", "end": "02:30"}],
+            },
+            {
+                "start": begin,
+                "groups": [[europe]],
+                "restriction_kind": "daily",
+                "restriction_windows": [{"start": "02:30", "end": "14:30"}],
+            },
+        ],
+    )
+    moment = datetime(2026, 10, 24, 23, 55, tzinfo=UTC)  # 01:55 CEST
+    while moment <= datetime(2026, 10, 25, 1, 30, tzinfo=UTC):  # the second 02:30
+        at(clock, moment)
+        moment += timedelta(minutes=1)
+    assert [(mail.to[0], mail.subject) for mail in mailoutbox] == [
+        ("europe@example.com", "On-call shift in Follow the sun starts Sun 2026-10-25 02:30 CEST")
+    ]

@@ -210,6 +210,14 @@ def test_an_overnight_daily_restriction_runs_past_midnight_across_daylight_savin
     assert (listed[1].end - listed[1].start) == timedelta(hours=7)  # the night the clocks spring forward
 
 
+def test_an_overnight_daily_restriction_lasts_nine_hours_the_night_the_clocks_go_back():
+    nights = parse_restriction("daily", [{"start": "22:00", "end": "06:00"}])
+    s = schedule(layer(local(NEW_YORK, 2026, 10, 1), A, restriction=nights), tz="America/New_York")
+    [night] = shifts(s, local(NEW_YORK, 2026, 10, 31, 12), local(NEW_YORK, 2026, 11, 1, 12))
+    assert (night.start, night.end) == (local(NEW_YORK, 2026, 10, 31, 22), local(NEW_YORK, 2026, 11, 1, 6))
+    assert night.end - night.start == timedelta(hours=9)
+
+
 def test_weekly_restrictions_cover_business_days_and_wrap_over_the_weekend():
     start = local(BERLIN, 2026, 3, 2, 0, 0)  # Monday
     office = parse_restriction("weekly", [{"start": "mon 09:00", "end": "fri 18:00"}])
@@ -226,6 +234,84 @@ def test_weekly_restrictions_cover_business_days_and_wrap_over_the_weekend():
     ]:
         assert on_call(s_office, moment) == expected_office, moment
         assert on_call(s_weekend, moment) == expected_weekend, moment
+
+
+# Follow the sun, read in Berlin time: Europe covers 02:30-14:30, America 14:30-02:30. Both windows meet at 02:30,
+# the wall-clock time that happens twice on 25 October 2026 (02:30 CEST = 00:30 UTC, 02:30 CET = 01:30 UTC).
+EUROPE_HOURS = parse_restriction("daily", [{"start": "02:30", "end": "14:30"}])
+AMERICA_HOURS = parse_restriction("daily", [{"start": "14:30", "end": "02:30"}])
+
+
+def test_a_handover_at_0230_on_the_autumn_night_does_not_hand_back_for_the_repeated_half_hour():
+    """America hands over to Europe when 02:30 first comes, as a handoff would; when the clocks go back to 02:00
+    the schedule does not give the night back to America for half an hour."""
+    begin = local(BERLIN, 2026, 10, 1, 2, 30)
+    s = schedule(
+        layer(begin, A, id=1, position=1, restriction=AMERICA_HOURS),
+        layer(begin, B, id=2, position=2, restriction=EUROPE_HOURS),
+        tz="Europe/Berlin",
+    )
+    assert on_call(s, datetime(2026, 10, 25, 0, 29, 59, tzinfo=UTC)) == (A,)  # 02:29:59 CEST
+    assert on_call(s, datetime(2026, 10, 25, 0, 30, tzinfo=UTC)) == (B,)  # the first 02:30
+    assert on_call(s, datetime(2026, 10, 25, 1, 10, tzinfo=UTC)) == (B,)  # 02:10 CET, after the clocks went back
+    assert on_call(s, datetime(2026, 10, 25, 1, 30, tzinfo=UTC)) == (B,)  # the second 02:30
+    listed = [
+        (x.person_id, x.start, x.end)
+        for x in shifts(s, datetime(2026, 10, 24, 22, tzinfo=UTC), local(BERLIN, 2026, 10, 26))
+    ]
+    assert listed == [
+        (A, datetime(2026, 10, 24, 22, tzinfo=UTC), datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
+        (B, datetime(2026, 10, 25, 0, 30, tzinfo=UTC), local(BERLIN, 2026, 10, 25, 14, 30)),  # 14 hours that day
+        (A, local(BERLIN, 2026, 10, 25, 14, 30), local(BERLIN, 2026, 10, 26)),
+    ]
+
+
+def test_a_window_opened_in_the_repeated_hour_has_no_hole_and_closes_there_once():
+    """Alone, 02:30-14:30 stays open from the first 02:30 to 14:30: nobody-on-call for the repeated half hour
+    would lose a page. And a window ending at 02:30 closes at the first 02:30, not again at the second."""
+    begin = local(BERLIN, 2026, 10, 1, 2, 30)
+    day = schedule(layer(begin, B, restriction=EUROPE_HOURS), tz="Europe/Berlin")
+    night = schedule(layer(begin, A, restriction=AMERICA_HOURS), tz="Europe/Berlin")
+    for minute in range(0, 121, 5):  # 00:00 to 02:00 UTC: 02:00 CEST to 03:00 CET, every wall time twice
+        moment = datetime(2026, 10, 25, 0, 0, tzinfo=UTC) + timedelta(minutes=minute)
+        before_first_0230 = minute < 30
+        assert on_call(day, moment) == (() if before_first_0230 else (B,)), moment
+        assert on_call(night, moment) == ((A,) if before_first_0230 else ()), moment
+
+
+def test_windows_meeting_in_the_repeated_hour_hand_over_once_each_way():
+    """Two windows in a row, 01:00-02:15 and 02:15-04:00 in one layer and another layer's 02:15-02:45 over it, on
+    the autumn night: each bound counts the first time its wall time comes."""
+    begin = local(BERLIN, 2026, 10, 1, 0, 0)
+    s = schedule(
+        layer(begin, A, id=1, position=1, restriction=parse_restriction("daily", [{"start": "01:00", "end": "02:15"}])),
+        layer(begin, B, id=2, position=2, restriction=parse_restriction("daily", [{"start": "02:15", "end": "04:00"}])),
+        layer(begin, C, id=3, position=3, restriction=parse_restriction("daily", [{"start": "02:15", "end": "02:45"}])),
+        tz="Europe/Berlin",
+    )
+    listed = [
+        (x.person_id, x.start.strftime("%H:%M"), x.end.strftime("%H:%M"))  # UTC
+        for x in shifts(s, local(BERLIN, 2026, 10, 25, 0, 30), local(BERLIN, 2026, 10, 25, 5))
+    ]
+    assert listed == [
+        (A, "23:00", "00:15"),  # 01:00 CEST to the first 02:15
+        (C, "00:15", "00:45"),  # the first 02:15 to the first 02:45
+        (B, "00:45", "03:00"),  # then B until 04:00 CET, through the whole repeated hour
+    ]
+
+
+def test_a_weekly_window_is_one_stretch_over_the_autumn_night():
+    """A weekly window from Sunday 02:30 round to Sunday 02:10 leaves 20 minutes out each week; on the autumn
+    Sunday those are the first 02:10 to the first 02:30, not again when the clocks have gone back."""
+    begin = local(BERLIN, 2026, 10, 1, 0, 0)
+    week = parse_restriction("weekly", [{"start": "sun 02:30", "end": "sun 02:10"}])
+    s = schedule(layer(begin, A, restriction=week), tz="Europe/Berlin")
+    listed = shifts(s, local(BERLIN, 2026, 10, 24), local(BERLIN, 2026, 10, 26))
+    assert [(x.start, x.end) for x in listed] == [
+        (local(BERLIN, 2026, 10, 24), datetime(2026, 10, 25, 0, 10, tzinfo=UTC)),  # closes at the first 02:10
+        (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), local(BERLIN, 2026, 10, 26)),  # opens at the first 02:30
+    ]
+    assert on_call(s, datetime(2026, 10, 25, 1, 20, tzinfo=UTC)) == (A,)  # 02:20 CET: open, not closed again
 
 
 @pytest.mark.parametrize(

@@ -186,8 +186,12 @@ def shift_reminder_send(*, reminder_id: int, now: datetime) -> str:
         )
         return status
 
+    if now >= reminder.shift_start:
+        # The ticker or worker was down past the start: "your shift starts at 10:00" told at 11:20 is wrong, and
+        # the planner gives no reminder for a shift already on either.
+        return finish(Status.CANCELLED, error=_("Too late: the shift has started."))
     stretch = _stretch(reminder)
-    if stretch is None or now >= stretch.end:
+    if stretch is None:
         return finish(Status.CANCELLED, error=_("No longer starting a shift then."))
     reminder.shift_end = stretch.end
     # Email for now: people choose how they are reminded (their preferences by method) in a later issue.

@@ -143,6 +143,36 @@ def test_a_changed_schedule_cancels_the_old_reminder_and_reminds_the_new_person(
     assert reminded(mailoutbox) == ["ed", "ben"]
 
 
+def test_a_reminder_not_sent_by_the_start_of_its_shift_is_dropped(clock, people, daily, mailoutbox):
+    """Planned at 09:29 for Ben's 10:00 shift, then the ticker is down until 11:20: Ben is not told then that his
+    shift "starts" at 10:00, and the admin's list says why."""
+    at(clock, HANDOFF - timedelta(minutes=31))
+    assert ShiftReminder.objects.get().status == "pending"
+    at(clock, HANDOFF + timedelta(hours=1, minutes=20))
+    assert mailoutbox == []
+    reminder = ShiftReminder.objects.get()
+    assert (reminder.status, reminder.error) == ("cancelled", "Too late: the shift has started.")
+
+
+def test_a_failed_reminder_is_not_retried_once_its_shift_has_started(clock, people, daily, mailoutbox, monkeypatch):
+    real_send, mail_down = reminders.send_mail, [True]
+
+    def flaky(*args, **kwargs):
+        if mail_down[0]:
+            raise smtplib.SMTPServerDisconnected("connection lost")
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(reminders, "send_mail", flaky)
+    at(clock, HANDOFF - timedelta(minutes=31))
+    at(clock, HANDOFF - timedelta(seconds=10))  # overdue since 09:30; fails, to be tried again at 10:00:20
+    assert ShiftReminder.objects.get().status == "pending"
+    mail_down[0] = False
+    at(clock, HANDOFF + timedelta(seconds=20))
+    assert mailoutbox == []
+    reminder = ShiftReminder.objects.get()
+    assert (reminder.status, reminder.attempts, reminder.error) == ("cancelled", 2, "Too late: the shift has started.")
+
+
 def test_a_send_interrupted_mid_way_is_not_tried_again(clock, people, daily, mailoutbox):
     at(clock, HANDOFF - timedelta(minutes=31))
     ShiftReminder.objects.update(status="sending", attempts=1, lease_until=HANDOFF - timedelta(minutes=30))

@@ -5,7 +5,7 @@ Every view here reads and writes `request.user` only; no view takes a person's i
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import qrcode
 from django import forms
@@ -27,7 +27,7 @@ from channels_app.preferences import person_preferences, person_preferences_set
 from channels_app.testing import method_test_send
 from channels_app.verification import contact_verification_send
 from escalation.feeds import calendar_feed_create, calendar_feed_revoke, calendar_feed_url
-from escalation.schedules import person_shift_rows
+from escalation.schedules import LOOK_BACK, ShiftRow, person_shift_rows
 from oncall.errors import ApplicationError
 from oncall.lib import clock
 from oncall.models import ApiToken, Contact, Device, Severity
@@ -87,6 +87,12 @@ class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, label=gettext_lazy("Name"), help_text=gettext_lazy("What it is for."))
 
 
+def _my_shifts(*, person, now: datetime) -> list[ShiftRow]:
+    """The shift running now, with its real start (as GET /api/v1/me/shifts/ gives it), and those to come."""
+    rows = person_shift_rows(person=person, start=now - LOOK_BACK, end=now + timedelta(days=SHIFT_DAYS))
+    return [row for row in rows if row.end > now]
+
+
 def _me_context(request: HttpRequest, **extra) -> dict:
     now = clock.now()
     preferences = person_preferences(person=request.user)
@@ -107,7 +113,7 @@ def _me_context(request: HttpRequest, **extra) -> dict:
         ),
         "token_form": extra.pop("token_form", None) or TokenForm(),
         "tokens": ApiToken.objects.filter(user=request.user).order_by("revoked_at", "-created_at"),
-        "shifts": person_shift_rows(person=request.user, start=now, end=now + timedelta(days=SHIFT_DAYS)),
+        "shifts": _my_shifts(person=request.user, now=now),
         "shift_days": SHIFT_DAYS,
         **extra,
     }

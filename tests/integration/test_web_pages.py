@@ -4,6 +4,7 @@ sees and changes only what is theirs."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -14,7 +15,7 @@ from channels_app.preferences import person_preferences
 from oncall.models import ApiToken, Incident
 from oncall.services.devices import device_link
 from oncall.services.tokens import api_token_create
-from tests.factories import make_channel, make_integration, make_rule, make_team, make_user, push
+from tests.factories import make_channel, make_integration, make_rule, make_schedule, make_team, make_user, push
 from tests.integration.paging import configure_twilio
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -189,6 +190,29 @@ def test_times_are_shown_in_my_time_zone(world):
     world["alice"].save()
     page = signed_in(world["alice"]).get(f"/incidents/{world['payments'].pk}/").content.decode()
     assert "17:00 CST" in page  # the incident started at 09:00 UTC
+
+
+def test_my_shifts_on_the_page_are_those_of_the_api_the_running_one_from_its_real_start(clock):
+    """Monday 09:00: Ann has been on call since Sunday 10:00 (Ann and Ben alternate daily at 10:00 from Friday).
+    "My shifts" starts with that shift as it really began, like GET /api/v1/me/shifts/, not "from" the moment the
+    page was loaded; her shift that ended on Saturday is not listed."""
+    ann, ben = make_user("ann"), make_user("ben")
+    now = clock.current  # Monday 2026-03-02 09:00 UTC
+    make_schedule(
+        "Payments", layers=[{"start": now - timedelta(days=2, hours=23), "unit": "day", "groups": [[ann], [ben]]}]
+    )
+    page = signed_in(ann).get("/me/").content.decode()
+    table = page.split('<section id="shifts">', 1)[1].split("</section>", 1)[0]
+    rows = re.findall(r"<tr><td>Payments</td><td>Primary</td><td>([^<]*)</td><td>([^<]*)</td></tr>", table)
+    assert rows[:2] == [("Sun 03-01 10:00 UTC", "Mon 03-02 10:00 UTC"), ("Tue 03-03 10:00 UTC", "Wed 03-04 10:00 UTC")]
+    api = APIClient()
+    api.force_authenticate(ann)
+    items = api.get("/api/v1/me/shifts/", {"days": 28}).json()["data"]["items"]
+
+    def shown(value: str) -> str:
+        return datetime.fromisoformat(value).strftime("%a %m-%d %H:%M UTC")
+
+    assert rows == [(shown(item["start"]), shown(item["end"])) for item in items]
 
 
 def test_the_web_app_can_be_installed(world):

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from escalation.feeds import calendar_feed_create, calendar_feed_revoke, calendar_feed_url
 from escalation.models import CalendarFeed, Role
-from escalation.schedules import person_shift_rows
+from escalation.schedules import LOOK_BACK, person_shift_rows
 from oncall.api import envelope
 from oncall.api.serializers import envelope_of, errors, items_data, items_of
 from oncall.lib import clock
@@ -20,8 +20,6 @@ from oncall.lib import clock
 TAGS = ["me"]
 DAYS_DEFAULT = 14
 DAYS_MAX = 90
-# So a shift running now is listed with its real start (unless it began longer ago than this).
-LOOK_BACK = timedelta(days=7)
 
 
 class ScheduleRefSerializer(serializers.Serializer):

@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from oncall.errors import ApplicationError, IllegalTransition
 from oncall.models import (
     Alert,
     Channel,
+    EventBatch,
     EventStatus,
     Incident,
     IncidentEvent,
@@ -42,6 +44,11 @@ SNOOZE_MAX_MINUTES = 1440
 COMMENT_MAX = 2000
 REASON_MAX = 500
 TITLE_MAX = 512
+# The longest the ticker holds back a snooze's end or an auto-resolve for events accepted before it and not yet
+# processed (the worker is behind, or a batch waits for its retry): long enough for a worker catching up and a
+# failing batch's first retries (ingest.BATCH_RETRY), short enough that a page due at the end of a snooze is never
+# later than this for it. A batch set aside for good (failed_at) holds nothing back.
+PENDING_EVENTS_WAIT = timedelta(minutes=2)
 
 
 def _locked(incident: Incident | int) -> Incident:
@@ -544,10 +551,33 @@ def incident_create(
     return incident
 
 
+def _not_waiting_for_events(due: QuerySet[Incident], field: str, *, now: datetime) -> QuerySet[Incident]:
+    """The `due` incidents less those with an event accepted no later than their `field` (the end of the snooze,
+    the auto-resolve deadline) that the worker has yet to process, for at most PENDING_EVENTS_WAIT after it.
+
+    Such an event may change what is due: a trigger keeps the incident open (its alert is still firing), a recovery
+    closes it (nobody is to be paged for it). Acting first would close an incident whose alert then opens a second
+    one and pages again, or page for an incident the next moment closes. The events that matter are those of the
+    integrations whose alerts the incident holds (a recovery or a repeat names its alert's key in its integration);
+    one subquery in the ticker's query, evaluated only for incidents already due.
+    """
+    pending = EventBatch.objects.filter(
+        integration__alerts__incident=OuterRef("pk"),
+        failed_at__isnull=True,
+        received_at__lte=OuterRef(field),
+    )
+    return due.exclude(Q(**{f"{field}__gt": now - PENDING_EVENTS_WAIT}) & Exists(pending))
+
+
 def incidents_wake_due(*, now: datetime, limit: int = 200) -> int:
-    """Wake every incident whose snooze has run out (the ticker calls this every tick)."""
+    """Wake every incident whose snooze has run out (the ticker calls this every tick).
+
+    One with an event accepted before its snooze ended and not yet processed waits for it (a recovery closes it
+    rather than paging), for at most PENDING_EVENTS_WAIT.
+    """
     woken = 0
     due = Incident.objects.filter(snoozed_until__lte=now).exclude(progress=Progress.CLOSED)
+    due = _not_waiting_for_events(due, "snoozed_until", now=now)
     for pk in list(due.order_by("snoozed_until").values_list("pk", flat=True)[:limit]):
         with transaction.atomic():
             incident = Incident.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
@@ -559,9 +589,14 @@ def incidents_wake_due(*, now: datetime, limit: int = 200) -> int:
 
 
 def incidents_auto_resolve_due(*, now: datetime, limit: int = 200) -> int:
-    """Close open incidents that received no alert event for their channel's auto-resolve time."""
+    """Close open incidents that received no alert event for their channel's auto-resolve time.
+
+    One with an event accepted before its deadline and not yet processed waits for it (a repeat of a firing alert
+    keeps it open), for at most PENDING_EVENTS_WAIT.
+    """
     closed = 0
     due = Incident.objects.filter(auto_resolve_at__lte=now).exclude(progress=Progress.CLOSED)
+    due = _not_waiting_for_events(due, "auto_resolve_at", now=now)
     for pk in list(due.order_by("auto_resolve_at").values_list("pk", flat=True)[:limit]):
         with transaction.atomic():
             incident = Incident.objects.select_for_update(skip_locked=True).filter(pk=pk).first()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from django.db.models import Q
@@ -60,10 +60,12 @@ def incident_open(
     origin: str = "",
     group_key: str = "",
     assigned_ids: list[int] | None = None,
+    manual_overrides: Sequence[str] = (),
 ) -> Incident:
     """Create a triggered incident in a channel and announce it (escalation starts once this commits).
 
-    `assigned_ids` names people it is assigned to directly, instead of by the channel's escalation rules.
+    `assigned_ids` names people it is assigned to directly, instead of by the channel's escalation rules;
+    `manual_overrides` the fields a person chose, which its alerts then never change.
     """
     incident = Incident.objects.create(
         channel=channel,
@@ -78,6 +80,7 @@ def incident_open(
         created_by=created_by,
         group_key=group_key,
         auto_resolve_at=auto_resolve_at(channel, now),
+        manual_overrides=sorted(manual_overrides),
     )
     timeline_add(
         incident=incident,

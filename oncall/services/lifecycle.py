@@ -523,7 +523,11 @@ def incident_create(
     assign_to: Sequence[User] = (),
 ) -> Incident:
     """Open an incident by hand (no alerts, no labels). It is escalated by the channel's rules, or, when
-    `assign_to` names people, assigned to them directly."""
+    `assign_to` names people, assigned to them directly.
+
+    The title and severity were chosen by a person: like fields edited by hand, alerts merged in later do not
+    change them (a Warning alert does not lower an incident someone opened as Critical).
+    """
     title = (title or "").strip()
     if not title:
         raise ApplicationError(_("The title cannot be empty."), field="title")
@@ -545,6 +549,7 @@ def incident_create(
         created_by=by,
         origin=_("created by %(person)s") % {"person": _name(by)},
         assigned_ids=[person.pk for person in people],
+        manual_overrides=("severity", "title"),
     )
     if people:
         Responder.objects.bulk_create([Responder(incident=incident, person=p, assigned_at=now) for p in people])

@@ -9,7 +9,7 @@ from django.urls import reverse
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
 from oncall.models import Alert, Channel, Incident, Source
-from oncall.services.lifecycle import incident_edit, incident_merge
+from oncall.services.lifecycle import incident_create, incident_edit, incident_merge
 from tests.factories import make_channel, make_integration, make_user, push
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -154,6 +154,25 @@ def test_a_severity_set_by_hand_sticks_when_alerts_change(client, clock):
     assert incident.severity == "Info"
     assert incident.manual_overrides == ["severity"]
     assert Alert.objects.get().severity == "Critical"
+
+
+def test_merging_a_warning_alert_into_a_critical_incident_created_by_hand_keeps_it_critical(client, clock):
+    channel = make_channel()
+    _, key = make_integration(channel=channel)
+    person = make_user()
+    by_hand = incident_create(channel=channel, title="Checkout down", severity="Critical", by=person, now=clock.current)
+    assert by_hand.manual_overrides == ["severity", "title"], "chosen by a person, as if edited by hand"
+    push(client, key, event("a", "Warning"))
+    incident_merge(
+        incident=Incident.objects.get(alerts__alert_key="a"),
+        into=by_hand,
+        by=person,
+        source=Source.WEB,
+        now=clock.current,
+    )
+    by_hand.refresh_from_db()
+    assert (by_hand.severity, by_hand.status, by_hand.title) == ("Critical", "Critical", "Checkout down")
+    assert not by_hand.timeline.filter(kind="severity_changed").exists()
 
 
 def test_an_open_incident_whose_alerts_recovered_fires_again_when_a_firing_alert_joins(client, clock):

@@ -43,12 +43,16 @@ def _twiml(body: str) -> HttpResponse:
 
 @twilio_signed
 def voice_twiml(request: HttpRequest, code: str) -> HttpResponse:
-    return _twiml(keypad.keypad_script(code=code, again=request.GET.get("again") == "1"))
+    # Twilio names the call (CallSid) on every request for its script and on every key press.
+    again = request.GET.get("again") == "1"
+    sid = request.POST.get("CallSid", "")
+    return _twiml(keypad.keypad_script(code=code, again=again, sid=sid, now=clock.now()))
 
 
 @twilio_signed
 def voice_gather(request: HttpRequest, code: str) -> HttpResponse:
-    return _twiml(keypad.keypad_press(code=code, digits=request.POST.get("Digits", ""), now=clock.now()))
+    digits, sid = request.POST.get("Digits", ""), request.POST.get("CallSid", "")
+    return _twiml(keypad.keypad_press(code=code, digits=digits, sid=sid, now=clock.now()))
 
 
 @twilio_signed

@@ -38,9 +38,8 @@ def _spoken(delivery: Delivery) -> str:
     }
 
 
-def keypad_script(*, code: str, again: bool = False, prefix: str = "") -> str:
+def _script(delivery: Delivery | None, *, code: str, again: bool = False, prefix: str = "") -> str:
     """The TwiML a call plays: the message and the keypad menu; the second time round, goodbye without a key."""
-    delivery = _delivery(code, "voice")
     if delivery is None:
         return twiml_goodbye(_("This call is no longer valid. Goodbye."))
     incident = delivery.incident
@@ -53,16 +52,32 @@ def keypad_script(*, code: str, again: bool = False, prefix: str = "") -> str:
     )
 
 
-def keypad_press(*, code: str, digits: str, now: datetime) -> str:
-    """A key pressed during the call: 1 acknowledges and 2 closes the incident as the called person (from the
-    voice call), 9 repeats the message; any other key says so and repeats. Answers with the TwiML to play."""
+def _answered(delivery: Delivery, *, reason: str, sid: str, now: datetime, **detail) -> None:
+    """Report that the call `sid` (Twilio's CallSid) reached the person. Naming the call lets a report settle the
+    attempt whose request got no answer although Twilio placed this call (it is not placed again), and keeps a
+    report about an earlier call from counting for the current one."""
+    report = Report("delivered", reason, detail=detail, provider_id=sid[:200])
+    delivery_report(delivery_id=delivery.pk, report=report, now=now)
+
+
+def keypad_script(*, code: str, now: datetime, again: bool = False, sid: str = "") -> str:
+    """Twilio fetching the call's script, which it does once the call is answered: reports the call `sid` as
+    having reached the person, and answers with the message and the keypad menu."""
+    delivery = _delivery(code, "voice")
+    if delivery is not None:
+        _answered(delivery, reason="call answered", sid=sid, now=now)
+    return _script(delivery, code=code, again=again)
+
+
+def keypad_press(*, code: str, digits: str, now: datetime, sid: str = "") -> str:
+    """A key pressed during the call `sid` (Twilio's CallSid): 1 acknowledges and 2 closes the incident as the
+    called person (from the voice call), 9 repeats the message; any other key says so and repeats. Answers with the
+    TwiML to play."""
     delivery = _delivery(code, "voice")
     if delivery is None:
         return twiml_goodbye(_("This call is no longer valid. Goodbye."))
     # A key was pressed, so the call reached the person.
-    delivery_report(
-        delivery_id=delivery.pk, report=Report("delivered", "key pressed", detail={"digits": digits[:5]}), now=now
-    )
+    _answered(delivery, reason="key pressed", sid=sid, now=now, digits=digits[:5])
     incident, person = delivery.incident, delivery.recipient
     number = incident.number
     try:
@@ -79,8 +94,8 @@ def keypad_press(*, code: str, digits: str, now: datetime) -> str:
     except IllegalTransition:
         return twiml_goodbye(_("Incident %(n)d is already closed. Goodbye.") % {"n": number})
     if digits == "9":
-        return keypad_script(code=code)
-    return keypad_script(code=code, prefix=_("That key does nothing."))
+        return _script(delivery, code=code)
+    return _script(delivery, code=code, prefix=_("That key does nothing."))
 
 
 def call_status(*, code: str, status: str, now: datetime, duration: str = "", sid: str = "") -> None:

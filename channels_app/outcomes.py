@@ -435,12 +435,17 @@ def delivery_report(*, delivery_id: int, report: Report, now: datetime) -> Deliv
             status == Delivery.Status.PENDING
             and report.kind in ("accepted", "delivered")
             and _unanswered(delivery)
-            and report.provider_id != delivery.provider_id  # not about a message already recorded
+            # It names a message, and not one an earlier attempt recorded: a report that names none (a key
+            # press without its CallSid) cannot tell the unanswered attempt's message from an earlier one.
+            and report.provider_id
+            and report.provider_id != delivery.provider_id
         ):
             return _reconcile_unanswered(delivery, report, now)
         if report.kind == "accepted" and status != Delivery.Status.SENDING:
             return delivery
         entry = {"callback": report.kind, "reason": report.reason[:300], **dict(report.detail)}
+        if report.provider_id:
+            entry["provider_id"] = report.provider_id[:200]
         # Once an attempt is recorded, the delivery holds the id of the message it sent; a report naming another
         # message is about an earlier attempt (a call whose answer timed out, rang out after the retry reached the
         # person) or an earlier number. It is kept in the log and changes nothing: no retry, no flag, no timeline.
@@ -451,7 +456,7 @@ def delivery_report(*, delivery_id: int, report: Report, now: datetime) -> Deliv
             and report.provider_id != delivery.provider_id
         )
         if earlier:
-            entry.update(provider_id=report.provider_id[:200], earlier_message=True)
+            entry["earlier_message"] = True
         delivery.attempt_log = _log(delivery, entry, now)
         fields = ["attempt_log", "updated_at"]
         stale = bool(report.provider_id) and report.provider_id == delivery.provider_id and delivery.attempts > 1
@@ -490,8 +495,11 @@ def delivery_report(*, delivery_id: int, report: Report, now: datetime) -> Deliv
 def _unanswered(delivery: Delivery) -> bool:
     """Whether the delivery waits to be tried again after an attempt that got no answer (a timeout, a connection
     reset: the provider may have the message): the last thing its log says is that attempt's outcome, not a report
-    since. A refusal (5xx, 429) means the provider does not have the message."""
-    last = delivery.attempt_log[-1] if delivery.attempt_log else {}
+    since about a message that may be that attempt's. A refusal (5xx, 429) means the provider does not have the
+    message. A report that names no message (which call a key press without its CallSid was about is unknown)
+    or the message an earlier attempt recorded (a repeated status about an earlier call) does not count."""
+    log = reversed(delivery.attempt_log)
+    last = next((entry for entry in log if not _report_about_another_attempt(entry, delivery)), {})
     return (
         last.get("attempt") == delivery.attempts
         and last.get("outcome") == Outcome.RETRYABLE.value
@@ -500,6 +508,16 @@ def _unanswered(delivery: Delivery) -> bool:
         and bool(last.get("unanswered") or last.get("timed_out"))
         and not last.get("rate_limited")
     )
+
+
+def _report_about_another_attempt(entry: Mapping[str, Any], delivery: Delivery) -> bool:
+    """Whether a log entry is a provider's report not known to be about the latest attempt's message: it names no
+    message, or the one an earlier attempt recorded. (Reports logged before the log kept every report's message id
+    name none unless they were about an earlier message.)"""
+    if "callback" not in entry or "outcome" in entry:
+        return False
+    named = entry.get("provider_id", "")
+    return not named or named == delivery.provider_id
 
 
 def _reconcile_unanswered(delivery: Delivery, report: Report, now: datetime) -> Delivery:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -289,6 +289,12 @@ def plan_level(
             emailed.add(address.lower())
             notify.append(Notify(None, "email", address))
     return notify, skips
+
+
+def not_yet_notified(notify: Sequence[Notify], sent: Collection[tuple[str, str]]) -> list[Notify]:
+    """Those of `notify` whose recipient was not reached by that method yet (`sent`: recipient keys and methods
+    already sent), in order."""
+    return [n for n in notify if (n.recipient_key, n.method) not in sent]
 
 
 # -- what happens next ------------------------------------------------------------------------------------------

@@ -42,8 +42,11 @@ def on_incident_event(sender, *, event: IncidentEvent, incident, now, **kwargs) 
         services.escalation_hand_over(incident=incident, now=now)
         services.notify_people(incident=incident, person_ids=event.detail["person_ids"], event_id=event.pk, now=now)
     elif kind == Kind.SEVERITY_RAISED:
-        # A rule may page for the new severity when none matched the old one; a started escalation keeps its rule.
-        services.escalation_severity_raised(incident=incident, now=now, at=event.created_at)
+        # A rule may page for the new severity when none matched the old one; a started escalation keeps its rule
+        # and notifies its current level again for the new severity.
+        services.escalation_severity_raised(
+            incident=incident, now=now, at=event.created_at, previous=event.detail.get("from")
+        )
     elif kind == Kind.RESPONDERS_ADDED:
         services.notify_people(incident=incident, person_ids=event.detail["person_ids"], event_id=event.pk, now=now)
     # Lifecycle events (acknowledged, closed, escalated…) go to the bots already in the conversation.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,7 +17,9 @@ from django.db import transaction
 from django.db.models import Max, Prefetch, Q, prefetch_related_objects
 from django.utils.translation import gettext as _
 
-from channels_app.models import Delivery
+from channels_app.bots.filters import BotFilter, bot_skip_reason
+from channels_app.bots.services import bots_that_posted
+from channels_app.models import Bot, Delivery
 from channels_app.services import (
     PlannedDelivery,
     deliveries_create,
@@ -308,14 +311,112 @@ def escalation_hand_over(*, incident: Incident, now: datetime) -> EscalationStat
     return state
 
 
-def escalation_severity_raised(*, incident: Incident, now: datetime, at: datetime) -> EscalationState | None:
-    """An incident's severity rose at `at`: if no rule matched it so far (unassigned) and nobody has acknowledged
-    it, choose again, for its new severity; an escalation that started (running, stopped or finished) keeps its
-    rule. Incidents assigned to people directly have no escalation and get none."""
+def escalation_severity_raised(
+    *, incident: Incident, now: datetime, at: datetime, previous: str | None = None
+) -> EscalationState | None:
+    """An incident's severity rose at `at` (from `previous`). Only a triggered incident is paged for it: an
+    acknowledged one is in someone's hands, and a snoozed or closed one is not paged at all.
+
+    No rule matched it so far (unassigned): choose again, for its new severity. Its escalation has notified a level
+    (running on it, or finished after the last one): notify that level again for the new severity — only the people
+    and methods it has not reached that way in this run, and only the bots that left the incident out for its old
+    severity and take the new one — without changing when it repeats or escalates. An escalation that has not
+    notified its first level yet does so for the severity the incident has then. A started escalation keeps its
+    rule; a stopped one and an incident in people's hands are left alone."""
     state = _locked_state(incident)
-    if state is None or state.status != Status.UNASSIGNED or incident.progress != Progress.TRIGGERED:
+    if state is None or incident.progress != Progress.TRIGGERED:
         return state
-    return escalation_start(incident=incident, now=now, at=at)
+    if previous is not None and Severity.rank(incident.severity) <= Severity.rank(previous):
+        return state  # lowered again before this rise was dispatched: nothing more to page for
+    if state.status == Status.UNASSIGNED:
+        return escalation_start(incident=incident, now=now, at=at)
+    if state.status in (Status.RUNNING, Status.FINISHED) and state.snapshot and state.level_started_at is not None:
+        _level_notify_for_severity(incident=incident, state=state, previous=previous, now=now)
+    return state
+
+
+def _level_notify_for_severity(
+    *, incident: Incident, state: EscalationState, previous: str | None, now: datetime
+) -> None:
+    """Notify the level the escalation is on (or ended on) again, for the incident's new severity. The caller holds
+    the incident and its escalation state, so the level's timer cannot run alongside; what it had sent is read from
+    the deliveries, and each new one is keyed to the level's current round, so a second writer is a no-op."""
+    snapshot = engine.Snapshot.from_json(state.snapshot)
+    level, round = state.level, state.round
+    plan = snapshot.levels[level]
+    reach = _level_reach(incident=incident, plan=plan, now=now)
+    sent = set(
+        Delivery.objects.filter(incident=incident, escalation_run=state.run, level=level).values_list(
+            "recipient_key", "method"
+        )
+    )
+    notify = engine.not_yet_notified(reach.notify, sent)
+    # What the level announces when it starts: to these people (and bots) this is the first page about it.
+    event = "escalated" if level > 0 else "triggered"
+    deliveries_create(
+        incident=incident,
+        run=state.run,
+        level=level,
+        round=round,
+        event=event,
+        planned=[_planned(n) for n in notify],
+        now=now,
+        template_set_id=snapshot.template_set_id,
+    )
+    _responders_add(incident=incident, notify=notify, now=now)
+    detail = {
+        "rule_id": snapshot.rule_id,
+        "level": level,
+        "round": round,
+        "severity_raised": {"from": previous, "to": incident.severity},
+    }
+    _record_notifications(
+        incident=incident,
+        notify=notify,
+        skips=reach.skips,
+        names=reach.people,
+        now=now,
+        message=_("Level %(level)d notified again because the severity rose to %(severity)s: %%(who)s.")
+        % {"level": level + 1, "severity": incident.severity},
+        nobody=_("nobody it had not notified that way already"),
+        detail=detail,
+    )
+    bot_ids = _bots_taking_the_new_severity(incident=incident, bot_ids=plan.bots, previous=previous, event=event)
+    if bot_ids:
+        level_bots_post(
+            incident=incident,
+            bot_ids=bot_ids,
+            event=event,
+            people_ids=reach.bot_people,
+            run=state.run,
+            level=level,
+            round=round,
+            template_set_id=snapshot.template_set_id,
+            now=now,
+            detail=detail,
+        )
+
+
+def _bots_taking_the_new_severity(
+    *, incident: Incident, bot_ids: tuple[int, ...], previous: str | None, event: str
+) -> list[int]:
+    """Those of a level's bots that a severity rise makes post: the ones whose severity filter left the incident
+    out and now takes it, and that have not posted about it. A bot that posted already has the incident (its
+    severity shows in the chat's later notices); a second trigger would read as a second incident."""
+    if not bot_ids or previous is None:
+        return []
+    posted = set(bots_that_posted(incident=incident, bot_ids=bot_ids))
+    bots = {bot.pk: bot for bot in Bot.objects.filter(pk__in=bot_ids).exclude(pk__in=posted)}
+    chosen = []
+    for bot_id in bot_ids:
+        bot = bots.get(bot_id)
+        if bot is None:
+            continue
+        rules = BotFilter.of(enabled=bot.enabled, severities=bot.severities, events=bot.event_types)
+        was_left_out = bot_skip_reason(rules, severity=previous, event=event)
+        if was_left_out and not bot_skip_reason(rules, severity=incident.severity, event=event):
+            chosen.append(bot_id)
+    return chosen
 
 
 def escalation_jump(*, incident: Incident, level: int, now: datetime) -> EscalationState | None:
@@ -434,7 +535,15 @@ def _planned(notify: engine.Notify) -> PlannedDelivery:
 
 
 def _record_notifications(
-    *, incident: Incident, notify, skips, names, now: datetime, message: str, detail: dict
+    *,
+    incident: Incident,
+    notify,
+    skips,
+    names,
+    now: datetime,
+    message: str,
+    detail: dict,
+    nobody: str | None = None,
 ) -> None:
     def name(person_id) -> str:
         person = names.get(person_id)
@@ -444,7 +553,7 @@ def _record_notifications(
     timeline_add(
         incident=incident,
         kind=TimelineEntry.Kind.NOTIFIED,
-        message=message % {"who": who or _("nobody")},
+        message=message % {"who": who or nobody or _("nobody")},
         now=now,
         detail={
             **detail,
@@ -507,10 +616,18 @@ def timer_fire(*, timer_id: int, now: datetime) -> str:
         return "ran"
 
 
-def _run_level(
-    *, incident: Incident, state: EscalationState, snapshot: engine.Snapshot, level: int, round: int, now: datetime
-) -> None:
-    plan = snapshot.levels[level]
+@dataclass(frozen=True)
+class _LevelReach:
+    """Who a level reaches at a moment, and how, for an incident of one severity."""
+
+    people: dict[int, engine.Person]
+    notify: list[engine.Notify]
+    skips: list[engine.Skip]
+    schedule_answers: list
+    bot_people: list[int]  # the level's active people in the order a bot mentions them
+
+
+def _level_reach(*, incident: Incident, plan: engine.LevelPlan, now: datetime) -> _LevelReach:
     team_members: dict[int, list[int]] = {}
     for team_id, person_id in Team.members.through.objects.filter(team_id__in=plan.teams).values_list(
         "team_id", "user_id"
@@ -537,6 +654,28 @@ def _run_level(
         severity=incident.severity,
         reasons=reasons,
     )
+    bot_people = [
+        pk
+        for pk in engine.level_people(plan, team_members, on_call, on_call_first=True)
+        if pk in users and users[pk].is_active
+    ]
+    return _LevelReach(people, notify, skips, list(schedule_answers), bot_people)
+
+
+def _responders_add(*, incident: Incident, notify, now: datetime) -> None:
+    notified_ids = sorted({n.person_id for n in notify if n.person_id is not None})
+    existing = set(Responder.objects.filter(incident=incident).values_list("person_id", flat=True))
+    Responder.objects.bulk_create(
+        [Responder(incident=incident, person_id=pk, assigned_at=now) for pk in notified_ids if pk not in existing]
+    )
+
+
+def _run_level(
+    *, incident: Incident, state: EscalationState, snapshot: engine.Snapshot, level: int, round: int, now: datetime
+) -> None:
+    plan = snapshot.levels[level]
+    reach = _level_reach(incident=incident, plan=plan, now=now)
+    notify, skips, schedule_answers = reach.notify, reach.skips, reach.schedule_answers
     event = "refired" if round > 0 else ("escalated" if level > 0 else "triggered")
     deliveries_create(
         incident=incident,
@@ -548,11 +687,7 @@ def _run_level(
         now=now,
         template_set_id=snapshot.template_set_id,
     )
-    notified_ids = sorted({n.person_id for n in notify if n.person_id is not None})
-    existing = set(Responder.objects.filter(incident=incident).values_list("person_id", flat=True))
-    Responder.objects.bulk_create(
-        [Responder(incident=incident, person_id=pk, assigned_at=now) for pk in notified_ids if pk not in existing]
-    )
+    _responders_add(incident=incident, notify=notify, now=now)
     if level > 0 and round == 0:
         timeline_add(
             incident=incident,
@@ -575,7 +710,7 @@ def _run_level(
         incident=incident,
         notify=notify,
         skips=skips,
-        names=people,
+        names=reach.people,
         now=now,
         message=message,
         detail={
@@ -594,11 +729,7 @@ def _run_level(
             incident=incident,
             bot_ids=plan.bots,
             event=event,
-            people_ids=[
-                pk
-                for pk in engine.level_people(plan, team_members, on_call, on_call_first=True)
-                if pk in users and users[pk].is_active
-            ],
+            people_ids=reach.bot_people,
             run=state.run,
             level=level,
             round=round,

@@ -470,7 +470,8 @@ def incident_edit(
     description: str | None = None,
     severity: str | None = None,
 ) -> Incident:
-    """Change title, description or severity by hand. Edited fields stick: later alerts do not change them."""
+    """Change title, description or severity by hand. Edited fields stick: later alerts do not change them. A
+    severity raised by hand pages a triggered incident for it, as one raised by an alert does."""
     incident = _locked(incident)
     changes: dict[str, tuple[str, str]] = {}
     if title is not None:
@@ -507,6 +508,19 @@ def incident_edit(
         source=source,
         detail={name: {"from": old, "to": new} for name, (old, new) in changes.items()},
     )
+    if "severity" in changes:
+        old, new = changes["severity"]
+        if Severity.rank(new) > Severity.rank(old):
+            # Raised by hand, as by an alert: a triggered incident is paged for it (PagerDuty re-notifies on a rise
+            # to high urgency); someone working on it (acknowledged) is not.
+            incident_event_record(
+                incident=incident,
+                kind=IncidentEvent.Kind.SEVERITY_RAISED,
+                now=now,
+                actor=by,
+                source=source,
+                detail={"from": old, "to": new},
+            )
     return incident
 
 

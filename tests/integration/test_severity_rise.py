@@ -361,3 +361,25 @@ def test_a_rise_and_the_levels_timer_racing_page_each_person_once(
     else:  # the timer went first: level 2 ran for Critical and had sent everything the rise asks for
         assert again == AGAIN.format(n=2, severity="Critical", who="nobody it had not notified that way already")
         assert sorted(sent) == [(BEN_PHONE, "sms"), ("ann@example.com", "email")]
+
+
+def test_a_severity_raised_by_hand_pages_the_level_for_it_but_not_once_someone_acknowledged(
+    client, clock, twilio, ann, ben, mailoutbox
+):
+    """A person raising a triggered incident to Critical (the incident page, the API) pages as an alert's rise does;
+    raising an acknowledged one pages nobody: someone is on it."""
+    channel = make_channel()
+    rule_with_levels(channel, {"people": [ann], "warning": ["email"], "critical": ["email", "sms"], "after": 5})
+    _, key = make_integration(channel=channel)
+    push(client, key, event("api", "Warning"))
+    incident = Incident.objects.get()
+    clock.advance(minutes=1)
+    lifecycle.incident_edit(incident=incident, by=ben, source=Source.WEB, now=clock.current, severity="Critical")
+    assert sorted(pages(twilio, mailoutbox)) == [(ANN_PHONE, "sms"), ("ann@example.com", "email")]
+    assert AGAIN.format(n=1, severity="Critical", who="ann (sms)") in timeline()
+
+    lifecycle.incident_edit(incident=incident, by=ben, source=Source.WEB, now=clock.current, severity="Warning")
+    lifecycle.incident_acknowledge(incident=incident, by=ann, source=Source.WEB, now=clock.current)
+    lifecycle.incident_edit(incident=incident, by=ben, source=Source.WEB, now=clock.current, severity="Critical")
+    later(clock, seconds=30)
+    assert len(pages(twilio, mailoutbox)) == 2, "an acknowledged incident raised by hand pages nobody"

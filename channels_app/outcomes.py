@@ -56,7 +56,7 @@ def no_longer_needed(delivery: Delivery) -> str:
     stops those pages too; a forced escalation pages an acknowledged incident, and that page still counts); or
     the escalation run that wrote it was superseded (restarted, or escalated by hand: the new run pages anew); or
     the incident was reassigned since (the people it names are paged anew, the others no longer need to be); or,
-    for a direct page, a newer page about the incident went to its person since (it replaces this one).
+    for a direct page, a newer page about the incident went to its person by its method since (it replaces this one).
     """
     if delivery.event not in PAGE_EVENTS:
         return ""
@@ -110,16 +110,18 @@ def _responders_paged_again_since(delivery: Delivery) -> bool:
 
 
 def _newer_page_to_recipient(delivery: Delivery) -> int | None:
-    """A page about the incident written for the direct page's person after it, and not given up on (the id of
-    the first): an escalation run started again (unacknowledged, woken, reopened, escalated by hand) whose level
-    names them now, whatever the escalation's state. Retrying the earlier page would ring beside it. A direct page
-    that nothing replaces is still made."""
+    """A page about the incident written for the direct page's person by its method after it, and not given up
+    on (the id of the first): an escalation run started again (unacknowledged, woken, reopened, escalated by hand)
+    whose level names them now, whatever the escalation's state. Retrying the earlier page would ring beside it.
+    A direct page that nothing replaces is still made, also when the newer page is by another method (an email
+    does not ring)."""
     if delivery.recipient_id is None:
         return None
     return (
         Delivery.objects.filter(
             incident_id=delivery.incident_id,
             recipient_id=delivery.recipient_id,
+            method=delivery.method,
             event__in=PAGE_EVENTS,
             created_at__gt=delivery.created_at,
         )

@@ -212,3 +212,28 @@ def test_a_direct_sms_retry_gives_way_to_the_level_the_incident_was_escalated_to
     escalated = Delivery.objects.get(recipient=dave, event="escalated")
     direct.refresh_from_db()
     assert (escalated.status, direct.status) == ("sent", "cancelled")
+
+
+def test_a_direct_voice_retry_does_not_give_way_to_a_newer_email_to_the_same_person(client, clock, twilio):
+    """Level 1 calls carol; level 2 (after a minute) emails dave. At 09:00:50 carol adds dave as a responder: a
+    direct call by his own preference, met by a Twilio outage (retried in 30 s). At 09:01 level 2 emails dave. An
+    email does not ring: his call is still placed."""
+    carol = make_user("carol", phone=CAROL, time_zone="Europe/London")
+    dave = voice_person("dave", DAVE)
+    channel = make_channel("Databases")
+    make_rule(
+        channel, [{"people": [carol], "methods": ["voice"], "after": 1}, {"people": [dave], "methods": ["email"]}]
+    )
+    push(client, make_integration(channel=channel)[1], {"title_rule": "DB down", "event_status": "Critical"})
+    clock.advance(seconds=50)
+    twilio.fail_next("/twilio", **OUTAGE)
+    lifecycle.incident_add_responders(
+        incident=Incident.objects.get(), by=carol, people=[dave], source=WEB, now=clock.current
+    )
+    direct = Delivery.objects.get(recipient=dave, event="assigned")
+    later(clock, seconds=10)  # 09:01:00: level 2 emails dave
+    assert Delivery.objects.get(recipient=dave, event="escalated").status == "sent"
+    later(clock, seconds=21)  # the call's retry is due
+    later(clock, minutes=5)
+    direct.refresh_from_db()
+    assert len(calls_to(twilio, DAVE)) == 2, f"dave's phone never rang: {direct.status}: {direct.error}"

@@ -2,7 +2,8 @@
 
 Bots are not subject to the people's daily quotas. A message that has to wait for the bot's rate limit goes back
 to pending until its reserved time without counting as an attempt; so does one the provider answered "too fast"
-(and the bot holds every other message until the provider's window has passed).
+(and the bot holds every other message until the provider's window has passed). That message, and the messages
+whose time fell inside the pause, keep their place in the bot's queue (see pacing.bot_queue_replan).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.utils.translation import gettext as _
 from channels_app import registry
 from channels_app.base import BotMessage, Outcome, SendResult
 from channels_app.bots.fallback import bot_fallback_send
-from channels_app.bots.pacing import bot_slot_reserve
+from channels_app.bots.pacing import SLOT, SLOT_WEIGHT, bot_queue_replan, bot_slot_reserve, held_slot
 from channels_app.bots.services import (
     BOT_METHOD,
     MAY_HAVE_POSTED,
@@ -71,13 +72,21 @@ def bot_delivery_send(*, delivery: Delivery, now: datetime) -> Delivery:
     target = bot_target(bot)
     people = _people(delivery)
     mentions = bot_mentions(bot=bot, people=people)
-    if not _slot_is_ours(delivery, bot, now):
-        slot = bot_slot_reserve(
-            bot_id=bot.pk, limits=provider.rate_limits, weight=provider.requests_for(target, mentions), now=now
-        )
+    weight = provider.requests_for(target, mentions)
+    held = held_slot(delivery.state)
+    if held is None:
+        slot = bot_slot_reserve(bot_id=bot.pk, limits=provider.rate_limits, weight=weight, now=now)
         if slot > now:
-            return _wait_for(delivery, slot)
-    state = {key: value for key, value in delivery.state.items() if key != "slot"}
+            return _wait_for(delivery, slot, weight=weight)
+    elif bot.paused_until and bot.paused_until > held:
+        # The provider said "too fast" (to another message, to the admin's test) after this time was reserved, and
+        # the time fell inside the pause: the message waits for the pause's end, and keeps its place among the
+        # messages waiting with it, rather than reserving a time behind all of them.
+        _wait_for(delivery, bot.paused_until, weight=weight, keep=held)
+        bot_queue_replan(bot_id=bot.pk, limits=provider.rate_limits, now=now)
+        delivery.refresh_from_db()
+        return delivery
+    state = {key: value for key, value in delivery.state.items() if key not in (SLOT, SLOT_WEIGHT)}
     if state != delivery.state:
         # Only the attempt this worker claimed gives its time up: a worker that lost it changes nothing.
         this_attempt(delivery).update(state=state)
@@ -124,6 +133,11 @@ def bot_delivery_send(*, delivery: Delivery, now: datetime) -> Delivery:
     }
     delivery = delivery_record_outcome(delivery=delivery, result=result, now=now, timeline_message=failed_message)
     bot_record_answer(bot=bot, result=result, now=now)
+    if result.rate_limited and delivery.status == Delivery.Status.PENDING:
+        # "Too fast": the message waits for the bot's pause (or its retry) in the place it had in the bot's queue,
+        # ahead of the messages written after it, instead of reserving a time behind everything queued meanwhile.
+        bot_queue_replan(bot_id=bot.pk, limits=provider.rate_limits, now=now, rejoining=delivery.pk, weight=weight)
+        delivery.refresh_from_db()
     if late and delivery.status == Delivery.Status.SENT:
         _timeline(
             delivery,
@@ -228,19 +242,16 @@ def _people(delivery: Delivery) -> list[User]:
     return [users[pk] for pk in ids if pk in users]
 
 
-def _slot_is_ours(delivery: Delivery, bot: Bot, now: datetime) -> bool:
-    """Whether the delivery already holds a reserved time that has come, and no pause came after it."""
-    if "slot" not in delivery.state:
-        return False
-    return not (bot.paused_until and bot.paused_until > now)
-
-
-def _wait_for(delivery: Delivery, slot: datetime) -> Delivery:
-    """Back to pending until the reserved time; being paced is not an attempt."""
-    state = {**delivery.state, "slot": slot.isoformat()}
+def _wait_for(delivery: Delivery, until: datetime, *, weight: int, keep: datetime | None = None) -> Delivery:
+    """Back to pending until `until`, holding that time (or the time it held, `keep`, for the bot's queue to move);
+    being paced is not an attempt."""
+    if keep is None:
+        state = {**delivery.state, SLOT: until.isoformat(), SLOT_WEIGHT: weight}
+    else:
+        state = {**delivery.state, SLOT: keep.isoformat(), SLOT_WEIGHT: delivery.state.get(SLOT_WEIGHT, weight)}
     this_attempt(delivery).update(
         status=Delivery.Status.PENDING,
-        next_attempt_at=slot,
+        next_attempt_at=until,
         lease_until=None,
         attempts=F("attempts") - 1,
         state=state,

@@ -10,7 +10,7 @@ import pytest
 from channels_app.base import RateLimit
 from channels_app.bots.filters import BOT_EVENTS, BotFilter, bot_skip_reason
 from channels_app.bots.mapping import CsvErrors, csv_parse, csv_write, im_id_check
-from channels_app.bots.pacing import next_slot
+from channels_app.bots.pacing import Waiting, next_slot, queue_slots
 from channels_app.providers import dingtalk, wecom
 from escalation.engine import LevelPlan, Snapshot
 
@@ -104,6 +104,22 @@ def test_a_message_of_two_requests_counts_twice():
 
 def test_without_limits_a_message_goes_now():
     assert next_slot(reserved=[], limits=(), now=T0) == T0
+
+
+def test_after_a_pause_the_waiting_messages_go_in_their_order_within_the_limit():
+    """DingTalk's 20 in any 61 s: the refused request (at 0 s) still counts, so 19 go when the pause ends, one
+    more when it leaves the window, the rest a window later; the refused message, written first, goes first."""
+    limits = (RateLimit(20, 61),)
+    waiting = [Waiting(not_before=at(60)), *[Waiting()] * 24]
+    slots = queue_slots(reserved=[T0], limits=limits, now=T0, paused_until=at(60), waiting=waiting)
+    assert slots == [at(60)] * 19 + [at(61)] + [at(121)] * 5
+    assert max_in_window([T0, *slots], 61) == 20
+
+
+def test_a_message_that_may_not_go_yet_holds_back_the_ones_behind_it():
+    waiting = [Waiting(), Waiting(not_before=at(30)), Waiting(weight=2)]
+    assert queue_slots(reserved=[], limits=DINGTALK, now=T0, waiting=waiting) == [T0, at(30), at(30)]
+    assert queue_slots(reserved=[], limits=(RateLimit(1, 1),), now=T0, waiting=waiting) == [T0, at(30), at(31)]
 
 
 # -- mapping tables -----------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from escalation import rotation
 from oncall.lib import filters as filter_language
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -26,13 +27,22 @@ class TimeWindow:
     start: time
     end: time
 
-    def contains(self, local: datetime) -> bool:
-        now, day = local.time(), local.weekday()
-        if self.start < self.end:
-            return day in self.days and self.start <= now < self.end
-        if self.start == self.end:
-            return day in self.days
-        return (day in self.days and now >= self.start) or ((day - 1) % 7 in self.days and now < self.end)
+    def weekly(self) -> tuple[rotation.Window, ...]:
+        """One stretch of the week (minutes from Monday 00:00) for each of its days, as a schedule's weekly
+        restriction has them: placed on the calendar the same way, so a window is one stretch on the night the
+        clocks go back too, not reopened for the hour that happens twice."""
+        day_length, week_length = rotation.MINUTES_PER_DAY, rotation.MINUTES_PER_WEEK
+        start = self.start.hour * 60 + self.start.minute
+        end = self.end.hour * 60 + self.end.minute
+        if start == end:  # the whole day, midnight to midnight
+            start, end = 0, day_length
+        elif end < start:
+            end += day_length
+        # Sunday's window ends in the next week: an end before its start is what the schedules read as that.
+        return tuple(
+            rotation.Window(day * day_length + start, (day * day_length + end) % week_length)
+            for day in sorted(self.days)
+        )
 
 
 def parse_time_windows(data: object) -> tuple[TimeWindow, ...]:
@@ -61,11 +71,15 @@ def parse_time_windows(data: object) -> tuple[TimeWindow, ...]:
 
 
 def in_time_windows(windows: Sequence[TimeWindow], moment: datetime, tz: ZoneInfo) -> bool:
-    """Whether `moment` falls in any window read in time zone `tz` (no windows: always)."""
+    """Whether `moment` falls in any window read in time zone `tz` (no windows: always).
+
+    Each day's window opens at its start and closes at its end on that day's wall clock (the next day's, overnight),
+    both placed like a schedule's restriction windows: a time the clocks skip happens at the jump, one that happens
+    twice happens the first time."""
     if not windows:
         return True
-    local = moment.astimezone(tz)
-    return any(window.contains(local) for window in windows)
+    weekly = rotation.Restriction("weekly", tuple(part for window in windows for part in window.weekly()))
+    return weekly.allows(moment, tz)
 
 
 # -- the frozen rule --------------------------------------------------------------------------------------------

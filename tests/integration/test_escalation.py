@@ -144,6 +144,48 @@ def test_rules_apply_in_their_time_windows_in_the_channels_time_zone(client, clo
     assert paged(mailoutbox) == ["ann", "ben"]
 
 
+EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def test_the_shift_that_took_over_at_the_first_0230_is_paged_in_the_repeated_hour(client, clock, people, mailoutbox):
+    """Berlin, 2026-10-25: 03:00 CEST becomes 02:00 CET, so 02:00-03:00 happens twice. The late shift (14:30-02:30)
+    handed over to the early shift (02:30-14:30) at the first 02:30; at the second 02:10, 40 minutes later, the
+    early shift's person is paged, not the late shift's again."""
+    channel = make_channel(time_zone="Europe/Berlin")
+    late = make_rule(channel, [{"people": [people["ann"]]}], name="Late shift", priority=1)
+    early = make_rule(channel, [{"people": [people["ben"]]}], name="Early shift", priority=2)
+    EscalationRule.objects.filter(pk=late.pk).update(
+        time_windows=[{"days": EVERY_DAY, "start": "14:30", "end": "02:30"}]
+    )
+    EscalationRule.objects.filter(pk=early.pk).update(
+        time_windows=[{"days": EVERY_DAY, "start": "02:30", "end": "14:30"}]
+    )
+    _, key = make_integration(channel=channel)
+    clock.current = datetime(2026, 10, 25, 0, 20, tzinfo=UTC)  # 02:20 CEST: before the handover
+    push(client, key, event("before"))
+    clock.current = datetime(2026, 10, 25, 0, 40, tzinfo=UTC)  # 02:40 CEST: after it
+    push(client, key, event("after"))
+    clock.current = datetime(2026, 10, 25, 1, 10, tzinfo=UTC)  # 02:10 CET: 40 minutes after it
+    push(client, key, event("repeated"))
+    rules = [state.snapshot["rule_name"] for state in EscalationState.objects.order_by("incident_id")]
+    assert rules == ["Late shift", "Early shift", "Early shift"]
+    assert paged(mailoutbox) == ["ann", "ben", "ben"]
+
+
+def test_a_rule_whose_window_opened_at_the_first_0230_pages_in_the_repeated_hour(client, clock, people, mailoutbox):
+    """The only rule, 02:30-14:30 in Berlin: an incident at the second 02:10 (CET), 40 minutes after its window
+    opened, is paged rather than left unassigned."""
+    channel = make_channel(time_zone="Europe/Berlin")
+    early = make_rule(channel, [{"people": [people["ben"]]}], name="Early shift")
+    EscalationRule.objects.filter(pk=early.pk).update(
+        time_windows=[{"days": EVERY_DAY, "start": "02:30", "end": "14:30"}]
+    )
+    clock.current = datetime(2026, 10, 25, 1, 10, tzinfo=UTC)  # 02:10 CET; the window opened at 00:30 UTC
+    push(client, make_integration(channel=channel)[1], event())
+    assert EscalationState.objects.get().status == EscalationState.Status.RUNNING
+    assert paged(mailoutbox) == ["ben"]
+
+
 def test_a_rule_is_chosen_for_when_the_incident_opened_not_when_its_event_was_dispatched(
     client, clock, people, mailoutbox, monkeypatch
 ):

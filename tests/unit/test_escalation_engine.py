@@ -90,6 +90,96 @@ def test_an_overnight_window_runs_into_the_next_day():
     assert not in_time_windows(nights, datetime(2026, 3, 5, 23, 0, tzinfo=UTC), UTC)  # Thu night
 
 
+def test_an_overnight_window_on_sunday_runs_into_monday():
+    weekend = parse_time_windows([{"days": ["sun"], "start": "22:00", "end": "06:00"}])
+    assert in_time_windows(weekend, datetime(2026, 3, 8, 22, 0, tzinfo=UTC), UTC)  # Sun 22:00
+    assert in_time_windows(weekend, datetime(2026, 3, 9, 5, 59, tzinfo=UTC), UTC)  # Mon 05:59
+    assert not in_time_windows(weekend, datetime(2026, 3, 9, 6, 0, tzinfo=UTC), UTC)
+    assert not in_time_windows(weekend, datetime(2026, 3, 8, 5, 0, tzinfo=UTC), UTC)  # Sun 05:00, after a Sat
+    assert not in_time_windows(weekend, datetime(2026, 3, 10, 5, 0, tzinfo=UTC), UTC)  # Tue 05:00
+
+
+def test_a_window_with_equal_start_and_end_is_the_whole_calendar_day():
+    sunday = parse_time_windows([{"days": ["sun"], "start": "09:00", "end": "09:00"}])
+    assert not in_time_windows(sunday, datetime(2026, 3, 7, 23, 59, tzinfo=UTC), UTC)  # Sat 23:59
+    assert in_time_windows(sunday, datetime(2026, 3, 8, 0, 0, tzinfo=UTC), UTC)  # Sun 00:00
+    assert in_time_windows(sunday, datetime(2026, 3, 8, 23, 59, tzinfo=UTC), UTC)  # Sun 23:59
+    assert not in_time_windows(sunday, datetime(2026, 3, 9, 0, 0, tzinfo=UTC), UTC)  # Mon 00:00
+
+
+# Berlin, 2026-10-25: 03:00 CEST becomes 02:00 CET at 01:00 UTC, so 02:00-03:00 happens twice.
+FIRST_0210, FIRST_0240 = datetime(2026, 10, 25, 0, 10, tzinfo=UTC), datetime(2026, 10, 25, 0, 40, tzinfo=UTC)
+SECOND_0210, SECOND_0240 = datetime(2026, 10, 25, 1, 10, tzinfo=UTC), datetime(2026, 10, 25, 1, 40, tzinfo=UTC)
+EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+LATE_SHIFT = [{"days": EVERY_DAY, "start": "14:30", "end": "02:30"}]
+EARLY_SHIFT = [{"days": EVERY_DAY, "start": "02:30", "end": "14:30"}]
+
+
+def test_a_window_opened_at_the_first_0230_stays_open_through_the_repeated_hour():
+    early = parse_time_windows(EARLY_SHIFT)
+    assert not in_time_windows(early, FIRST_0210, BERLIN)
+    assert in_time_windows(early, FIRST_0240, BERLIN)
+    assert in_time_windows(early, SECOND_0210, BERLIN), "40 minutes after it opened"
+    assert in_time_windows(early, SECOND_0240, BERLIN)
+
+
+def test_a_window_closed_at_the_first_0230_does_not_reopen_in_the_repeated_hour():
+    late = parse_time_windows(LATE_SHIFT)
+    assert in_time_windows(late, FIRST_0210, BERLIN)
+    assert not in_time_windows(late, FIRST_0240, BERLIN)
+    assert not in_time_windows(late, SECOND_0210, BERLIN), "40 minutes after it closed"
+    assert not in_time_windows(late, SECOND_0240, BERLIN)
+
+
+def test_the_rule_that_took_over_at_the_first_0230_keeps_the_repeated_hour():
+    late, early = rule(1, 1, windows=LATE_SHIFT), rule(2, 2, windows=EARLY_SHIFT)
+    assert choose_rule([late, early], INCIDENT, FIRST_0210, BERLIN).id == 1
+    assert choose_rule([late, early], INCIDENT, FIRST_0240, BERLIN).id == 2
+    assert choose_rule([late, early], INCIDENT, SECOND_0210, BERLIN).id == 2
+    assert choose_rule([early], INCIDENT, SECOND_0210, BERLIN).id == 2
+
+
+def test_a_window_ending_in_the_repeated_hour_closes_the_first_time_and_one_starting_there_opens_then():
+    until = parse_time_windows([{"days": ["sat"], "start": "22:00", "end": "02:30"}])
+    since = parse_time_windows([{"days": ["sun"], "start": "02:30", "end": "04:00"}])
+    moments = (FIRST_0210, FIRST_0240, SECOND_0210)
+    assert [in_time_windows(until, moment, BERLIN) for moment in moments] == [True, False, False]
+    assert [in_time_windows(since, moment, BERLIN) for moment in moments] == [False, True, True]
+
+
+def test_an_overnight_window_lasts_9_hours_when_clocks_go_back_and_7_when_they_spring_forward():
+    nights = parse_time_windows([{"days": ["sat"], "start": "22:00", "end": "06:00"}])
+    autumn_close = datetime(2026, 10, 25, 5, 0, tzinfo=UTC)  # Sun 06:00 CET; opened Sat 22:00 CEST (20:00 UTC)
+    assert in_time_windows(nights, datetime(2026, 10, 24, 20, 0, tzinfo=UTC), BERLIN)
+    assert in_time_windows(nights, autumn_close - timedelta(seconds=1), BERLIN)
+    assert not in_time_windows(nights, autumn_close, BERLIN)
+    spring_close = datetime(2026, 3, 29, 4, 0, tzinfo=UTC)  # Sun 06:00 CEST; opened Sat 22:00 CET (21:00 UTC)
+    assert not in_time_windows(nights, datetime(2026, 3, 28, 20, 59, tzinfo=UTC), BERLIN)
+    assert in_time_windows(nights, datetime(2026, 3, 28, 21, 0, tzinfo=UTC), BERLIN)
+    assert in_time_windows(nights, spring_close - timedelta(seconds=1), BERLIN)
+    assert not in_time_windows(nights, spring_close, BERLIN)
+
+
+def test_a_window_starting_in_the_skipped_hour_opens_when_the_clocks_jump():
+    # Berlin, 2026-03-29: 02:00 CET becomes 03:00 CEST at 01:00 UTC.
+    early = parse_time_windows(EARLY_SHIFT)
+    assert not in_time_windows(early, datetime(2026, 3, 29, 0, 59, 59, tzinfo=UTC), BERLIN)  # 01:59:59 CET
+    assert in_time_windows(early, datetime(2026, 3, 29, 1, 0, tzinfo=UTC), BERLIN)  # 03:00 CEST
+    skipped = parse_time_windows([{"days": ["sun"], "start": "02:10", "end": "02:40"}])
+    assert not any(
+        in_time_windows(skipped, datetime(2026, 3, 29, 0, 50, tzinfo=UTC) + timedelta(minutes=m), BERLIN)
+        for m in range(0, 30)
+    ), "a window wholly in the hour the clocks skip has no time"
+
+
+def test_a_whole_day_window_on_the_day_the_clocks_go_back_lasts_25_hours():
+    sunday = parse_time_windows([{"days": ["sun"], "start": "00:00", "end": "00:00"}])
+    assert not in_time_windows(sunday, datetime(2026, 10, 24, 21, 59, tzinfo=UTC), BERLIN)  # Sat 23:59 CEST
+    assert in_time_windows(sunday, datetime(2026, 10, 24, 22, 0, tzinfo=UTC), BERLIN)  # Sun 00:00 CEST
+    assert in_time_windows(sunday, datetime(2026, 10, 25, 22, 59, tzinfo=UTC), BERLIN)  # Sun 23:59 CET
+    assert not in_time_windows(sunday, datetime(2026, 10, 25, 23, 0, tzinfo=UTC), BERLIN)  # Mon 00:00 CET
+
+
 def test_a_rule_outside_its_time_windows_does_not_apply():
     office = rule(1, 1, windows=BUSINESS_HOURS)
     fallback = rule(2, 2)

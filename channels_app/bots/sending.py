@@ -200,8 +200,9 @@ def _stale_retry_cancel(*, delivery: Delivery, bot: Bot, needless: str, now: dat
 
 def _earlier_attempt_may_have_posted(delivery: Delivery) -> bool:
     """Whether an earlier attempt called the provider and was cut off before its answer: its worker stopped
-    mid-attempt, or no answer came (a timeout, a reset). One the provider answered (a refusal, "busy", a 5xx) did
-    not post; nor did one that stopped before calling it."""
+    mid-attempt, or no answer came after the request was sent (a timeout, a reset). One the provider answered (a
+    refusal, "busy", a 5xx) did not post; nor did one that stopped before calling it, or whose request never left
+    (a refused connection, a name that did not resolve: `may_have_arrived` false)."""
     called = set(delivery.state.get(CALLED, ()))
     for entry in delivery.attempt_log:
         attempt = entry.get("attempt")
@@ -210,7 +211,7 @@ def _earlier_attempt_may_have_posted(delivery: Delivery) -> bool:
         if entry.get("outcome") == "interrupted":
             return True
         answered = entry.get("http_status") is not None or entry.get("rate_limited")
-        if entry.get("outcome") == Outcome.RETRYABLE.value and not answered:
+        if entry.get("outcome") == Outcome.RETRYABLE.value and not answered and entry.get("may_have_arrived", True):
             return True
     return False
 

@@ -49,7 +49,10 @@ def send(request: Request) -> http.HttpResponse | SendResult:
     try:
         return http.request("POST", request.url, headers=headers, data=body)
     except http.HttpError as exc:
-        return SendResult.retryable(str(exc), detail={"http_status": None, "response": ""})
+        # Whether the chat may have the message all the same (no answer after it was sent) decides whether a later
+        # attempt that is no longer needed may still post it (channels_app/bots/sending.py).
+        none = {"http_status": None, "response": "", "may_have_arrived": exc.may_have_arrived}
+        return SendResult.retryable(str(exc), detail=none)
 
 
 def detail(response: http.HttpResponse) -> dict[str, Any]:

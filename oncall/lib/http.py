@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 import requests
+import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -55,11 +56,16 @@ _local = threading.local()
 
 
 class HttpError(Exception):
-    """The request did not produce an HTTP response: timeout, refused connection, bad URL, oversized body."""
+    """The request did not produce an HTTP response: timeout, refused connection, bad URL, oversized body.
 
-    def __init__(self, message: str, *, timeout: bool = False) -> None:
+    `may_have_arrived`: whether the server may have the request all the same (no answer came after it was sent: a
+    read timeout, a connection reset, an answer cut off), as opposed to one that surely never left (not called,
+    a forbidden address, a name that does not resolve, a connection refused or never made)."""
+
+    def __init__(self, message: str, *, timeout: bool = False, may_have_arrived: bool = False) -> None:
         super().__init__(message)
         self.timeout = timeout
+        self.may_have_arrived = may_have_arrived
 
 
 @dataclass(frozen=True)
@@ -240,27 +246,45 @@ def request(
             for chunk in response.iter_content(chunk_size=16384):
                 size += len(chunk)
                 if size > MAX_RESPONSE_BYTES:
-                    raise HttpError(f"response from {safe_target(url)} exceeds {MAX_RESPONSE_BYTES} bytes")
+                    raise HttpError(
+                        f"response from {safe_target(url)} exceeds {MAX_RESPONSE_BYTES} bytes", may_have_arrived=True
+                    )
                 if time.monotonic() > deadline:
-                    raise HttpError(f"{safe_target(url)} did not answer within {total_timeout:g} s", timeout=True)
+                    raise HttpError(
+                        f"{safe_target(url)} did not answer within {total_timeout:g} s",
+                        timeout=True,
+                        may_have_arrived=True,
+                    )
                 chunks.append(chunk)
         finally:
             response.close()
-    except requests.Timeout as exc:
+    except requests.ConnectTimeout as exc:
         raise HttpError(f"{safe_target(url)} did not answer within {total_timeout:g} s", timeout=True) from exc
+    except requests.Timeout as exc:
+        raise HttpError(
+            f"{safe_target(url)} did not answer within {total_timeout:g} s", timeout=True, may_have_arrived=True
+        ) from exc
     except requests.ConnectionError as exc:
         if _caused_by(exc, ForbiddenAddress):
             raise HttpError(
                 f"{safe_target(url)} is a private or local address, which this platform does not call"
             ) from exc
-        raise HttpError(f"could not reach {safe_target(url)}: {type(exc).__name__}") from exc
+        raise HttpError(
+            f"could not reach {safe_target(url)}: {type(exc).__name__}", may_have_arrived=not _never_connected(exc)
+        ) from exc
     except requests.RequestException as exc:
-        raise HttpError(f"could not reach {safe_target(url)}: {type(exc).__name__}") from exc
+        raise HttpError(f"could not reach {safe_target(url)}: {type(exc).__name__}", may_have_arrived=True) from exc
     elapsed = time.monotonic() - started
     logger.info("HTTP %s %s -> %s in %.0f ms", method, safe_target(url), response.status_code, elapsed * 1000)
     return HttpResponse(
         status=response.status_code, headers=dict(response.headers), body=b"".join(chunks), elapsed=elapsed
     )
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """Whether a connection error came before the request could be sent: the name did not resolve, or the
+    connection was refused or never made (urllib3's NewConnectionError, a DNS failure, a TLS handshake refused)."""
+    return _caused_by(exc, urllib3.exceptions.NewConnectionError) or _caused_by(exc, requests.exceptions.SSLError)
 
 
 def _caused_by(exc: BaseException | None, kind: type[BaseException], depth: int = 0) -> bool:
@@ -366,19 +390,33 @@ def request_http2(
             for chunk in response.iter_bytes(chunk_size=16384):
                 size += len(chunk)
                 if size > MAX_RESPONSE_BYTES:
-                    raise HttpError(f"response from {safe_target(url)} exceeds {MAX_RESPONSE_BYTES} bytes")
+                    raise HttpError(
+                        f"response from {safe_target(url)} exceeds {MAX_RESPONSE_BYTES} bytes", may_have_arrived=True
+                    )
                 if time.monotonic() > deadline:
-                    raise HttpError(f"{safe_target(url)} did not answer within {total_timeout:g} s", timeout=True)
+                    raise HttpError(
+                        f"{safe_target(url)} did not answer within {total_timeout:g} s",
+                        timeout=True,
+                        may_have_arrived=True,
+                    )
                 chunks.append(chunk)
     except httpx.TimeoutException as exc:
-        raise HttpError(f"{safe_target(url)} did not answer within {total_timeout:g} s", timeout=True) from exc
+        connecting = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+        raise HttpError(
+            f"{safe_target(url)} did not answer within {total_timeout:g} s",
+            timeout=True,
+            may_have_arrived=not connecting,
+        ) from exc
     except httpx.HTTPError as exc:
         if isinstance(exc, _ForbiddenConnect):
             raise HttpError(
                 f"{safe_target(url)} is a private or local address, which this platform does not call"
             ) from exc
         http2_reset()
-        raise HttpError(f"could not reach {safe_target(url)}: {type(exc).__name__}") from exc
+        raise HttpError(
+            f"could not reach {safe_target(url)}: {type(exc).__name__}",
+            may_have_arrived=not isinstance(exc, httpx.ConnectError),
+        ) from exc
     elapsed = time.monotonic() - started
     logger.info("HTTP/2 %s %s -> %s in %.0f ms", method, safe_target(url), response.status_code, elapsed * 1000)
     return HttpResponse(

@@ -10,9 +10,11 @@ import pytest
 from django.conf import settings
 
 from channels_app.bots import sending as bot_sending
+from channels_app.models import Bot
 from oncall.models import Incident, Source
 from oncall.services import lifecycle
 from tests.factories import make_bot, make_user
+from tests.fakes.smtp import free_port
 from tests.integration.botkit import bot_deliveries, fire, later, paging_setup
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -82,6 +84,23 @@ def test_a_message_the_provider_refused_at_first_still_reaches_the_chat_after_an
     title = f"[Critical] #{incident.number} db down"
     refused, *chat = posted(fakes)  # the fake records the request the outage refused too
     assert (refused, chat) == (title, [f"[Acknowledged] {title}", title])
+    assert bot_deliveries(ops)[0].status == "sent"
+
+
+def test_a_message_whose_first_attempt_could_not_connect_still_reaches_the_chat_after_an_ack(client, clock, fakes, ann):
+    """Nothing listened at the chat's webhook host (the connection was refused): the request never left, so the
+    chat does not have the incident, and the retry after the acknowledgement posts it."""
+    fakes.dingtalk_tokens["T1"] = "SECsecret"
+    down = f"http://127.0.0.1:{free_port()}/dingtalk/robot/send?access_token=T1"
+    ops = make_bot("dingtalk", down, name="Ops", secret="SECsecret")
+    fire(client, paging_setup(people=[ann], bots=[ops]), title="db down")
+    first = bot_deliveries(ops)[0]
+    assert (first.status, first.attempt_log[-1]["may_have_arrived"]) == ("pending", False), first.attempt_log
+    Bot.objects.filter(pk=ops.pk).update(url=fakes.url("/dingtalk/robot/send?access_token=T1"))  # the host is back
+    incident = acknowledge(clock, ann)
+    later(clock, seconds=30)
+    title = f"[Critical] #{incident.number} db down"
+    assert posted(fakes) == [f"[Acknowledged] {title}", title], "the chat saw the incident, not only its notice"
     assert bot_deliveries(ops)[0].status == "sent"
 
 

@@ -19,6 +19,9 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         if self.path.startswith("/slow"):
             time.sleep(1.5)
+        if self.path.startswith("/reset"):
+            self.connection.close()  # the request arrived; the server hangs up without an answer
+            return
         if self.path.startswith("/redirect"):
             self.send_response(302)
             self.send_header("Location", "http://127.0.0.1:1/elsewhere")
@@ -63,6 +66,7 @@ def test_a_slow_server_hits_the_total_timeout(server):
     with pytest.raises(http.HttpError) as caught:
         http.request("POST", f"{server}/slow", json={}, total_timeout=0.5)
     assert caught.value.timeout
+    assert caught.value.may_have_arrived, "the server had the request when the answer timed out"
     assert time.monotonic() - started < 1.4
 
 
@@ -82,6 +86,7 @@ def test_after_an_attempts_deadline_no_request_is_made(server, monkeypatch):
         http.request("POST", f"{server}/hook", json={})
     assert made == []
     assert not caught.value.timeout, "nothing was sent, so nothing may have arrived"
+    assert not caught.value.may_have_arrived
     assert "was not called: the attempt had run out of time" in str(caught.value)
     assert http.request("POST", f"{server}/hook", json={}).status == 200, "the deadline ends with its block"
 
@@ -92,15 +97,25 @@ def test_redirects_are_not_followed(server):
 
 
 def test_oversized_responses_are_refused(server):
-    with pytest.raises(http.HttpError, match="exceeds"):
+    with pytest.raises(http.HttpError, match="exceeds") as caught:
         http.request("POST", f"{server}/huge", json={})
+    assert caught.value.may_have_arrived
 
 
 def test_unreachable_and_non_http_urls_raise(server):
-    with pytest.raises(http.HttpError, match="could not reach"):
+    with pytest.raises(http.HttpError, match="could not reach") as refused:
         http.request("POST", "http://127.0.0.1:1/x", json={}, connect_timeout=0.5)
-    with pytest.raises(http.HttpError, match="not an http"):
+    assert not refused.value.may_have_arrived, "a refused connection carried nothing"
+    with pytest.raises(http.HttpError, match="not an http") as bad:
         http.request("POST", "file:///etc/passwd")
+    assert not bad.value.may_have_arrived
+
+
+def test_a_server_that_hangs_up_after_the_request_may_have_it(server):
+    """No answer after the request was sent: the server may have acted on it (a chat may show the message)."""
+    with pytest.raises(http.HttpError, match="could not reach") as caught:
+        http.request("POST", f"{server}/reset", json={})
+    assert caught.value.may_have_arrived
 
 
 def test_only_scheme_and_host_are_logged(server, caplog):
@@ -136,8 +151,9 @@ def test_which_addresses_are_public(address, allowed):
 
 def test_private_addresses_are_refused_unless_allowed(server, settings):
     settings.OUTBOUND_ALLOW_PRIVATE = False
-    with pytest.raises(http.HttpError, match="private or local address"):
+    with pytest.raises(http.HttpError, match="private or local address") as caught:
         http.request("POST", f"{server}/hook", json={})
+    assert not caught.value.may_have_arrived
     host_url = server.replace("127.0.0.1", "localhost")  # a name that resolves to loopback is refused too
     with pytest.raises(http.HttpError, match="private or local address"):
         http.request("POST", f"{host_url}/hook", json={})

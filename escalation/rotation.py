@@ -22,10 +22,11 @@ The rules, as docs/schedules.md tells admins:
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 UNITS = ("hour", "day", "week", "month")
@@ -78,15 +79,10 @@ class Restriction:
             first -= timedelta(days=first.weekday() + 7)  # the week before, which may run over into this one
         else:
             period = timedelta(days=1)
-        base = datetime(first.year, first.month, first.day)
-        while base.date() <= last:
-            for window in self.windows:
-                opens = base + timedelta(minutes=window.start)
-                closes = base + timedelta(minutes=window.end) + (period if window.end <= window.start else timedelta())
-                opened, closed = localize(opens, tz), localize(closes, tz)
-                if opened < closed:  # a window wholly in the hour the clocks skip has no time
-                    yield opened, closed
-            base += period
+        day = first
+        while day <= last:
+            yield from _period_intervals(self.windows, period, day, tz)
+            day += period
 
     def allows(self, at: datetime, tz: ZoneInfo) -> bool:
         """Whether the layer may have someone at the instant `at`, its windows read in `tz`."""
@@ -96,6 +92,24 @@ class Restriction:
 
 
 NO_RESTRICTION = Restriction()
+
+
+@functools.lru_cache(maxsize=8192)
+def _period_intervals(
+    windows: tuple[Window, ...], period: timedelta, day: date, tz: ZoneInfo
+) -> tuple[tuple[datetime, datetime], ...]:
+    """The intervals of `windows` for the day (week) starting on local `day` (see Restriction.intervals). Cached:
+    the ticker, rule choice and shift listings ask about the same few days over and over, and placing a time
+    across a clock change is a search."""
+    base = datetime(day.year, day.month, day.day)
+    found = []
+    for window in windows:
+        opens = base + timedelta(minutes=window.start)
+        closes = base + timedelta(minutes=window.end) + (period if window.end <= window.start else timedelta())
+        opened, closed = localize(opens, tz), localize(closes, tz)
+        if opened < closed:  # a window wholly in the hour the clocks skip has no time
+            found.append((opened, closed))
+    return tuple(found)
 
 
 def parse_restriction(kind: str, data: object) -> Restriction:

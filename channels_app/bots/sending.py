@@ -203,6 +203,8 @@ def _earlier_attempt_may_have_posted(delivery: Delivery) -> bool:
     mid-attempt, or no answer came after the request was sent (a timeout, a reset). One the provider answered (a
     refusal, "busy", a 5xx) did not post; nor did one that stopped before calling it, or whose request never left
     (a refused connection, a name that did not resolve: `may_have_arrived` false)."""
+    if delivery.state.get("progress", {}).get("done"):
+        return True  # a message of several requests (WeCom's mention after its markdown) got its first part in
     called = set(delivery.state.get(CALLED, ()))
     for entry in delivery.attempt_log:
         attempt = entry.get("attempt")

@@ -36,11 +36,11 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 import requests
-import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
 
 from oncall.lib import clock
 
@@ -135,6 +135,17 @@ class _GuardedHTTPSConnection(HTTPSConnection):
         sock = super()._new_conn()
         _check_peer(sock)
         return sock
+
+    def connect(self) -> None:
+        # A connection reset or stalled during the TLS handshake (say by a firewall filtering on the server name)
+        # carried none of the request: it is reported as a connection that was never made, like a refused one, so
+        # the caller knows the server cannot have it. Certificate and other TLS errors keep their own kind.
+        try:
+            super().connect()
+        except (ForbiddenAddress, NewConnectionError, ssl.SSLError, ssl.CertificateError):
+            raise
+        except OSError as exc:
+            raise NewConnectionError(self, f"the connection failed before the request was sent: {exc!r}") from exc
 
 
 class _GuardedHTTPConnectionPool(HTTPConnectionPool):
@@ -284,7 +295,7 @@ def request(
 def _never_connected(exc: requests.ConnectionError) -> bool:
     """Whether a connection error came before the request could be sent: the name did not resolve, or the
     connection was refused or never made (urllib3's NewConnectionError, a DNS failure, a TLS handshake refused)."""
-    return _caused_by(exc, urllib3.exceptions.NewConnectionError) or _caused_by(exc, requests.exceptions.SSLError)
+    return _caused_by(exc, NewConnectionError) or _caused_by(exc, requests.exceptions.SSLError)
 
 
 def _caused_by(exc: BaseException | None, kind: type[BaseException], depth: int = 0) -> bool:

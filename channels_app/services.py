@@ -249,7 +249,9 @@ def deliveries_enqueue_due(*, now: datetime, limit: int = 500) -> int:
     # One transaction: with the database broker the tasks commit with the claims, so a ticker that dies here
     # leaves neither a claim without its task nor a task without its claim.
     with transaction.atomic():
-        ids = claims.claim_due(due, now=now, lease=timedelta(seconds=settings.TIMER_LEASE_SECONDS), limit=limit)
+        # Oldest due first: a bot's messages due in the same second go out in the order they were written.
+        lease = timedelta(seconds=settings.TIMER_LEASE_SECONDS)
+        ids = claims.claim_due(due, now=now, lease=lease, limit=limit, order=("next_attempt_at", "pk"))
         for delivery_id in ids:
             queue.enqueue(SEND_TASK, delivery_id, group="delivery")
     return len(ids)

@@ -112,7 +112,8 @@ def shift_reminders_enqueue_due(*, now: datetime, limit: int = 500) -> int:
     due = ShiftReminder.objects.filter(status=Status.PENDING, next_attempt_at__lte=now).filter(
         Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     )
-    ids = claims.claim_due(due, now=now, lease=timedelta(seconds=settings.TIMER_LEASE_SECONDS), limit=limit)
+    lease = timedelta(seconds=settings.TIMER_LEASE_SECONDS)
+    ids = claims.claim_due(due, now=now, lease=lease, limit=limit, order=("next_attempt_at", "pk"))  # oldest due first
     for reminder_id in ids:
         queue.enqueue(SEND_TASK, reminder_id, group="reminder")
     return len(ids)

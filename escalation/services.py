@@ -771,7 +771,8 @@ def timers_enqueue_due(*, now: datetime, limit: int = 500) -> int:
     due = Timer.objects.filter(done_at__isnull=True, due_at__lte=now).filter(
         Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     )
-    ids = claims.claim_due(due, now=now, lease=timedelta(seconds=settings.TIMER_LEASE_SECONDS), limit=limit)
+    lease = timedelta(seconds=settings.TIMER_LEASE_SECONDS)
+    ids = claims.claim_due(due, now=now, lease=lease, limit=limit, order=("due_at", "pk"))  # oldest due first
     for timer_id in ids:
         queue.enqueue(FIRE_TASK, timer_id, group="escalation")
     return len(ids)

@@ -134,7 +134,9 @@ def bot_queue_replan(
         waiting_rows = Q(state__has_key=SLOT) if rejoining is None else Q(state__has_key=SLOT) | Q(pk=rejoining)
         queue = []
         for delivery in (
-            Delivery.objects.select_for_update()
+            # skip_locked: a row another transaction holds (a worker claiming it, the admin deleting the bot, which
+            # locks the deliveries before the bot) keeps its time; waiting for it would deadlock with the latter.
+            Delivery.objects.select_for_update(skip_locked=True)
             .filter(waiting_rows, bot_id=bot_id, status=Delivery.Status.PENDING)
             .order_by("created_at", "pk")
             .only("pk", "state", "attempts", "next_attempt_at", "created_at")
@@ -162,6 +164,21 @@ def bot_queue_replan(
         reserved = list(
             BotSend.objects.filter(bot_id=bot_id, at__gt=now - horizon).order_by("at").values_list("at", flat=True)
         )
+        # A message waiting for its retry's backoff past the pause holds no time: it reserves one when it is due,
+        # so the messages written after it go when the pause ends instead of queueing behind its backoff.
+        opens = max(now, bot.paused_until) if bot.paused_until else now
+        backing_off = [
+            (delivery, requests)
+            for delivery, requests in queue
+            if delivery.next_attempt_at > opens
+            and (held_slot(delivery.state) is None or delivery.next_attempt_at > held_slot(delivery.state))
+        ]
+        for delivery, _requests in backing_off:
+            state = {key: value for key, value in delivery.state.items() if key not in (SLOT, SLOT_WEIGHT)}
+            Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.PENDING, attempts=delivery.attempts).update(
+                lease_until=None, state=state
+            )
+        queue = [entry for entry in queue if entry not in backing_off]
         waiting = []
         for delivery, requests in queue:
             held = held_slot(delivery.state)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.dispatch import receiver
 
-from escalation import bots, services
+from escalation import bots, services, severity
 from escalation.models import EscalationState
 from oncall.models import IncidentEvent
 from oncall.signals import incident_event
@@ -44,7 +44,7 @@ def on_incident_event(sender, *, event: IncidentEvent, incident, now, **kwargs) 
     elif kind == Kind.SEVERITY_RAISED:
         # A rule may page for the new severity when none matched the old one; a started escalation keeps its rule
         # and notifies its current level again for the new severity.
-        services.escalation_severity_raised(
+        severity.escalation_severity_raised(
             incident=incident, now=now, at=event.created_at, previous=event.detail.get("from")
         )
     elif kind == Kind.RESPONDERS_ADDED:

@@ -17,9 +17,7 @@ from django.db import transaction
 from django.db.models import Max, Prefetch, Q, prefetch_related_objects
 from django.utils.translation import gettext as _
 
-from channels_app.bots.filters import BotFilter, bot_skip_reason
-from channels_app.bots.services import bots_that_posted
-from channels_app.models import Bot, Delivery
+from channels_app.models import Delivery
 from channels_app.services import (
     PlannedDelivery,
     deliveries_create,
@@ -131,7 +129,7 @@ def _cancel_timers(state: EscalationState, now: datetime) -> None:
     Timer.objects.filter(state=state, done_at__isnull=True).update(done_at=now)
 
 
-def _locked_state(incident: Incident) -> EscalationState | None:
+def locked_state(incident: Incident) -> EscalationState | None:
     return EscalationState.objects.select_for_update().filter(incident=incident).first()
 
 
@@ -176,7 +174,7 @@ def escalation_start(*, incident: Incident, now: datetime, at: datetime | None =
     committing) pages as it would have on time; a first level already due then is notified at once.
     The incident row must be locked by the caller (the event dispatcher does).
     """
-    state = _locked_state(incident)
+    state = locked_state(incident)
     if state is not None and (state.run > 0 or state.status == Status.DIRECT):
         return state  # already started, or in people's hands
     rules = list(
@@ -257,7 +255,7 @@ def escalation_restart(*, incident: Incident, event_id: int, now: datetime) -> E
     """Notify again from the first level (after an unacknowledge, a wake or a reopen, incident event `event_id`),
     with the rule frozen when the incident opened. An incident that never had a rule gets one chosen now; one
     assigned to people directly notifies its responders again instead, and no rule takes it over."""
-    state = _locked_state(incident)
+    state = locked_state(incident)
     if state is not None and state.status == Status.DIRECT:
         _responders_notify_again(incident=incident, state=state, event_id=event_id, now=now)
         return state
@@ -300,7 +298,7 @@ def escalation_hand_over(*, incident: Incident, now: datetime) -> EscalationStat
     """Put an incident in people's hands (assigned when created by hand, or reassigned): a running escalation
     stops, and no rule escalates it any more unless someone escalates it to a level by hand. The rule frozen
     earlier is kept for that."""
-    state = _locked_state(incident)
+    state = locked_state(incident)
     if state is None:
         state = EscalationState(incident=incident, started_at=now, run=_runs_so_far(incident))
     elif state.status == Status.RUNNING:
@@ -311,118 +309,10 @@ def escalation_hand_over(*, incident: Incident, now: datetime) -> EscalationStat
     return state
 
 
-def escalation_severity_raised(
-    *, incident: Incident, now: datetime, at: datetime, previous: str | None = None
-) -> EscalationState | None:
-    """An incident's severity rose at `at` (from `previous`). Only a triggered incident is paged for it: an
-    acknowledged one is in someone's hands, and a snoozed or closed one is not paged at all.
-
-    No rule matched it so far (unassigned): choose again, for its new severity. Its escalation has notified a level
-    (running on it, or finished after the last one): notify that level again for the new severity — only the people
-    and methods it has not reached that way in this run, and only the bots that left the incident out for its old
-    severity and take the new one — without changing when it repeats or escalates. An escalation that has not
-    notified its first level yet does so for the severity the incident has then. A started escalation keeps its
-    rule; a stopped one and an incident in people's hands are left alone."""
-    state = _locked_state(incident)
-    if state is None or incident.progress != Progress.TRIGGERED:
-        return state
-    if previous is not None and Severity.rank(incident.severity) <= Severity.rank(previous):
-        return state  # lowered again before this rise was dispatched: nothing more to page for
-    if state.status == Status.UNASSIGNED:
-        return escalation_start(incident=incident, now=now, at=at)
-    if state.status in (Status.RUNNING, Status.FINISHED) and state.snapshot and state.level_started_at is not None:
-        _level_notify_for_severity(incident=incident, state=state, previous=previous, now=now)
-    return state
-
-
-def _level_notify_for_severity(
-    *, incident: Incident, state: EscalationState, previous: str | None, now: datetime
-) -> None:
-    """Notify the level the escalation is on (or ended on) again, for the incident's new severity. The caller holds
-    the incident and its escalation state, so the level's timer cannot run alongside; what it had sent is read from
-    the deliveries, and each new one is keyed to the level's current round, so a second writer is a no-op."""
-    snapshot = engine.Snapshot.from_json(state.snapshot)
-    level, round = state.level, state.round
-    plan = snapshot.levels[level]
-    reach = _level_reach(incident=incident, plan=plan, now=now)
-    sent = set(
-        Delivery.objects.filter(incident=incident, escalation_run=state.run, level=level).values_list(
-            "recipient_key", "method"
-        )
-    )
-    notify = engine.not_yet_notified(reach.notify, sent)
-    # What the level announces when it starts: to these people (and bots) this is the first page about it.
-    event = "escalated" if level > 0 else "triggered"
-    deliveries_create(
-        incident=incident,
-        run=state.run,
-        level=level,
-        round=round,
-        event=event,
-        planned=[_planned(n) for n in notify],
-        now=now,
-        template_set_id=snapshot.template_set_id,
-    )
-    _responders_add(incident=incident, notify=notify, now=now)
-    detail = {
-        "rule_id": snapshot.rule_id,
-        "level": level,
-        "round": round,
-        "severity_raised": {"from": previous, "to": incident.severity},
-    }
-    _record_notifications(
-        incident=incident,
-        notify=notify,
-        skips=reach.skips,
-        names=reach.people,
-        now=now,
-        message=_("Level %(level)d notified again because the severity rose to %(severity)s: %%(who)s.")
-        % {"level": level + 1, "severity": incident.severity},
-        nobody=_("nobody it had not notified that way already"),
-        detail=detail,
-    )
-    bot_ids = _bots_taking_the_new_severity(incident=incident, bot_ids=plan.bots, previous=previous, event=event)
-    if bot_ids:
-        level_bots_post(
-            incident=incident,
-            bot_ids=bot_ids,
-            event=event,
-            people_ids=reach.bot_people,
-            run=state.run,
-            level=level,
-            round=round,
-            template_set_id=snapshot.template_set_id,
-            now=now,
-            detail=detail,
-        )
-
-
-def _bots_taking_the_new_severity(
-    *, incident: Incident, bot_ids: tuple[int, ...], previous: str | None, event: str
-) -> list[int]:
-    """Those of a level's bots that a severity rise makes post: the ones whose severity filter left the incident
-    out and now takes it, and that have not posted about it. A bot that posted already has the incident (its
-    severity shows in the chat's later notices); a second trigger would read as a second incident."""
-    if not bot_ids or previous is None:
-        return []
-    posted = set(bots_that_posted(incident=incident, bot_ids=bot_ids))
-    bots = {bot.pk: bot for bot in Bot.objects.filter(pk__in=bot_ids).exclude(pk__in=posted)}
-    chosen = []
-    for bot_id in bot_ids:
-        bot = bots.get(bot_id)
-        if bot is None:
-            continue
-        rules = BotFilter.of(enabled=bot.enabled, severities=bot.severities, events=bot.event_types)
-        was_left_out = bot_skip_reason(rules, severity=previous, event=event)
-        if was_left_out and not bot_skip_reason(rules, severity=incident.severity, event=event):
-            chosen.append(bot_id)
-    return chosen
-
-
 def escalation_jump(*, incident: Incident, level: int, now: datetime) -> EscalationState | None:
     """Escalate by hand: notify `level` of the frozen rule now and go on from there. A reassigned incident is
     the rule's again (an incident assigned directly when created has no rule to escalate by)."""
-    state = _locked_state(incident)
+    state = locked_state(incident)
     if state is None or not state.snapshot:
         return None
     snapshot = engine.Snapshot.from_json(state.snapshot)
@@ -439,7 +329,7 @@ def escalation_level_count(incident: Incident) -> int:
 
 def escalation_stop(*, incident: Incident, now: datetime, status: str = Status.STOPPED) -> None:
     """Stop an incident's escalation: its pending timers become stale and are marked done."""
-    state = _locked_state(incident)
+    state = locked_state(incident)
     if state is None or state.status != Status.RUNNING:
         return
     state.status = status
@@ -451,7 +341,7 @@ def escalation_stop(*, incident: Incident, now: datetime, status: str = Status.S
 def escalation_acknowledged(*, incident: Incident, now: datetime) -> None:
     """An acknowledgement stops the escalation, unless the current level forces escalation: then its repeats stop
     and the next level is still notified when the level times out (unless the incident is closed by then)."""
-    state = _locked_state(incident)
+    state = locked_state(incident)
     if state is None or state.status != Status.RUNNING:
         return
     snapshot = engine.Snapshot.from_json(state.snapshot)
@@ -506,7 +396,7 @@ def notify_people(
         now=now,
         event_id=event_id,
     )
-    _record_notifications(
+    record_notifications(
         incident=incident,
         notify=notify,
         skips=skips,
@@ -534,7 +424,7 @@ def _planned(notify: engine.Notify) -> PlannedDelivery:
     )
 
 
-def _record_notifications(
+def record_notifications(
     *,
     incident: Incident,
     notify,
@@ -617,7 +507,7 @@ def timer_fire(*, timer_id: int, now: datetime) -> str:
 
 
 @dataclass(frozen=True)
-class _LevelReach:
+class LevelReach:
     """Who a level reaches at a moment, and how, for an incident of one severity."""
 
     people: dict[int, engine.Person]
@@ -627,7 +517,7 @@ class _LevelReach:
     bot_people: list[int]  # the level's active people in the order a bot mentions them
 
 
-def _level_reach(*, incident: Incident, plan: engine.LevelPlan, now: datetime) -> _LevelReach:
+def level_reach(*, incident: Incident, plan: engine.LevelPlan, now: datetime) -> LevelReach:
     team_members: dict[int, list[int]] = {}
     for team_id, person_id in Team.members.through.objects.filter(team_id__in=plan.teams).values_list(
         "team_id", "user_id"
@@ -659,7 +549,61 @@ def _level_reach(*, incident: Incident, plan: engine.LevelPlan, now: datetime) -
         for pk in engine.level_people(plan, team_members, on_call, on_call_first=True)
         if pk in users and users[pk].is_active
     ]
-    return _LevelReach(people, notify, skips, list(schedule_answers), bot_people)
+    return LevelReach(people, notify, skips, list(schedule_answers), bot_people)
+
+
+def level_page(
+    *,
+    incident: Incident,
+    state: EscalationState,
+    snapshot: engine.Snapshot,
+    level: int,
+    round: int,
+    event: str,
+    notify,
+    now: datetime,
+) -> None:
+    """Write the level's deliveries to the people in `notify` (handed to the worker on commit); they become
+    responders."""
+    deliveries_create(
+        incident=incident,
+        run=state.run,
+        level=level,
+        round=round,
+        event=event,
+        planned=[_planned(n) for n in notify],
+        now=now,
+        template_set_id=snapshot.template_set_id,
+    )
+    _responders_add(incident=incident, notify=notify, now=now)
+
+
+def level_post(
+    *,
+    incident: Incident,
+    state: EscalationState,
+    snapshot: engine.Snapshot,
+    level: int,
+    round: int,
+    event: str,
+    bot_ids,
+    reach: LevelReach,
+    detail: dict,
+    now: datetime,
+) -> None:
+    """Post the level's message to `bot_ids`, mentioning the people it reaches."""
+    level_bots_post(
+        incident=incident,
+        bot_ids=bot_ids,
+        event=event,
+        people_ids=reach.bot_people,
+        run=state.run,
+        level=level,
+        round=round,
+        template_set_id=snapshot.template_set_id,
+        now=now,
+        detail=detail,
+    )
 
 
 def _responders_add(*, incident: Incident, notify, now: datetime) -> None:
@@ -674,20 +618,12 @@ def _run_level(
     *, incident: Incident, state: EscalationState, snapshot: engine.Snapshot, level: int, round: int, now: datetime
 ) -> None:
     plan = snapshot.levels[level]
-    reach = _level_reach(incident=incident, plan=plan, now=now)
+    reach = level_reach(incident=incident, plan=plan, now=now)
     notify, skips, schedule_answers = reach.notify, reach.skips, reach.schedule_answers
     event = "refired" if round > 0 else ("escalated" if level > 0 else "triggered")
-    deliveries_create(
-        incident=incident,
-        run=state.run,
-        level=level,
-        round=round,
-        event=event,
-        planned=[_planned(n) for n in notify],
-        now=now,
-        template_set_id=snapshot.template_set_id,
+    level_page(
+        incident=incident, state=state, snapshot=snapshot, level=level, round=round, event=event, notify=notify, now=now
     )
-    _responders_add(incident=incident, notify=notify, now=now)
     if level > 0 and round == 0:
         timeline_add(
             incident=incident,
@@ -706,7 +642,7 @@ def _run_level(
     else:
         message = _("Level %(level)d notified %%(who)s.") % {"level": level + 1}
     detail = {"rule_id": snapshot.rule_id, "level": level, "round": round}
-    _record_notifications(
+    record_notifications(
         incident=incident,
         notify=notify,
         skips=skips,
@@ -725,17 +661,17 @@ def _run_level(
     # Nobody to notify directly does not end the level: its timer runs on, and its bots still post (about the
     # level's people, whom they mention and remind should the bot fail).
     if plan.bots:
-        level_bots_post(
+        level_post(
             incident=incident,
-            bot_ids=plan.bots,
-            event=event,
-            people_ids=reach.bot_people,
-            run=state.run,
+            state=state,
+            snapshot=snapshot,
             level=level,
             round=round,
-            template_set_id=snapshot.template_set_id,
-            now=now,
+            event=event,
+            bot_ids=plan.bots,
+            reach=reach,
             detail=detail,
+            now=now,
         )
     if round == 0:
         state.level_started_at = now

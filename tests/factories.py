@@ -122,6 +122,31 @@ def make_schedule(
     return schedule
 
 
+def make_follow_the_sun_schedule(*, europe: User, america: User, **fields) -> Schedule:
+    """Follow the sun in Berlin time from 1 October 2026: America on call 14:30-02:30, Europe 02:30-14:30 (daily
+    restriction windows); the clocks go back on 25 October, so 02:00-03:00 happens twice that night."""
+    begin = datetime(2026, 10, 1, 0, 30, tzinfo=UTC)  # 02:30 in Berlin
+    return make_schedule(
+        "Follow the sun",
+        time_zone="Europe/Berlin",
+        layers=[
+            {
+                "start": begin,
+                "groups": [[america]],
+                "restriction_kind": "daily",
+                "restriction_windows": [{"start": "14:30", "end": "02:30"}],
+            },
+            {
+                "start": begin,
+                "groups": [[europe]],
+                "restriction_kind": "daily",
+                "restriction_windows": [{"start": "02:30", "end": "14:30"}],
+            },
+        ],
+        **fields,
+    )
+
+
 def push(client, key: str, body, *, source: str = "standard", content_type: str = "application/json"):
     """POST an event the way a monitor does, and let the worker (inline in tests) process what was accepted.
 

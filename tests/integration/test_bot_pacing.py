@@ -51,14 +51,19 @@ def assert_each_sent_once(count: int) -> None:
     assert all(d.attempts == 1 for d in deliveries)
 
 
+def fire_hosts(client, key: str, hosts: range) -> None:
+    """One new incident per host number, in order (alert keys host-N)."""
+    for n in hosts:
+        fire(client, key, key=f"host-{n}")
+
+
 def test_a_message_the_provider_answered_too_fast_keeps_its_place_in_a_burst(client, clock, fakes, ann, dingtalk):
     """25 incidents at once; DingTalk answers the first post 130101. The bot is held a minute; the first incident
     then goes out first, not behind the other 24, and the chat gets them in order, 20 per minute."""
     fakes.fail_next("/dingtalk", status=200, json=TOO_FAST)
     key = paging_setup(people=[ann], bots=[dingtalk], methods=[])
     start = clock.current
-    for n in range(25):
-        fire(client, key, key=f"host-{n}")
+    fire_hosts(client, key, range(25))
     first = Incident.objects.order_by("pk").first().number
     assert posted_numbers(fakes) == [first], "nothing else is posted while the bot is held"
     for _ in range(3 * 61):
@@ -84,11 +89,9 @@ def test_messages_whose_time_fell_inside_the_pause_keep_their_order_ahead_of_lat
     for the pause with their place kept, and their times given up do not hold back 41-45."""
     key = paging_setup(people=[ann], bots=[dingtalk], methods=[])
     start = clock.current
-    for n in range(25):
-        fire(client, key, key=f"host-{n}")
+    fire_hosts(client, key, range(25))
     clock.advance(seconds=30)
-    for n in range(25, 45):
-        fire(client, key, key=f"host-{n}")
+    fire_hosts(client, key, range(25, 45))
     first = Incident.objects.order_by("pk").first().number
     assert posted_numbers(fakes) == numbers(first, first + 19)
     fakes.fail_next("/dingtalk", status=200, json=TOO_FAST)
@@ -118,17 +121,14 @@ def test_messages_waiting_when_the_admins_test_message_is_answered_too_fast_keep
     was inside the pause still go before those three."""
     key = paging_setup(people=[ann], bots=[dingtalk], methods=[])
     start = clock.current
-    for n in range(25):
-        fire(client, key, key=f"host-{n}")
+    fire_hosts(client, key, range(25))
     clock.advance(seconds=30)
-    for n in range(25, 39):
-        fire(client, key, key=f"host-{n}")
+    fire_hosts(client, key, range(25, 39))
     clock.advance(seconds=31)
     fakes.fail_next("/dingtalk", status=200, json=TOO_FAST)
     answer = bot_test_send(bot=dingtalk, person=None, now=clock.current)
     assert "130101" in answer.error
-    for n in range(39, 42):
-        fire(client, key, key=f"host-{n}")
+    fire_hosts(client, key, range(39, 42))
     first = Incident.objects.order_by("pk").first().number
     for _ in range(3 * 61):
         later(clock, seconds=1)
@@ -146,8 +146,7 @@ def test_times_given_up_in_a_pause_no_longer_count_against_the_limit(client, clo
     """After the burst has gone out, the bot's schedule holds one reservation per request DingTalk got (the refused
     one included), none for the times given up in the pause."""
     key = paging_setup(people=[ann], bots=[dingtalk], methods=[])
-    for n in range(25):
-        fire(client, key, key=f"host-{n}")
+    fire_hosts(client, key, range(25))
     fakes.fail_next("/dingtalk", status=200, json=TOO_FAST)
     later(clock, seconds=61)
     for _ in range(2 * 61):

@@ -12,7 +12,7 @@ from escalation.models import EscalationLevel, EscalationRule, LevelSchedule, Ov
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
 from oncall.models import Incident
-from tests.factories import make_channel, make_integration, make_schedule, make_user, push
+from tests.factories import make_channel, make_follow_the_sun_schedule, make_integration, make_schedule, make_user, push
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -209,25 +209,7 @@ def test_an_incident_in_the_repeated_hour_pages_the_person_whose_window_opened_a
     """Follow the sun in Berlin time: America 14:30-02:30, Europe 02:30-14:30. On 25 October 2026 America hands
     over at the first 02:30 (CEST); at 02:10 CET, after the clocks went back, Europe is still the one paged."""
     europe, america = make_user("europe"), make_user("america")
-    begin = datetime(2026, 10, 1, 0, 30, tzinfo=UTC)  # 02:30 in Berlin
-    schedule = make_schedule(
-        "Follow the sun",
-        time_zone="Europe/Berlin",
-        layers=[
-            {
-                "start": begin,
-                "groups": [[america]],
-                "restriction_kind": "daily",
-                "restriction_windows": [{"start": "14:30", "end": "02:30"}],
-            },
-            {
-                "start": begin,
-                "groups": [[europe]],
-                "restriction_kind": "daily",
-                "restriction_windows": [{"start": "02:30", "end": "14:30"}],
-            },
-        ],
-    )
+    schedule = make_follow_the_sun_schedule(europe=europe, america=america)
     channel = make_channel()
     rule_with_levels(channel, {"schedules": [(schedule, "primary")]})
     key = make_integration(channel=channel)[1]

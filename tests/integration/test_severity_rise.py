@@ -284,11 +284,10 @@ def test_only_a_bot_that_left_out_the_old_severity_posts_on_a_rise_and_only_once
     assert pages(twilio, mailoutbox) == [(ANN_PHONE, "sms"), ("ann@example.com", "email")]
 
 
-def test_a_rise_dispatched_after_the_next_level_ran_for_critical_pages_nobody_twice(
-    client, clock, twilio, ann, ben, mailoutbox, monkeypatch
-):
-    """The level's timer wins the incident's lock: level 2 runs for Critical (the rise is committed), then the rise
-    is dispatched and finds level 2 has sent all of it."""
+def critical_when_level_two_is_due(client, clock, patch, ann, ben) -> None:
+    """Level 1 emails ann for Warning (texts for Critical), level 2 after 5 minutes does the same for ben: a Warning
+    alert, then at level 2's time the alert turns Critical, its rise not dispatched yet (`patch` holds dispatch
+    back: the ticker dispatches it later)."""
     channel = make_channel()
     rule_with_levels(
         channel,
@@ -298,9 +297,17 @@ def test_a_rise_dispatched_after_the_next_level_ran_for_critical_pages_nobody_tw
     _, key = make_integration(channel=channel)
     push(client, key, event("api", "Warning"))
     clock.advance(minutes=5)
+    patch.setattr(events, "incident_events_dispatch", lambda **kw: 0)
+    push(client, key, event("api", "Critical"))
+
+
+def test_a_rise_dispatched_after_the_next_level_ran_for_critical_pages_nobody_twice(
+    client, clock, twilio, ann, ben, mailoutbox, monkeypatch
+):
+    """The level's timer wins the incident's lock: level 2 runs for Critical (the rise is committed), then the rise
+    is dispatched and finds level 2 has sent all of it."""
     with monkeypatch.context() as patch:
-        patch.setattr(events, "incident_events_dispatch", lambda **kw: 0)  # dispatched later, by the ticker
-        push(client, key, event("api", "Critical"))
+        critical_when_level_two_is_due(client, clock, patch, ann, ben)
         timer = Timer.objects.get(done_at__isnull=True)
         assert escalation_services.timer_fire(timer_id=timer.pk, now=clock.current) == "ran"
     assert pages(twilio, mailoutbox) == [(BEN_PHONE, "sms"), ("ann@example.com", "email")]
@@ -314,18 +321,8 @@ def test_a_rise_and_the_levels_timer_racing_page_each_person_once(
     client, clock, twilio, ann, ben, mailoutbox, monkeypatch
 ):
     """Two threads (two processes' connections): one dispatches the rise, the other runs level 2's timer."""
-    channel = make_channel()
-    rule_with_levels(
-        channel,
-        {"people": [ann], "warning": ["email"], "critical": ["sms"], "after": 5},
-        {"people": [ben], "warning": ["email"], "critical": ["sms"]},
-    )
-    _, key = make_integration(channel=channel)
-    push(client, key, event("api", "Warning"))
-    clock.advance(minutes=5)
     with monkeypatch.context() as patch:
-        patch.setattr(events, "incident_events_dispatch", lambda **kw: 0)
-        push(client, key, event("api", "Critical"))
+        critical_when_level_two_is_due(client, clock, patch, ann, ben)
     timer_id = Timer.objects.get(done_at__isnull=True).pk
     incident_id = Incident.objects.get().pk
     barrier, errors = threading.Barrier(2), []

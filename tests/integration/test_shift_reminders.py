@@ -14,7 +14,7 @@ from escalation import reminders
 from escalation.models import Override, Schedule, ShiftReminder
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
-from tests.factories import make_schedule, make_user
+from tests.factories import make_follow_the_sun_schedule, make_schedule, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -249,26 +249,7 @@ def test_no_shift_reminder_for_the_repeated_half_hour_of_the_autumn_night(clock,
     02:30; it is not told at 02:30 CEST that a shift starts at 02:00 CET, after the clocks went back."""
     europe = make_user("europe", time_zone="Europe/Berlin")
     america = make_user("america", time_zone="Europe/Berlin")
-    begin = datetime(2026, 10, 1, 0, 30, tzinfo=UTC)  # 02:30 in Berlin
-    make_schedule(
-        "Follow the sun",
-        time_zone="Europe/Berlin",
-        reminder_minutes=30,
-        layers=[
-            {
-                "start": begin,
-                "groups": [[america]],
-                "restriction_kind": "daily",
-                "restriction_windows": [{"start": "14:30", "end": "02:30"}],
-            },
-            {
-                "start": begin,
-                "groups": [[europe]],
-                "restriction_kind": "daily",
-                "restriction_windows": [{"start": "02:30", "end": "14:30"}],
-            },
-        ],
-    )
+    make_follow_the_sun_schedule(europe=europe, america=america, reminder_minutes=30)
     moment = datetime(2026, 10, 24, 23, 55, tzinfo=UTC)  # 01:55 CEST
     while moment <= datetime(2026, 10, 25, 1, 30, tzinfo=UTC):  # the second 02:30
         at(clock, moment)

@@ -65,6 +65,21 @@ def retry_comes_due(clock) -> None:
     later(clock, seconds=5)
 
 
+def called_once_when_the_retry_comes_due(clock, fake_providers) -> Delivery:
+    """The retry's time passes; Vera was called once, and the delivery holds that call."""
+    retry_comes_due(clock)
+    delivery = Delivery.objects.get()
+    assert len(calls_to_vera(fake_providers)) == 1, delivery.attempt_log
+    assert (delivery.status, delivery.provider_id) == ("delivered", CALL_1)
+    return delivery
+
+
+def completed(client, delivery: Delivery) -> None:
+    """Twilio's status callback: the call (CALL_1) completed after 40 s."""
+    status = form(CallStatus="completed", CallDuration="40")
+    assert twilio_callback(client, hook(delivery, "status/"), status).status_code == 204
+
+
 def test_a_person_who_answered_and_pressed_9_is_not_called_a_second_time(
     client, clock, fake_providers, unanswered_call
 ):
@@ -86,26 +101,15 @@ def test_a_call_whose_script_twilio_fetched_is_not_placed_a_second_time(client, 
     hangs up (to acknowledge in the app)."""
     assert twilio_callback(client, hook(unanswered_call, "twiml/"), form()).status_code == 200
     assert twilio_callback(client, hook(unanswered_call, "twiml/?again=1"), form()).status_code == 200
-
-    retry_comes_due(clock)
-
-    delivery = Delivery.objects.get()
-    assert len(calls_to_vera(fake_providers)) == 1, delivery.attempt_log
-    assert (delivery.status, delivery.provider_id) == ("delivered", CALL_1)
+    called_once_when_the_retry_comes_due(clock, fake_providers)
 
 
 def test_a_key_press_does_not_keep_the_calls_completed_status_from_settling_it(
     client, clock, fake_providers, unanswered_call
 ):
     assert twilio_callback(client, hook(unanswered_call, "gather/"), form(Digits="9")).status_code == 200
-    completed = form(CallStatus="completed", CallDuration="40")
-    assert twilio_callback(client, hook(unanswered_call, "status/"), completed).status_code == 204
-
-    retry_comes_due(clock)
-
-    delivery = Delivery.objects.get()
-    assert len(calls_to_vera(fake_providers)) == 1, delivery.attempt_log
-    assert (delivery.status, delivery.provider_id) == ("delivered", CALL_1)
+    completed(client, unanswered_call)
+    called_once_when_the_retry_comes_due(clock, fake_providers)
 
 
 def test_a_press_that_names_no_call_neither_settles_the_attempt_nor_keeps_its_call_from_settling_it(
@@ -116,14 +120,8 @@ def test_a_press_that_names_no_call_neither_settles_the_attempt_nor_keeps_its_ca
     assert twilio_callback(client, hook(unanswered_call, "gather/"), form(None, Digits="9")).status_code == 200
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.provider_id) == ("pending", "")
-
-    completed = form(CallStatus="completed", CallDuration="40")
-    assert twilio_callback(client, hook(unanswered_call, "status/"), completed).status_code == 204
-    retry_comes_due(clock)
-
-    delivery = Delivery.objects.get()
-    assert len(calls_to_vera(fake_providers)) == 1, delivery.attempt_log
-    assert (delivery.status, delivery.provider_id) == ("delivered", CALL_1)
+    completed(client, unanswered_call)
+    called_once_when_the_retry_comes_due(clock, fake_providers)
 
 
 def test_pressing_1_on_the_unanswered_call_acknowledges_once_even_when_twilio_repeats_the_press(

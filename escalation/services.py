@@ -552,56 +552,48 @@ def level_reach(*, incident: Incident, plan: engine.LevelPlan, now: datetime) ->
     return LevelReach(people, notify, skips, list(schedule_answers), bot_people)
 
 
-def level_page(
-    *,
-    incident: Incident,
-    state: EscalationState,
-    snapshot: engine.Snapshot,
-    level: int,
-    round: int,
-    event: str,
-    notify,
-    now: datetime,
-) -> None:
+@dataclass(frozen=True)
+class LevelTurn:
+    """One notification of a level: of which incident, escalation run, level and round, announcing which event
+    (triggered, escalated, refired), in which template set, at what time."""
+
+    incident: Incident
+    run: int
+    level: int
+    round: int
+    event: str
+    template_set_id: int | None
+    now: datetime
+
+
+def level_page(turn: LevelTurn, notify) -> None:
     """Write the level's deliveries to the people in `notify` (handed to the worker on commit); they become
     responders."""
     deliveries_create(
-        incident=incident,
-        run=state.run,
-        level=level,
-        round=round,
-        event=event,
+        incident=turn.incident,
+        run=turn.run,
+        level=turn.level,
+        round=turn.round,
+        event=turn.event,
         planned=[_planned(n) for n in notify],
-        now=now,
-        template_set_id=snapshot.template_set_id,
+        now=turn.now,
+        template_set_id=turn.template_set_id,
     )
-    _responders_add(incident=incident, notify=notify, now=now)
+    _responders_add(incident=turn.incident, notify=notify, now=turn.now)
 
 
-def level_post(
-    *,
-    incident: Incident,
-    state: EscalationState,
-    snapshot: engine.Snapshot,
-    level: int,
-    round: int,
-    event: str,
-    bot_ids,
-    reach: LevelReach,
-    detail: dict,
-    now: datetime,
-) -> None:
+def level_post(turn: LevelTurn, *, bot_ids, reach: LevelReach, detail: dict) -> None:
     """Post the level's message to `bot_ids`, mentioning the people it reaches."""
     level_bots_post(
-        incident=incident,
+        incident=turn.incident,
         bot_ids=bot_ids,
-        event=event,
+        event=turn.event,
         people_ids=reach.bot_people,
-        run=state.run,
-        level=level,
-        round=round,
-        template_set_id=snapshot.template_set_id,
-        now=now,
+        run=turn.run,
+        level=turn.level,
+        round=turn.round,
+        template_set_id=turn.template_set_id,
+        now=turn.now,
         detail=detail,
     )
 
@@ -621,9 +613,8 @@ def _run_level(
     reach = level_reach(incident=incident, plan=plan, now=now)
     notify, skips, schedule_answers = reach.notify, reach.skips, reach.schedule_answers
     event = "refired" if round > 0 else ("escalated" if level > 0 else "triggered")
-    level_page(
-        incident=incident, state=state, snapshot=snapshot, level=level, round=round, event=event, notify=notify, now=now
-    )
+    turn = LevelTurn(incident, state.run, level, round, event, snapshot.template_set_id, now)
+    level_page(turn, notify)
     if level > 0 and round == 0:
         timeline_add(
             incident=incident,
@@ -661,18 +652,7 @@ def _run_level(
     # Nobody to notify directly does not end the level: its timer runs on, and its bots still post (about the
     # level's people, whom they mention and remind should the bot fail).
     if plan.bots:
-        level_post(
-            incident=incident,
-            state=state,
-            snapshot=snapshot,
-            level=level,
-            round=round,
-            event=event,
-            bot_ids=plan.bots,
-            reach=reach,
-            detail=detail,
-            now=now,
-        )
+        level_post(turn, bot_ids=plan.bots, reach=reach, detail=detail)
     if round == 0:
         state.level_started_at = now
     state.level = level

@@ -16,6 +16,7 @@ from channels_app.models import Bot, Delivery
 from escalation import engine
 from escalation.models import EscalationState
 from escalation.services import (
+    LevelTurn,
     Status,
     escalation_start,
     level_page,
@@ -69,9 +70,8 @@ def _level_notify_for_severity(
     notify = engine.not_yet_notified(reach.notify, sent)
     # What the level announces when it starts: to these people (and bots) this is the first page about it.
     event = "escalated" if level > 0 else "triggered"
-    level_page(
-        incident=incident, state=state, snapshot=snapshot, level=level, round=round, event=event, notify=notify, now=now
-    )
+    turn = LevelTurn(incident, state.run, level, round, event, snapshot.template_set_id, now)
+    level_page(turn, notify)
     detail = {
         "rule_id": snapshot.rule_id,
         "level": level,
@@ -91,18 +91,7 @@ def _level_notify_for_severity(
     )
     bot_ids = _bots_taking_the_new_severity(incident=incident, bot_ids=plan.bots, previous=previous, event=event)
     if bot_ids:
-        level_post(
-            incident=incident,
-            state=state,
-            snapshot=snapshot,
-            level=level,
-            round=round,
-            event=event,
-            bot_ids=bot_ids,
-            reach=reach,
-            detail=detail,
-            now=now,
-        )
+        level_post(turn, bot_ids=bot_ids, reach=reach, detail=detail)
 
 
 def _bots_taking_the_new_severity(

@@ -27,16 +27,19 @@ NUMBER_ERRORS: dict[int, str] = {
     21211: "invalid 'To' phone number",
     21214: "the number cannot be reached",
     21217: "not a valid phone number",
-    30004: "message blocked by the recipient or their carrier",
     30005: "unknown destination handset",
 }
 # Errors that say only that the number takes no SMS (from us): that SMS fails for good, but the number is not
 # flagged, because the flag would also stop every call to it: a desk phone or a landline that cannot get SMS still
 # answers calls (protocols.md §8: "permanent; fall back to voice").
+# 30004 is the status-callback form of a block: the person replied STOP (21610 when it is known at sending), a
+# do-not-disturb registry, carrier filtering. Twilio keeps failing every message to the number until the block is
+# lifted, and repeated blocked sends can get the sender filtered, so it is not sent again either.
 SMS_REFUSALS: dict[int, str] = {
     21610: "the recipient unsubscribed (replied STOP)",
     21612: "the number cannot be reached by SMS from this sender",
     21614: "not a mobile number",
+    30004: "message blocked (the recipient opted out, a do-not-disturb list or carrier filtering)",
     30006: "landline or unreachable carrier",
 }
 # Delivery errors that may pass (a phone switched off, a busy carrier): worth another attempt.

@@ -150,15 +150,28 @@ def test_a_number_that_takes_no_sms_fails_the_sms_but_is_still_called(client, cl
     assert Delivery.objects.get(method="voice").status == "sent"
 
 
-def test_undelivered_to_a_landline_fails_the_sms_but_the_number_is_still_called(client, clock, twilio, key, sam):
+@pytest.mark.parametrize(
+    ("code", "meaning"),
+    [
+        (30006, "landline or unreachable carrier"),
+        (30004, "message blocked (the recipient opted out, a do-not-disturb list or carrier filtering)"),
+    ],
+)
+def test_undelivered_as_sms_only_fails_the_sms_but_the_number_is_still_called(
+    client, clock, twilio, key, sam, code, meaning
+):
+    """A landline (30006), or an SMS blocked because the person replied STOP, is on a do-not-disturb list or the
+    carrier filters it (30004): that SMS fails for good and is not sent again, but the phone is not flagged, so
+    the person's next voice page still rings it."""
     push(client, key, event())
     delivery = Delivery.objects.get()
-    status(client, delivery, MessageStatus="undelivered", ErrorCode="30006")
+    status(client, delivery, MessageStatus="undelivered", ErrorCode=str(code))
     delivery.refresh_from_db()
-    assert delivery.status == "failed"
-    assert delivery.error == "SMS undelivered (Twilio error 30006: landline or unreachable carrier)"
     sam.refresh_from_db()
     assert sam.phone_flagged == ""
+    assert (delivery.status, delivery.error) == ("failed", f"SMS undelivered (Twilio error {code}: {meaning})")
+    later(clock, minutes=10)
+    assert len(twilio.received("/twilio/")) == 1, "an SMS the number refused was sent again"
     push(client, voice_key(sam), event("disk"))
     [call] = calls_to(twilio)
     assert call.field("To") == PHONE

@@ -109,6 +109,16 @@ def test_twilio_answers_are_classified(status, body, headers, outcome, flag, ret
             ("refused", "SMS undelivered (Twilio error 30006: landline or unreachable carrier)", ""),
         ),
         (
+            "undelivered",
+            "30004",
+            (
+                "refused",
+                "SMS undelivered (Twilio error 30004: message blocked (the recipient opted out, a do-not-disturb list"
+                " or carrier filtering))",
+                "",
+            ),
+        ),
+        (
             "failed",
             "21610",
             ("refused", "SMS failed (Twilio error 21610: the recipient unsubscribed (replied STOP))", ""),

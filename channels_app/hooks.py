@@ -1,8 +1,9 @@
 """Provider callbacks under /hooks/: Twilio's TwiML fetch, keypad and status callbacks.
 
 Every Twilio callback must carry X-Twilio-Signature for the PUBLIC URL it was sent to (PUBLIC_URL + path and
-query: behind a proxy the request's own Host is not what Twilio signed). A missing or wrong signature, or no
-TWILIO_AUTH_TOKEN at all, answers 403 and changes nothing.
+query: behind a proxy the request's own Host is not what Twilio signed), made with TWILIO_AUTH_TOKEN, or with
+TWILIO_WEBHOOK_SHARED_KEY_SECRET when X-Twilio-Webhooks-Signature-Settings says a Webhook Rule's SharedKey signed
+it. A missing or wrong signature, or no secret for it, answers 403 and changes nothing.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ def twilio_signed(view):
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         url = settings.PUBLIC_URL + request.get_full_path()
         signature = request.headers.get("X-Twilio-Signature", "")
-        if not twilio.signature_valid(url, request.POST, signature):
-            logger.warning("Refused a Twilio callback to %s: bad or missing signature", request.path.split("/")[3])
+        signature_settings = request.headers.get("X-Twilio-Webhooks-Signature-Settings", "")
+        refusal = twilio.signature_refusal(url, request.POST, signature, signature_settings)
+        if refusal:
+            logger.warning("Refused a Twilio callback to %s: %s", request.path.split("/")[3], refusal)
             return HttpResponseForbidden("invalid signature")
         return view(request, *args, **kwargs)
 

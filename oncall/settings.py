@@ -197,6 +197,9 @@ SMS_DAILY_QUOTA = env.int("SMS_DAILY_QUOTA", default=200)
 TWILIO_API_URL = env.str("TWILIO_API_URL", default="https://api.twilio.com").rstrip("/")
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+# The secret of the SharedKey a Twilio Webhook Rule signs our callbacks with, if one does (they then carry
+# X-Twilio-Webhooks-Signature-Settings and are checked against this instead of TWILIO_AUTH_TOKEN).
+TWILIO_WEBHOOK_SHARED_KEY_SECRET = env.str("TWILIO_WEBHOOK_SHARED_KEY_SECRET", default="")
 TWILIO_VOICE_FROM = env.list("TWILIO_VOICE_FROM", default=[])
 TWILIO_SMS_FROM = env.str("TWILIO_SMS_FROM", default="")
 TWILIO_CALL_TIMEOUT = env.int("TWILIO_CALL_TIMEOUT", default=45)

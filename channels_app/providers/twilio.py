@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from channels_app.base import SendResult
 from oncall.lib import http
@@ -179,12 +179,25 @@ def call_status_report(status: str) -> tuple[str, str] | None:
     return None
 
 
-def signature_valid(url: str, params: Any, signature: str) -> bool:
-    """Whether a callback carries Twilio's signature for `url` (the public URL it was sent to) and `params`.
+def signature_refusal(url: str, params: Any, signature: str, signature_settings: str = "") -> str:
+    """Why a callback is not Twilio's ("" when it is): it must carry Twilio's signature for `url` (the public URL it
+    was sent to) and `params`.
 
-    Fails closed: without an auth token nothing is valid.
+    By default Twilio signs with TWILIO_AUTH_TOKEN and HMAC-SHA1. When a Webhook Rule applies to the URL, it signs
+    with the rule's SharedKey secret instead and names the algorithm in `signature_settings` (the
+    X-Twilio-Webhooks-Signature-Settings header, `key=<id>,algorithm=HMAC_SHA256`): that is checked with
+    TWILIO_WEBHOOK_SHARED_KEY_SECRET. Fails closed: without the secret the signature needs, nothing is valid. The
+    reason names settings, never their values.
     """
-    token = settings.TWILIO_AUTH_TOKEN
-    if not token or not signature:
-        return False
-    return RequestValidator(token).validate(url, params, signature)
+    name = "TWILIO_WEBHOOK_SHARED_KEY_SECRET" if signature_settings else "TWILIO_AUTH_TOKEN"
+    secret = getattr(settings, name)
+    if not secret and signature_settings:
+        return f"it is signed with a Webhook SharedKey (X-Twilio-Webhooks-Signature-Settings) and {name} is not set"
+    if not secret:
+        return f"{name} is not set"
+    if not signature:
+        return "no X-Twilio-Signature"
+    algorithm = get_signature_algorithm(signature_settings)
+    if not RequestValidator(secret).validate(url, params, signature, algorithm=algorithm):
+        return f"bad signature for {name}"
+    return ""

@@ -49,7 +49,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import jwt
 import requests
 from py_vapid import Vapid
-from twilio.request_validator import RequestValidator
+
+from tests.fakes.twilio_signature import SharedKey, twilio_signature_headers
 
 
 @dataclass
@@ -169,6 +170,7 @@ class ProviderServer:
         # Resource ("Messages.json", "Calls.json") -> statuses Twilio posts, signed, to the StatusCallback of each
         # message or call it accepts, before it answers the request (so even when the answer hangs or is lost).
         self.twilio_status_callbacks: dict[str, list[str]] = {}
+        self.twilio_shared_key: SharedKey | None = None  # a Webhook Rule's key: it signs them instead of the token
         self.callbacks_made: list[tuple[str, str, int]] = []  # (url, status, HTTP status of our answer)
         self.fcm_access_tokens: set[str] = set()
         self.fcm_service_accounts: dict[str, str] = {}  # client_email -> public key PEM (checks the assertion)
@@ -230,6 +232,7 @@ class ProviderServer:
             self._drops.clear()
             self.rate_limits.clear()
             self.twilio_status_callbacks.clear()
+            self.twilio_shared_key = None
             self.callbacks_made.clear()
         self.release()
         self.now = time.time
@@ -475,7 +478,7 @@ class ProviderServer:
 
     def _twilio_call_back(self, request: Recorded, answer: Answer) -> None:
         """Post the configured status callbacks about the message or call `answer` accepted, signed as Twilio signs
-        them (X-Twilio-Signature over the callback URL and the form)."""
+        them (X-Twilio-Signature over the callback URL and the form; with `twilio_shared_key` when set)."""
         if answer.status != 201:
             return
         parts = request.path.split("/")
@@ -496,11 +499,10 @@ class ProviderServer:
                 "To": request.field("To") or "",
                 "From": request.field("From") or "",
             }
-            signature = RequestValidator(self.twilio_accounts[account]).compute_signature(url, params)
+            token, shared_key = self.twilio_accounts[account], self.twilio_shared_key
+            headers = twilio_signature_headers(url, params, token=token, shared_key=shared_key)
             try:
-                code = requests.post(
-                    url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10
-                ).status_code
+                code = requests.post(url, data=params, headers=headers, timeout=10).status_code
             except requests.RequestException:
                 code = 0
             with self._lock:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.conf import settings
-from twilio.request_validator import RequestValidator
 
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
+from tests.fakes.twilio_signature import SharedKey, twilio_signature_headers
 
 TWILIO_SID = "AC" + "1" * 32
 TWILIO_TOKEN = "fake-twilio-auth-token"
@@ -26,16 +26,25 @@ def configure_twilio(settings, fake) -> None:
     settings.TWILIO_SMS_FROM = SMS_FROM
 
 
-def twilio_callback(client, url: str, params: dict, *, token: str = TWILIO_TOKEN, signature: str | None = None):
-    """POST a form to one of our Twilio callbacks as Twilio does: form-encoded, signed for the public URL."""
-    if signature is None:
-        signature = RequestValidator(token).compute_signature(url, params)
-    headers = {"HTTP_X_TWILIO_SIGNATURE": signature} if signature else {}
+def twilio_callback(
+    client,
+    url: str,
+    params: dict,
+    *,
+    token: str = TWILIO_TOKEN,
+    signature: str | None = None,
+    shared_key: SharedKey | None = None,
+):
+    """POST a form to one of our Twilio callbacks as Twilio does: form-encoded, signed for the public URL (with
+    `shared_key` as a Webhook Rule signs it, when given; `signature` replaces the signature)."""
+    headers = twilio_signature_headers(url, params, token=token, shared_key=shared_key)
+    if signature is not None:
+        headers["X-Twilio-Signature"] = signature
     return client.post(
         url.removeprefix(settings.PUBLIC_URL),
         data=urlencode(params),
         content_type="application/x-www-form-urlencoded",
-        **headers,
+        headers={name: value for name, value in headers.items() if value},
     )
 
 

@@ -20,6 +20,7 @@ from twilio.request_validator import RequestValidator
 
 from channels_app.models import Delivery
 from oncall.models import Incident, Progress, TimelineEntry
+from tests.fakes.twilio_signature import SharedKey, twilio_signature_headers
 from tests.security.conftest import World
 from tests.security.routes import Route, is_hook, routes
 
@@ -43,7 +44,9 @@ CRASHING = {
 def signer(route: Route) -> str:
     """Reviewed: how each callback proves where it comes from."""
     if route.key.startswith("twilio-"):
-        return "twilio"  # X-Twilio-Signature over PUBLIC_URL + path + query and the form, with TWILIO_AUTH_TOKEN
+        # X-Twilio-Signature over PUBLIC_URL + path + query and the form, with TWILIO_AUTH_TOKEN (or, when
+        # X-Twilio-Webhooks-Signature-Settings says a Webhook Rule's SharedKey signed it, its secret)
+        return "twilio"
     if route.key.endswith("_tracking_webhook") and route.pattern.startswith("hooks/anymail/"):
         return "anymail"  # HTTP basic auth with ANYMAIL["WEBHOOK_SECRET"], checked by django-anymail
     return ""
@@ -54,14 +57,19 @@ def test_every_callback_has_a_reviewed_signer():
     assert not [route.key for route in HOOKS if not signer(route)]
 
 
-def twilio_post(route: Route, code: str, *, token: str | None, signature: str | None = None):
+def twilio_post(
+    route: Route, code: str, *, token: str | None, signature: str | None = None, shared_key: SharedKey | None = None
+):
     path = route.path(code=code)
     form = {"Digits": "1", "CallStatus": "completed", "MessageStatus": "failed", "ErrorCode": "30006"}
     form |= {"CallSid": "CA" + "1" * 32, "MessageSid": "SM" + "1" * 32}
-    if signature is None and token is not None:
-        signature = RequestValidator(token).compute_signature(settings.PUBLIC_URL + path, form)
-    headers = {"HTTP_X_TWILIO_SIGNATURE": signature} if signature else {}
-    return Client().post(path, data=urlencode(form), content_type="application/x-www-form-urlencoded", **headers)
+    headers = {}
+    if token is not None or shared_key is not None:
+        headers = twilio_signature_headers(settings.PUBLIC_URL + path, form, token=token or "", shared_key=shared_key)
+    if signature is not None:
+        headers["X-Twilio-Signature"] = signature
+    headers = {name: value for name, value in headers.items() if value}
+    return Client().post(path, data=urlencode(form), content_type="application/x-www-form-urlencoded", headers=headers)
 
 
 def anymail_post(route: Route, *, credentials: str | None):
@@ -121,6 +129,9 @@ def test_unsigned_and_wrongly_signed_callbacks_are_refused_and_change_nothing(ca
                 "garbage": twilio_post(route, code, token=None, signature="bm90LWEtc2lnbmF0dXJl"),
                 "another token": twilio_post(route, code, token="some-other-account-token"),
                 "another code": twilio_post(route, code, token=None, signature=_signature_for_other_path(route)),
+                # TWILIO_WEBHOOK_SHARED_KEY_SECRET is not set: a SharedKey signature proves nothing, whatever key.
+                "a SharedKey": twilio_post(route, code, token=None, shared_key=SharedKey(TWILIO_TOKEN)),
+                "an empty SharedKey": twilio_post(route, code, token=None, shared_key=SharedKey("")),
             }
             assert {name: r.status_code for name, r in answers.items()} == dict.fromkeys(answers, 403), route.key
         else:

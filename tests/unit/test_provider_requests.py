@@ -43,11 +43,52 @@ def test_the_twilio_signature_vector_of_the_protocol_reference(settings):
     url = "https://example.com/twilio/gather?x=1"
     assert RequestValidator("12345").compute_signature(url, params) == "w8JiE7TRnCokASuEpi8xPCzLUxo="
     settings.TWILIO_AUTH_TOKEN = "12345"
-    assert twilio.signature_valid(url, params, "w8JiE7TRnCokASuEpi8xPCzLUxo=")
-    assert not twilio.signature_valid(url, {**params, "Digits": "2"}, "w8JiE7TRnCokASuEpi8xPCzLUxo=")
-    assert not twilio.signature_valid(url, params, "")
+    assert twilio.signature_refusal(url, params, "w8JiE7TRnCokASuEpi8xPCzLUxo=") == ""
+    changed = {**params, "Digits": "2"}
+    assert (
+        twilio.signature_refusal(url, changed, "w8JiE7TRnCokASuEpi8xPCzLUxo=") == "bad signature for TWILIO_AUTH_TOKEN"
+    )
+    assert twilio.signature_refusal(url, params, "") == "no X-Twilio-Signature"
     settings.TWILIO_AUTH_TOKEN = ""
-    assert not twilio.signature_valid(url, params, "w8JiE7TRnCokASuEpi8xPCzLUxo=")  # fails closed
+    assert twilio.signature_refusal(url, params, "w8JiE7TRnCokASuEpi8xPCzLUxo=") == "TWILIO_AUTH_TOKEN is not set"
+
+
+SHARED_KEY_SETTINGS = "key=KS0123456789abcdef0123456789abcdef,algorithm=HMAC_SHA256"
+# base64(HMAC-SHA256("shared-secret", url + "AccountSidAC123CallSidCA123Digits1")), computed with hashlib.
+SHARED_KEY_SIGNATURE = "73k5Z2y6rc2ZVlbeOKgMdNbM9Q07y7iKGN5O0jO+ERI="
+
+
+def test_a_callback_a_webhook_rule_signed_with_a_shared_key_is_checked_with_its_secret_and_algorithm(settings):
+    params = {"CallSid": "CA123", "Digits": "1", "AccountSid": "AC123"}
+    url = "https://example.com/twilio/gather?x=1"
+    settings.TWILIO_AUTH_TOKEN = "12345"
+    settings.TWILIO_WEBHOOK_SHARED_KEY_SECRET = "shared-secret"
+    assert twilio.signature_refusal(url, params, SHARED_KEY_SIGNATURE, SHARED_KEY_SETTINGS) == ""
+    refused = "bad signature for TWILIO_WEBHOOK_SHARED_KEY_SECRET"
+    assert (
+        twilio.signature_refusal(url, {**params, "Digits": "2"}, SHARED_KEY_SIGNATURE, SHARED_KEY_SETTINGS) == refused
+    )
+    # The auth token's signature does not pass for a SharedKey, nor the SharedKey's without the header.
+    token_signature = RequestValidator("12345").compute_signature(url, params)
+    assert twilio.signature_refusal(url, params, token_signature, SHARED_KEY_SETTINGS) == refused
+    assert twilio.signature_refusal(url, params, SHARED_KEY_SIGNATURE) == "bad signature for TWILIO_AUTH_TOKEN"
+    # The algorithm is the one the header names: HMAC-SHA1 with the shared secret is not HMAC-SHA256.
+    sha1_settings = SHARED_KEY_SETTINGS.replace("HMAC_SHA256", "HMAC_SHA1")
+    assert twilio.signature_refusal(url, params, SHARED_KEY_SIGNATURE, sha1_settings) == refused
+    unknown = SHARED_KEY_SETTINGS.replace("HMAC_SHA256", "HMAC_MD5")
+    assert twilio.signature_refusal(url, params, SHARED_KEY_SIGNATURE, unknown) == refused
+
+
+def test_a_shared_key_signature_fails_closed_without_the_secret(settings):
+    params = {"CallSid": "CA123", "Digits": "1", "AccountSid": "AC123"}
+    url = "https://example.com/twilio/gather?x=1"
+    settings.TWILIO_AUTH_TOKEN = "shared-secret"  # not a fallback: the header says a SharedKey signed it
+    settings.TWILIO_WEBHOOK_SHARED_KEY_SECRET = ""
+    refusal = twilio.signature_refusal(url, params, SHARED_KEY_SIGNATURE, SHARED_KEY_SETTINGS)
+    assert refusal == (
+        "it is signed with a Webhook SharedKey (X-Twilio-Webhooks-Signature-Settings)"
+        " and TWILIO_WEBHOOK_SHARED_KEY_SECRET is not set"
+    )
 
 
 @pytest.mark.parametrize(

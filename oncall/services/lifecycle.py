@@ -145,11 +145,18 @@ def incident_resolve(*, incident: Incident, by: User | None, source: str, now: d
 
 @transaction.atomic
 def incident_reopen(*, incident: Incident, by: User, reason: str, source: str, now: datetime) -> Incident:
-    """Bring a closed incident back to Triggered; people are notified again from the first level."""
+    """Bring a closed incident back to Triggered; people are notified again from the first level. An incident merged
+    into another is not reopened: its alerts are the other's now."""
     incident = _locked(incident)
     if incident.progress != Progress.CLOSED:
         raise IllegalTransition(
             _("Incident #%(n)s is not closed; only a closed incident can be reopened.") % {"n": incident.number}
+        )
+    if incident.merged_into_id is not None:
+        # Its alerts live in the target now: reopened, it would page again for nothing it holds, beside the target.
+        raise IllegalTransition(
+            _("Incident #%(n)s was merged into #%(into)s; reopen or handle #%(into)s instead.")
+            % {"n": incident.number, "into": incident.merged_into_id}
         )
     reason = (reason or "").strip()
     if not reason:
@@ -159,7 +166,6 @@ def incident_reopen(*, incident: Incident, by: User, reason: str, source: str, n
     incident.closed_by = None
     incident.ack_time = None
     incident.snoozed_until = None
-    incident.merged_into = None
     # Closing cleared it; without it again a reopened incident no event ever comes for would stay open for good.
     incident.auto_resolve_at = auto_resolve_at(incident.channel, now)
     incident.save(
@@ -169,7 +175,6 @@ def incident_reopen(*, incident: Incident, by: User, reason: str, source: str, n
             "closed_by",
             "ack_time",
             "snoozed_until",
-            "merged_into",
             "auto_resolve_at",
         ]
     )

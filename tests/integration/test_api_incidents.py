@@ -663,6 +663,18 @@ def test_merge_moves_the_alerts_and_closes_the_merged_incident(world, client, al
     assert (again.status_code, error_of(again)["code"]) == (409, "IllegalTransition")
 
 
+def test_reopening_a_merged_incident_is_an_illegal_transition_that_names_the_target(world, client, alice_api, clock):
+    replica = fire(client, world.prod_key, "replica", "Replica down")
+    act(alice_api, replica, "merge", {"target_id": world.db_down.pk})
+    response = act(alice_api, replica, "reopen", {"reason": "is it fixed?"})
+    assert (response.status_code, error_of(response)["code"]) == (409, "IllegalTransition")
+    assert error_of(response)["message"] == (
+        f"Incident #{replica.pk} was merged into #{world.db_down.pk}; reopen or handle #{world.db_down.pk} instead."
+    )
+    data = alice_api.get(f"{URL}{replica.pk}/").json()["data"]
+    assert (data["progress"], data["merged_into"]) == ("Closed", world.db_down.pk)
+
+
 @pytest.mark.parametrize("target", ["self", 999999, None, "abc"])
 def test_merge_needs_another_incident_you_may_see(world, alice_api, target):
     target_id = world.db_down.pk if target == "self" else target

@@ -208,6 +208,30 @@ def test_merging_moves_the_alerts_and_closes_the_merged_incident(world, client, 
         lifecycle.incident_merge(incident=into, into=into, by=world["bob"], source=WEB, now=clock.current)
 
 
+def test_a_merged_incident_is_not_reopened_and_pages_nobody_again(world, client, clock, mailoutbox):
+    """The second incident of an outage is merged into the first, which holds every alert and which alice has
+    acknowledged. Reopening the merged one (alert-less) is refused and points at the target: reopened, it would
+    page alice again from level 1 for alerts that live, acknowledged, in the target."""
+    push(client, world["key"], {"title_rule": "Payment errors", "event_status": "Critical", "alert_key": "payment"})
+    target = world["incident"]
+    merged = Incident.objects.exclude(pk=target.pk).get()
+    lifecycle.incident_acknowledge(incident=target, by=world["alice"], source=WEB, now=clock.current)
+    lifecycle.incident_merge(incident=merged, into=target, by=world["alice"], source=WEB, now=clock.current)
+    assert recipients(mailoutbox) == ["alice", "alice"]
+
+    clock.advance(minutes=5)
+    with pytest.raises(IllegalTransition) as caught:
+        lifecycle.incident_reopen(incident=merged, by=world["bob"], reason="fixed?", source=WEB, now=clock.current)
+    assert caught.value.message == (
+        f"Incident #{merged.pk} was merged into #{target.pk}; reopen or handle #{target.pk} instead."
+    )
+    later(clock, minutes=60)
+    merged = fresh(merged)
+    assert (merged.progress, merged.merged_into_id) == ("Closed", target.pk), "it still says where its alerts went"
+    assert not merged.timeline.filter(kind="reopened").exists()
+    assert recipients(mailoutbox) == ["alice", "alice"], "nobody is paged again for an incident with no alerts"
+
+
 def test_an_incident_created_by_hand_follows_the_rule_or_its_assignees(world, clock, mailoutbox):
     by_rule = lifecycle.incident_create(
         channel=world["channel"],

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from channels_app.preferences import person_preferences
 from oncall.models import ApiToken, Incident
+from oncall.services import lifecycle
 from oncall.services.devices import device_link
 from oncall.services.tokens import api_token_create
 from tests.factories import make_channel, make_integration, make_rule, make_schedule, make_team, make_user, push
@@ -121,6 +122,26 @@ def test_acknowledge_snooze_wake_close_reopen_and_comment_from_the_detail_page(w
     assert incident.progress == "Triggered"
     kinds = list(incident.timeline.filter(source="web").values_list("kind", flat=True))
     assert kinds == ["acknowledged", "snoozed", "woken", "comment", "closed", "reopened"]
+
+
+def test_a_merged_incidents_page_points_at_the_target_instead_of_offering_reopen(world, client, clock):
+    alice = signed_in(world["alice"])
+    payments = world["payments"]
+    _, key = make_integration(channel=payments.channel)
+    for alert_key, title in (("refunds", "Card refunds failing"), ("old", "Old outage")):
+        push(client, key, {"title_rule": title, "event_status": "Critical", "alert_key": alert_key})
+    merged, closed = Incident.objects.get(title="Card refunds failing"), Incident.objects.get(title="Old outage")
+    lifecycle.incident_merge(incident=merged, into=payments, by=world["alice"], source="web", now=clock.current)
+    lifecycle.incident_resolve(incident=closed, by=world["alice"], source="web", now=clock.current)
+
+    page = alice.get(f"/incidents/{merged.pk}/").content.decode()
+    assert f'Merged into <a href="/incidents/{payments.pk}/">#{payments.pk}</a>' in page
+    assert f"/incidents/{merged.pk}/reopen/" not in page, "no Reopen button"
+    plain = alice.get(f"/incidents/{closed.pk}/").content.decode()
+    assert f"/incidents/{closed.pk}/reopen/" in plain, "a closed incident that was not merged offers it"
+    refused = alice.post(f"/incidents/{merged.pk}/reopen/", {"reason": "is it fixed?"}, follow=True).content.decode()
+    assert f"was merged into #{payments.pk}; reopen or handle #{payments.pk} instead." in refused
+    assert Incident.objects.get(pk=merged.pk).progress == "Closed"
 
 
 def test_illegal_actions_say_why(world):

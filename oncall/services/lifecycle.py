@@ -3,7 +3,8 @@ responders, comment, merge, edit and create by hand.
 
 Each service locks the incident row, refuses an illegal transition with IllegalTransition (never ignores it),
 writes a timeline entry saying who, when and from where, and records the incident event the escalation
-engine reacts to once the transaction commits.
+engine reacts to once the transaction commits. What it writes is stamped no earlier than the moment it got the
+lock (see _locked), so the order of the stamps is the order in which writers held the incident.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from oncall.errors import ApplicationError, IllegalTransition
+from oncall.lib import clock
 from oncall.models import (
     Alert,
     Channel,
@@ -51,9 +53,20 @@ TITLE_MAX = 512
 PENDING_EVENTS_WAIT = timedelta(minutes=2)
 
 
-def _locked(incident: Incident | int) -> Incident:
+def _lock(incident: Incident | int) -> Incident:
     pk = incident.pk if isinstance(incident, Incident) else incident
     return Incident.objects.select_for_update(of=("self",)).select_related("channel").get(pk=pk)
+
+
+def _locked(incident: Incident | int, now: datetime) -> tuple[Incident, datetime]:
+    """The incident, locked, and the time to stamp what the service writes.
+
+    The caller read `now` before it waited for the lock; whatever held the incident meanwhile (a level's timer
+    writing pages, as escalation's timer_fire does, reading the time again once it holds the incident) stamped its
+    rows later than that. What this service writes is decided after them and must not look older: an
+    acknowledgement older than a page written before it would let that page go out (outcomes.no_longer_needed).
+    """
+    return _lock(incident), max(now, clock.now())
 
 
 def _name(person: User | None) -> str:
@@ -74,7 +87,7 @@ def incident_acknowledge(*, incident: Incident, by: User | None, source: str, no
     Anyone may acknowledge, not only responders (they become one); `by` is None when the monitor itself
     acknowledges (PagerDuty's event_action=acknowledge). Acknowledging twice is harmless.
     """
-    incident = _locked(incident)
+    incident, now = _locked(incident, now)
     _require_open(incident, _("acknowledged"))
     if by is not None:
         responder, _created = Responder.objects.get_or_create(
@@ -103,7 +116,7 @@ def incident_acknowledge(*, incident: Incident, by: User | None, source: str, no
 def incident_unacknowledge(*, incident: Incident, by: User, source: str, now: datetime) -> Incident:
     """`by` gives the incident back. When nobody acknowledges it any more it is Triggered again (escalation
     restarts); a snooze ends with it."""
-    incident = _locked(incident)
+    incident, now = _locked(incident, now)
     _require_open(incident, _("unacknowledged"))
     responder = Responder.objects.filter(incident=incident, person=by, acknowledged_at__isnull=False).first()
     if responder is None:
@@ -136,7 +149,7 @@ def incident_unacknowledge(*, incident: Incident, by: User, source: str, now: da
 @transaction.atomic
 def incident_resolve(*, incident: Incident, by: User | None, source: str, now: datetime, reason: str = "") -> Incident:
     """Close an incident by hand. Its open alerts close with it (a still-firing source opens a new alert)."""
-    incident = _locked(incident)
+    incident, now = _locked(incident, now)
     incident.snoozed_until = None
     incident.auto_resolve_at = None
     incident.save(update_fields=["snoozed_until", "auto_resolve_at"])
@@ -147,7 +160,7 @@ def incident_resolve(*, incident: Incident, by: User | None, source: str, now: d
 def incident_reopen(*, incident: Incident, by: User, reason: str, source: str, now: datetime) -> Incident:
     """Bring a closed incident back to Triggered; people are notified again from the first level. An incident merged
     into another is not reopened: its alerts are the other's now."""
-    incident = _locked(incident)
+    incident, now = _locked(incident, now)
     if incident.progress != Progress.CLOSED:
         raise IllegalTransition(
             _("Incident #%(n)s is not closed; only a closed incident can be reopened.") % {"n": incident.number}
@@ -208,7 +221,7 @@ def incident_snooze(*, incident: Incident, by: User, minutes: int, source: str, 
             % {"lo": SNOOZE_MIN_MINUTES, "hi": SNOOZE_MAX_MINUTES},
             field="minutes",
         )
-    incident = _locked(incident)
+    incident, now = _locked(incident, now)
     _require_open(incident, _("snoozed"))
     if incident.progress != Progress.PROCESSING:
         raise IllegalTransition(
@@ -239,7 +252,7 @@ def incident_snooze(*, incident: Incident, by: User, minutes: int, source: str, 
 @transaction.atomic
 def incident_wake(*, incident: Incident, by: User | None, source: str, now: datetime) -> Incident:
     """End a snooze (by hand, or because its time is up): the incident is Triggered again and re-notifies."""
-    incident = _locked(incident)
+    incident, now = _locked(incident, now)
     if incident.snoozed_until is None or incident.progress == Progress.CLOSED:
         raise IllegalTransition(_("Incident #%(n)s is not snoozed.") % {"n": incident.number})
     expired = incident.snoozed_until <= now
@@ -277,7 +290,7 @@ def incident_reassign(*, incident: Incident, by: User, people: Sequence[User], s
     people = list(dict.fromkeys(people))
     if not people:
         raise ApplicationError(_("Name at least one person to assign the incident to."), field="people")
-    incident = _locked(incident)
+    incident, now = _locked(incident, now)
     _require_open(incident, _("reassigned"))
     acked = dict(Responder.objects.filter(incident=incident).values_list("person_id", "acknowledged_at"))
     Responder.objects.filter(incident=incident).exclude(person__in=people).delete()
@@ -320,7 +333,7 @@ def incident_add_responders(
     people = list(dict.fromkeys(people))
     if not people:
         raise ApplicationError(_("Name at least one person to add."), field="people")
-    incident = _locked(incident)
+    incident, now = _locked(incident, now)
     _require_open(incident, _("given new responders"))
     existing = set(Responder.objects.filter(incident=incident).values_list("person_id", flat=True))
     added = [person for person in people if person.pk not in existing]
@@ -355,7 +368,7 @@ def incident_escalate(*, incident: Incident, by: User, level: int, source: str, 
 
     The caller checks that the level exists (the rule belongs to the escalation app).
     """
-    incident = _locked(incident)
+    incident, now = _locked(incident, now)
     _require_open(incident, _("escalated"))
     if incident.progress == Progress.PROCESSING:
         incident.progress = Progress.TRIGGERED
@@ -390,7 +403,7 @@ def incident_comment(*, incident: Incident, by: User, text: str, source: str, no
         raise ApplicationError(_("A comment needs some text."), field="text")
     if len(text) > COMMENT_MAX:
         raise ApplicationError(_("A comment is at most %(n)d characters.") % {"n": COMMENT_MAX}, field="text")
-    incident = _locked(incident)
+    incident, now = _locked(incident, now)
     return timeline_add(
         incident=incident,
         kind=TimelineEntry.Kind.COMMENT,
@@ -409,8 +422,9 @@ def incident_merge(*, incident: Incident, into: Incident, by: User, source: str,
         raise ApplicationError(_("An incident cannot be merged into itself."), field="target")
     # Lock both in id order, the platform-wide order for two incidents.
     first, second = sorted([incident.pk, into.pk])
-    locked = {first: _locked(first), second: _locked(second)}
+    locked = {first: _lock(first), second: _lock(second)}
     incident, into = locked[incident.pk], locked[into.pk]
+    now = max(now, clock.now())  # as _locked: decided after whatever held either incident
     if into.progress == Progress.CLOSED:
         raise IllegalTransition(_("Incident #%(n)s is closed; nothing can be merged into it.") % {"n": into.number})
     if incident.merged_into_id:
@@ -477,7 +491,7 @@ def incident_edit(
 ) -> Incident:
     """Change title, description or severity by hand. Edited fields stick: later alerts do not change them. A
     severity raised by hand pages a triggered incident for it, as one raised by an alert does."""
-    incident = _locked(incident)
+    incident, now = _locked(incident, now)
     changes: dict[str, tuple[str, str]] = {}
     if title is not None:
         title = title.strip()

@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rest_framework.test import APIClient
 
+from channels_app import services as channel_services
 from channels_app.models import Delivery
 from escalation import services as escalation_services
 from escalation.models import EscalationLevel, EscalationRule, EscalationState, Timer
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
+from oncall.lib import queue
 from oncall.models import Channel, Incident, IncidentEvent, Source, User
 from oncall.services import events, lifecycle
 from tests.factories import make_channel, make_integration, make_rule, make_team, make_user, push
@@ -537,3 +539,59 @@ def test_a_forced_levels_page_decided_while_an_acknowledgement_held_the_incident
     page = Delivery.objects.get(recipient=ben)
     assert page.status != Delivery.Status.CANCELLED, page.error
     assert paged(mailoutbox) == ["ann", "ben"]
+
+
+def level_two_page_written_while_a_person_waited(client, clock, monkeypatch) -> tuple[User, Delivery]:
+    """Level 1 (ann) times out at T and level 2 pages ben. Someone presses a button at T-200 ms (the request reads
+    its time then) while the level-2 timer's worker holds the incident: the timer writes ben's page at T, and no
+    worker has taken it yet when the person's action, which waited for the lock, is written at T+5 ms."""
+    ann, ben = make_user("ann"), make_user("ben")
+    channel = make_channel()
+    rule = EscalationRule.objects.create(channel=channel, name="Plain")
+    level(rule, 0, people=[ann], escalate_after_minutes=5)
+    level(rule, 1, people=[ben], escalate_after_minutes=30)
+    push(client, make_integration(channel=channel)[1], event())
+    timer = Timer.objects.get(done_at__isnull=True)
+    clock.current = timer.due_at
+    with monkeypatch.context() as patch:  # ben's page is written; its send waits for a worker
+        patch.setattr(queue, "enqueue", lambda func, *args, **kwargs: None)
+        assert escalation_services.timer_fire(timer_id=timer.pk, now=timer.due_at) == "ran"
+    clock.advance(milliseconds=5)
+    return ann, Delivery.objects.get(recipient=ben)
+
+
+def test_a_page_written_while_an_acknowledgement_waited_for_the_incident_is_not_sent_after_it(
+    client, clock, mailoutbox, monkeypatch
+):
+    """ann's acknowledgement is recorded after ben's page was written, before a worker takes it: the page is no
+    longer needed and is not sent (nor retried) for an incident ann has acknowledged — even though her request read
+    its time before the page was written."""
+    ann, page = level_two_page_written_while_a_person_waited(client, clock, monkeypatch)
+    pressed_at = page.created_at - timedelta(milliseconds=200)
+    recorded_at = clock.current
+    lifecycle.incident_acknowledge(incident=Incident.objects.get(), by=ann, source=WEB, now=pressed_at)
+
+    clock.advance(milliseconds=5)  # a worker takes ben's page
+    channel_services.delivery_send(delivery_id=page.pk, now=clock.current)
+    page.refresh_from_db()
+    assert paged(mailoutbox) == ["ann"], "ben is not paged for an incident ann acknowledged before his page went out"
+    assert (page.status, page.error) == ("cancelled", "The incident was acknowledged meanwhile.")
+    assert Incident.objects.get().ack_time == recorded_at, "recorded when it had the incident, after the level's pages"
+
+
+def test_a_page_written_while_a_reassignment_waited_for_the_incident_is_not_sent_after_it(
+    client, clock, mailoutbox, monkeypatch
+):
+    """ann hands the incident to cy; her reassignment is recorded after ben's level-2 page was written, before a
+    worker takes it. The incident is cy's: ben's page is no longer needed."""
+    ann, page = level_two_page_written_while_a_person_waited(client, clock, monkeypatch)
+    cy = make_user("cy")
+    pressed_at = page.created_at - timedelta(milliseconds=200)
+    lifecycle.incident_reassign(incident=Incident.objects.get(), by=ann, people=[cy], source=WEB, now=pressed_at)
+
+    clock.advance(milliseconds=5)
+    channel_services.delivery_send(delivery_id=page.pk, now=clock.current)
+    page.refresh_from_db()
+    assert page.status == "cancelled", page.error
+    assert "reassigned since" in page.error
+    assert paged(mailoutbox) == ["ann", "cy"]

@@ -311,6 +311,12 @@ def not_yet_notified(notify: Sequence[Notify], sent: Collection[tuple[str, str]]
     return [n for n in notify if (n.recipient_key, n.method) not in sent]
 
 
+def not_yet_reported(skips: Sequence[Skip], reported: Collection[tuple[int, str]]) -> list[Skip]:
+    """Those of `skips` the timeline does not say yet (`reported`: person ids and methods it already reported
+    skipped), in order."""
+    return [s for s in skips if (s.person_id, s.method) not in reported]
+
+
 # -- what happens next ------------------------------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ from escalation.services import (
     locked_state,
     record_notifications,
 )
-from oncall.models import Incident, Progress, Severity
+from oncall.models import Incident, Progress, Severity, TimelineEntry
 
 
 def escalation_severity_raised(
@@ -68,6 +68,9 @@ def _level_notify_for_severity(
         )
     )
     notify = engine.not_yet_notified(reach.notify, sent)
+    skips = engine.not_yet_reported(
+        reach.skips, _skips_reported(incident=incident, level=level, since=state.level_started_at)
+    )
     # What the level announces when it starts: to these people (and bots) this is the first page about it.
     event = "escalated" if level > 0 else "triggered"
     turn = LevelTurn(incident, state.run, level, round, event, snapshot.template_set_id, now)
@@ -81,7 +84,7 @@ def _level_notify_for_severity(
     record_notifications(
         incident=incident,
         notify=notify,
-        skips=reach.skips,
+        skips=skips,
         names=reach.people,
         now=now,
         message=_("Level %(level)d notified again because the severity rose to %(severity)s: %%(who)s.")
@@ -92,6 +95,15 @@ def _level_notify_for_severity(
     bot_ids = _bots_taking_the_new_severity(incident=incident, bot_ids=plan.bots, previous=previous, event=event)
     if bot_ids:
         level_post(turn, bot_ids=bot_ids, reach=reach, detail=detail)
+
+
+def _skips_reported(*, incident: Incident, level: int, since: datetime) -> set[tuple[int, str]]:
+    """Whom the timeline already reported skipped, and for which method, at `level` since it was notified in this
+    run (`since`, its start; earlier runs' entries are older): a rise repeats only what it has new to say."""
+    details = TimelineEntry.objects.filter(
+        incident=incident, kind=TimelineEntry.Kind.NOTIFY_FAILED, at__gte=since, detail__level=level
+    ).values_list("detail", flat=True)
+    return {(detail.get("person_id"), detail.get("method")) for detail in details}
 
 
 def _bots_taking_the_new_severity(

@@ -235,6 +235,29 @@ def test_a_severity_that_rises_again_after_falling_pages_nobody_twice(client, cl
     assert AGAIN.format(n=1, severity="Critical", who="nobody it had not notified that way already") in timeline()
 
 
+def test_a_rise_reports_only_the_skips_the_level_had_not_reported(client, clock, mailoutbox):
+    """Level 1 texts for Warning and texts and calls for Critical; cy has no phone. The Warning page reports
+    "Skipped cy (sms)". The rise to Critical has one new thing to say (his call is skipped too); the text skip is
+    already on the timeline and is not written again."""
+    cy = make_user("cy")  # no phone
+    channel = make_channel()
+    rule_with_levels(channel, {"people": [cy], "warning": ["email", "sms"], "critical": ["email", "sms", "voice"]})
+    _, key = make_integration(channel=channel)
+    push(client, key, event("api", "Warning"))
+    assert [m for m in timeline() if m.startswith("Skipped cy")] == ["Skipped cy (sms): no verified sms contact."]
+
+    clock.advance(minutes=1)
+    push(client, key, event("api", "Critical"))
+    assert Incident.objects.get().severity == "Critical"
+    assert [m for m in timeline() if m.startswith("Skipped cy")] == [
+        "Skipped cy (sms): no verified sms contact.",
+        "Skipped cy (voice): no verified voice contact.",
+    ]
+    again = Incident.objects.get().timeline.filter(kind="notified").last()
+    assert again.message == AGAIN.format(n=1, severity="Critical", who="nobody it had not notified that way already")
+    assert [(s["person_id"], s["method"]) for s in again.detail["skipped"]] == [(cy.pk, "voice")]
+
+
 def test_a_level_that_follows_preferences_reaches_people_their_way_for_the_new_severity(
     client, clock, twilio, ann, ben, mailoutbox
 ):

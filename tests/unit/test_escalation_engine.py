@@ -23,6 +23,7 @@ from escalation.engine import (
     level_people,
     may_notify,
     next_step,
+    not_yet_reported,
     parse_time_windows,
     plan_level,
 )
@@ -233,6 +234,16 @@ def test_each_person_is_notified_once_per_method_and_skips_say_why():
         Skip(5, "-", "person is no longer active"),  # deleted since the rule was frozen
     ]
     assert [n.recipient_key for n in notify] == ["person:1", "person:1", "person:2", "email:dba@example.com"]
+
+
+def test_only_skips_the_timeline_does_not_say_yet_are_reported_again():
+    skips = [
+        Skip(1, "sms", "no verified sms contact"),
+        Skip(1, "voice", "no verified voice contact"),
+        Skip(2, "-", "-"),
+    ]
+    assert not_yet_reported(skips, {(1, "sms"), (2, "email")}) == [skips[1], skips[2]]
+    assert not_yet_reported(skips, set()) == skips
 
 
 L1 = LevelPlan(people=(1,), escalate_after=timedelta(minutes=30), repeat_times=2, repeat_every=timedelta(minutes=10))

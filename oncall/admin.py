@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -750,3 +752,8 @@ class EventBatchAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# Sign-in lockouts (oncall.signin): django-axes' own admin, on the platform's site (AXES_ENABLE_ADMIN is off so axes
+# does not register its other, unused, logs). Deleting a row lifts that account's lock for that address.
+admin.site.register(AccessAttempt, AccessAttemptAdmin)

@@ -9,6 +9,7 @@ also be read from a file named by `<NAME>_FILE`, which is how container secrets 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -65,6 +66,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "anymail",
+    "axes",
     "oncall.apps.OncallConfig",
     "channels_app.apps.ChannelsAppConfig",
     "escalation.apps.EscalationConfig",
@@ -81,6 +83,8 @@ MIDDLEWARE = [
     "oncall.web.middleware.PersonTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a sign-in refused by the lockout into its answer (oncall.signin).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "oncall.urls"
@@ -132,6 +136,43 @@ AUTH_USER_MODEL = "oncall.User"
 # The engineer pages' own sign-in (also where the acknowledge link of a notification sends a signed-out person).
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/incidents/"
+
+# Password guessing at the sign-in pages (the engineers' and the admin's) is limited by django-axes, which counts
+# failures in the database, so every web process and machine shares the counts (oncall.signin). An account is
+# locked for one client address after SIGNIN_MAX_FAILURES failures from that address, and an address for every
+# account after SIGNIN_MAX_FAILURES_PER_IP failures over any accounts, each until SIGNIN_LOCKOUT_MINUTES after its
+# last failure (attempts while locked count too, so a script that keeps trying stays locked). Why these keys:
+# - Not the account alone: anyone, from anywhere, could then keep an on-call engineer out of the web with a few
+#   wrong passwords every quarter of an hour. Keyed by account and address, a lock stops the guessing client only.
+# - The address over all accounts, with a higher limit: a few common passwords tried on every account stay under
+#   each account's limit; the higher limit leaves the people behind one office or VPN address room for typos.
+# - A cool-off, not a lock until an admin lifts it: a lock nobody lifts at 3 a.m. is the attacker's win.
+# Guesses spread over many addresses (a botnet) are slowed, not stopped; long, unique passwords remain the defence.
+# A successful sign-in clears that account's failures from that address, not the address's others (or signing in
+# to one's own account would reset the count); a new password set through the emailed reset link lifts the
+# account's locks (oncall.web.accounts). The client address is TRUSTED_PROXY_COUNT's (below). The admin lists
+# current lockouts (Axes > Access attempts); deleting one lifts it.
+SIGNIN_MAX_FAILURES = env.int("SIGNIN_MAX_FAILURES", default=10)
+SIGNIN_MAX_FAILURES_PER_IP = env.int("SIGNIN_MAX_FAILURES_PER_IP", default=50)
+SIGNIN_LOCKOUT_MINUTES = env.int("SIGNIN_LOCKOUT_MINUTES", default=15)
+if SIGNIN_MAX_FAILURES < 1 or SIGNIN_MAX_FAILURES_PER_IP < SIGNIN_MAX_FAILURES or SIGNIN_LOCKOUT_MINUTES < 1:
+    raise ImproperlyConfigured(
+        "SIGNIN_MAX_FAILURES and SIGNIN_LOCKOUT_MINUTES must be at least 1, and SIGNIN_MAX_FAILURES_PER_IP at least "
+        "SIGNIN_MAX_FAILURES."
+    )
+AUTHENTICATION_BACKENDS = ["oncall.signin.SignInBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "oncall.signin.SignInAttempts"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = SIGNIN_MAX_FAILURES
+AXES_COOLOFF_TIME = timedelta(minutes=SIGNIN_LOCKOUT_MINUTES)
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_LOCKOUT_CALLABLE = "oncall.signin.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "oncall.lib.client_ip.client_ip"
+# No row for every successful sign-in, kept forever; the admin registers the lockouts itself (oncall.admin), on the
+# platform's admin site.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -338,7 +379,17 @@ SPECTACULAR_SETTINGS = {
 
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG and PUBLIC_URL.startswith("https"))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", False) else None
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+# How many proxies in front of the web processes append the address they got a request from to X-Forwarded-For
+# (nginx's $proxy_add_x_forwarded_for, Caddy, Traefik, HAProxy's forwardfor and cloud load balancers do). The
+# sign-in lockout takes the client's address from the entry this many from the right; the entries left of it are
+# the client's own writing. 0: the header is ignored (anyone can send it) and the
+# connection's address counts. Behind a proxy that does not set the header, every client has the proxy's address
+# and one guesser locks everybody out.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if BEHIND_TLS_PROXY else 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 (no proxy) or more.")
 
 # /metrics answers only with `Authorization: Bearer <METRICS_TOKEN>` when it is set (open otherwise).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

@@ -9,7 +9,7 @@ from oncall.api.pagerduty import PagerDutyEnqueueApi, PagerDutyEventApi
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/incidents/", permanent=False)),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include("oncall.web.accounts")),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

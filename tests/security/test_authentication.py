@@ -12,6 +12,7 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
+from axes.models import AccessAttempt
 from django.apps import apps
 from django.test import Client
 
@@ -242,6 +243,9 @@ def an_object_for(route: Route, world) -> object | None:
         ),
         EventBatch: lambda: EventBatch.objects.create(integration=world.ann.integration, events=[], received_at=now),
         VerificationCode: lambda: contact_code_create(person=ann, contact="email", target="", now=now)[0],
+        AccessAttempt: lambda: AccessAttempt.objects.create(
+            username=ann.username, ip_address="198.51.100.7", user_agent="", failures_since_start=3
+        ),
     }
     found = model.objects.first()
     if found is None and model in makers:

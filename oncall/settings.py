@@ -174,6 +174,17 @@ AXES_CLIENT_IP_CALLABLE = "oncall.lib.client_ip.client_ip"
 AXES_DISABLE_ACCESS_LOG = True
 AXES_ENABLE_ADMIN = False
 
+# Password-reset mails: the form takes any address from anyone, so at most PASSWORD_RESET_PER_EMAIL_PER_HOUR mails
+# go to one address and PASSWORD_RESET_PER_IP_PER_HOUR requests are served per client address. Over a limit no mail
+# is sent but the answer is the usual one, so the form still tells no one which addresses have an account. Counted
+# in the cache (CACHE_URL): per web process unless the cache is shared.
+PASSWORD_RESET_PER_EMAIL_PER_HOUR = env.int("PASSWORD_RESET_PER_EMAIL_PER_HOUR", default=3)
+PASSWORD_RESET_PER_IP_PER_HOUR = env.int("PASSWORD_RESET_PER_IP_PER_HOUR", default=20)
+if PASSWORD_RESET_PER_EMAIL_PER_HOUR < 1 or PASSWORD_RESET_PER_IP_PER_HOUR < 1:
+    raise ImproperlyConfigured(
+        "PASSWORD_RESET_PER_EMAIL_PER_HOUR and PASSWORD_RESET_PER_IP_PER_HOUR must be at least 1 (mails per hour)."
+    )
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -383,8 +394,8 @@ BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
 # How many proxies in front of the web processes append the address they got a request from to X-Forwarded-For
 # (nginx's $proxy_add_x_forwarded_for, Caddy, Traefik, HAProxy's forwardfor and cloud load balancers do). The
-# sign-in lockout takes the client's address from the entry this many from the right; the entries left of it are
-# the client's own writing. 0: the header is ignored (anyone can send it) and the
+# sign-in lockout and the password-reset limits take the client's address from the entry this many from the right;
+# the entries left of it are the client's own writing. 0: the header is ignored (anyone can send it) and the
 # connection's address counts. Behind a proxy that does not set the header, every client has the proxy's address
 # and one guesser locks everybody out.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if BEHIND_TLS_PROXY else 0)

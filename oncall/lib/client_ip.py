@@ -1,4 +1,4 @@
-"""The address a request comes from, as the sign-in lockout counts it.
+"""The address a request comes from, as the sign-in lockout and the password-reset limits count it.
 
 Without a proxy it is the connection's address (REMOTE_ADDR); X-Forwarded-For is then ignored, since any client can
 write it. Behind TRUSTED_PROXY_COUNT proxies (1 by default with BEHIND_TLS_PROXY), each of which appends the address

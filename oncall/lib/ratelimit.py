@@ -1,4 +1,4 @@
-"""Fixed-window request counters in the cache, for per-integration ingest limits.
+"""Fixed-window request counters in the cache: per-integration ingest limits, password-reset mails.
 
 Counters live in the Django cache: per process with the default local-memory cache, shared by every process when
 CACHE_URL points at Redis or memcached (what a multi-process deployment should do).

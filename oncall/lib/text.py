@@ -20,13 +20,34 @@ def json_needs_cleaning(document: str) -> bool:
 
 
 def clean(value: object) -> object:
-    """`value` (decoded JSON) with NULs removed and unpaired surrogates replaced by "?", in keys and values."""
+    """`value` (decoded JSON) with NULs removed and unpaired surrogates replaced by "?", in keys and values.
+
+    Walked with a stack of its own rather than by recursion: a body may nest as deep as the JSON reader allows,
+    deeper than Python's call stack would go here, and it must still be cleaned, not refused with a 500."""
+    pending: list[tuple[list | dict, list | dict]] = []
+
+    def copy(item: object) -> object:
+        # A container is copied empty and filled when its turn on the stack comes; anything else is cleaned now.
+        if isinstance(item, list | dict):
+            empty: list | dict = [] if isinstance(item, list) else {}
+            pending.append((item, empty))
+            return empty
+        return _clean_leaf(item)
+
+    result = copy(value)
+    while pending:
+        source, target = pending.pop()
+        if isinstance(source, list):
+            target.extend(copy(item) for item in source)
+        else:
+            for key, item in source.items():
+                target[_clean_leaf(key)] = copy(item)
+    return result
+
+
+def _clean_leaf(value: object) -> object:
     if isinstance(value, str):
         return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, list):
-        return [clean(item) for item in value]
-    if isinstance(value, dict):
-        return {clean(key): clean(item) for key, item in value.items()}
     return value
 
 

@@ -6,6 +6,22 @@ def test_nul_and_unpaired_surrogates_are_cleaned_everywhere():
     assert clean(dirty) == {"title": ["ab", "?x", {"k": "?"}], "n": 5, "ok": "é🔥"}
 
 
+def test_keys_that_clean_to_the_same_one_keep_the_first_place_and_the_last_value():
+    assert list(clean({"a": 1, "b": 2, "a\x00": 3}).items()) == [("a", 3), ("b", 2)]
+
+
+def test_a_value_nested_far_deeper_than_the_call_stack_goes_is_cleaned():
+    depth = 100_000
+    nested: object = {"k\x00": "v\x00"}
+    for _ in range(depth):
+        nested = [nested, "x\x00"]
+    cleaned = clean(nested)
+    for _ in range(depth):
+        assert cleaned[1] == "x"
+        cleaned = cleaned[0]
+    assert cleaned == {"k": "v"}
+
+
 def test_only_documents_with_such_escapes_need_cleaning():
     assert json_needs_cleaning('{"a": "x\\u0000"}')
     assert json_needs_cleaning('{"a": "\\ud800"}')

@@ -23,7 +23,7 @@ from oncall.lib import clock, ratelimit, text
 from oncall.models import Integration
 from oncall.selectors import integration_get_by_key
 from oncall.services.ingest import events_accept
-from oncall.sources.base import SourceError
+from oncall.sources.base import IntegrationInfo, SourceError
 
 
 class IngestError(Exception):
@@ -188,7 +188,7 @@ class AlertPushApi(APIView):
             payload = read_json_body(request)
             now = clock.now()
             try:
-                events = parser(payload, now=now)
+                events = parser(payload, now=now, integration=IntegrationInfo(integration.name, integration.kind))
             except SourceError as exc:
                 raise IngestError(400, envelope.INVALID_PARAMETER, f"{exc.field}: {exc.message}", exc.field) from None
         except IngestError as exc:

@@ -50,6 +50,14 @@ class SourceError(Exception):
 
 
 @dataclass(frozen=True)
+class IntegrationInfo:
+    """The integration a push arrived at, as a `[TPL]` title reads it: {{.IntegrationName}}, {{.IntegrationType}}."""
+
+    name: str
+    kind: str  # Integration.Kind: standard, prometheus, grafana, pagerduty
+
+
+@dataclass(frozen=True)
 class Image:
     src: str
     alt: str = ""

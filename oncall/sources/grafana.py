@@ -37,6 +37,7 @@ from oncall.sources.base import (
     IMAGE_SRC_MAX,
     TITLE_MAX,
     Image,
+    IntegrationInfo,
     NormalizedEvent,
     SourceError,
     generated_alert_key,
@@ -57,7 +58,8 @@ LEGACY_STATES = {"alerting": EventStatus.WARNING, "no_data": EventStatus.CRITICA
 LEGACY_SILENT_STATES = ("paused", "pending")
 
 
-def parse(payload: object, *, now: datetime) -> list[NormalizedEvent]:
+def parse(payload: object, *, now: datetime, integration: IntegrationInfo | None = None) -> list[NormalizedEvent]:
+    """One event per alert (one for a legacy notification); `integration` is not read: titles are not templates."""
     if not isinstance(payload, Mapping):
         raise SourceError("body", "must be a JSON object")
     if payload.get("alerts") is not None:

@@ -39,6 +39,7 @@ from oncall.sources.base import (
     DESCRIPTION_MAX,
     TITLE_MAX,
     Image,
+    IntegrationInfo,
     NormalizedEvent,
     SourceError,
     generated_alert_key,
@@ -62,7 +63,8 @@ SEVERITY_MAP = {
 DEFAULT_SEVERITY = EventStatus.WARNING
 
 
-def parse(payload: object, *, now: datetime) -> list[NormalizedEvent]:
+def parse(payload: object, *, now: datetime, integration: IntegrationInfo | None = None) -> list[NormalizedEvent]:
+    """One event per alert of the notification; `integration` is not read: these titles are not templates."""
     return [alert_event(alert, path=path) for path, alert in alerts_of(payload)]
 
 

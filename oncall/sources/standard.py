@@ -4,6 +4,9 @@ One JSON object, one event. Fields and limits (reference/product.md §9.1): `tit
 characters, longer is cut; `title` is accepted as an alias, as Uptime Kuma sends it), `event_status` (Critical,
 Warning, Info or Ok, case-sensitive), `alert_key` (up to 255; generated from title rule and labels when absent,
 required for Ok), `description` (up to 2048, longer is cut), `labels` (up to 50 string pairs), `images`.
+
+A `[TPL]` title rule whose every reference reads nothing would make a blank title, which would page with no name:
+such an alert is titled "Alert from <integration name>" instead (its rule stays on the alert as sent).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from oncall.sources.base import (
     ALERT_KEY_MAX,
     DESCRIPTION_MAX,
     TITLE_MAX,
+    IntegrationInfo,
     NormalizedEvent,
     SourceError,
     clean_images,
@@ -29,7 +33,9 @@ from oncall.sources.base import (
 STATUSES = tuple(EventStatus.values)
 
 
-def parse(payload: object, *, now: datetime) -> list[NormalizedEvent]:
+def parse(payload: object, *, now: datetime, integration: IntegrationInfo | None = None) -> list[NormalizedEvent]:
+    """The push's one event; `integration` (the one it arrived at) fills a `[TPL]` title's IntegrationName and
+    IntegrationType and names a title that would otherwise be blank."""
     if not isinstance(payload, Mapping):
         raise SourceError("body", "must be a JSON object")
 
@@ -58,22 +64,26 @@ def parse(payload: object, *, now: datetime) -> list[NormalizedEvent]:
     images = clean_images(payload.get("images"))
     key = alert_key or generated_alert_key(title_rule, labels)
     # What a `[TPL]` rule's {{.Field}} reads, by Flashduty's AlertEvent names. An Ok event has no severity of its
-    # own; the title is what is being made and the integration is not known to the adapter, so Title,
-    # IntegrationType and IntegrationName read "".
+    # own, and Title reads "": the title is what is being made.
     fields = {
         "EventStatus": status,
         "EventSeverity": "" if status == EventStatus.OK else status,
         "AlertKey": key,
         "Description": description,
         "TitleRule": title_rule,
+        "IntegrationName": integration.name if integration else "",
+        "IntegrationType": integration.kind if integration else "",
     }
+    title = render_title(title_rule, labels, fields)
+    if not title.strip():
+        title = f"Alert from {integration.name}" if integration else "Alert"
 
     return [
         NormalizedEvent(
             status=status,
             alert_key=key,
             alert_key_generated=alert_key is None,
-            title=truncate(render_title(title_rule, labels, fields), TITLE_MAX),
+            title=truncate(title, TITLE_MAX),
             title_rule=truncate(title_rule, TITLE_MAX),
             description=description,
             labels=labels,

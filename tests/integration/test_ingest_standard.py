@@ -232,6 +232,24 @@ def test_a_go_template_title_rule_pages_with_the_filled_in_title(client, integra
     assert Incident.objects.get().title == "db-1 is down (Critical)"
 
 
+def test_a_template_title_reads_the_name_of_the_integration_pushed_to(client):
+    _, key = make_integration(channel=make_channel(), name="Zabbix prod")
+    push(client, key, event(title_rule="[TPL]{{.IntegrationName}}: {{.Labels.host}} down", labels={"host": "db-1"}))
+    assert Alert.objects.get().title == "Zabbix prod: db-1 down"
+
+
+@pytest.mark.parametrize(
+    "title_rule", ["[TPL]{{.Title}}", "[TPL]{{.Description}}", "[TPL]{{.Labels.host}}", "[TPL] {{.Labels.host}} "]
+)
+def test_a_template_title_that_reads_nothing_pages_with_the_integrations_name_not_a_blank(client, title_rule):
+    _, key = make_integration(channel=make_channel(), name="Zabbix prod")
+    response = push(client, key, event(title_rule=title_rule))
+    assert response.status_code == 200, response.content
+    assert Alert.objects.get().title == "Alert from Zabbix prod"
+    assert Alert.objects.get().title_rule == title_rule
+    assert Incident.objects.get().title == "Alert from Zabbix prod"
+
+
 def test_a_database_outage_is_a_retryable_503_not_a_refusal(client, integration, monkeypatch):
     def unavailable(*args, **kwargs):
         raise OperationalError("could not connect to server: Connection refused")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from oncall.sources import standard
-from oncall.sources.base import Image, SourceError, generated_alert_key, render_title
+from oncall.sources.base import Image, IntegrationInfo, SourceError, generated_alert_key, render_title
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "standard"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -118,6 +118,31 @@ def test_template_title_reads_the_events_fields_by_flashduty_names_and_missing_o
     assert generated.title == f"key {generated.alert_key}"
     recovery = parse_one(valid(title_rule="[TPL]{{.EventStatus}}:{{.EventSeverity}}", event_status="Ok"))
     assert recovery.title == "Ok:"  # a recovery has no severity of its own
+
+
+def test_template_title_reads_the_name_and_kind_of_the_integration_pushed_to():
+    rule = "[TPL]{{.IntegrationName}} ({{.IntegrationType}}): {{.Labels.host}} down"
+    zabbix = IntegrationInfo(name="Zabbix prod", kind="standard")
+    [event] = standard.parse(valid(title_rule=rule, labels={"host": "db-1"}), now=NOW, integration=zabbix)
+    assert event.title == "Zabbix prod (standard): db-1 down"
+
+
+@pytest.mark.parametrize(
+    ("rule", "status"),
+    [
+        ("[TPL]{{.Title}}", "Critical"),
+        ("[TPL]{{.Labels.host}}", "Critical"),
+        ("[TPL] {{.Labels.host}} ", "Critical"),
+        ("[TPL]{{.EventSeverity}}", "Ok"),
+        ("[TPL]", "Warning"),
+    ],
+)
+def test_a_template_title_that_reads_nothing_is_named_after_the_integration_not_left_blank(rule, status):
+    zabbix = IntegrationInfo(name="Zabbix prod", kind="standard")
+    [event] = standard.parse(valid(title_rule=rule, event_status=status), now=NOW, integration=zabbix)
+    assert event.title == "Alert from Zabbix prod"
+    assert event.title_rule == rule, "the rule stays as sent, for whoever wrote it"
+    assert parse_one(valid(title_rule=rule, event_status=status)).title == "Alert"
 
 
 def test_missing_alert_key_is_generated_stably_from_title_rule_and_labels():

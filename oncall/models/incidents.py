@@ -103,6 +103,11 @@ class Incident(models.Model):
         help_text=_("Fields people changed; alerts no longer change them."),
     )
     snoozed_until = models.DateTimeField(_("snoozed until"), null=True, blank=True)
+    # Kept by whoever moves alerts in or out, under the incident's row lock, so that the cap on alerts per incident
+    # costs a grouped alert no count over all of them.
+    alert_count = models.PositiveIntegerField(
+        _("alerts"), default=0, editable=False, help_text=_("How many alerts, open or closed, it holds.")
+    )
     auto_resolve_at = models.DateTimeField(_("auto-resolves at"), null=True, blank=True)
     merged_into = models.ForeignKey(
         "self",
@@ -230,7 +235,9 @@ class Alert(models.Model):
                 name="oncall_alert_one_open_per_key",
             ),
         ]
-        indexes = [models.Index(fields=["incident", "progress"], name="oncall_alert_incident_prog")]
+        # With the severity, an incident's open alerts of one severity are found without reading the others: working
+        # out an incident's severity costs a grouped alert or a recovery the same however many alerts it holds.
+        indexes = [models.Index(fields=["incident", "progress", "severity"], name="oncall_alert_incident_prog_sev")]
 
     def __str__(self) -> str:
         return self.title

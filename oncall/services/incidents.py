@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from django.db.models import Q
+from django.db.models import Exists, Q
 from django.utils.translation import gettext as _
 
 from oncall.errors import IllegalTransition
@@ -116,9 +116,15 @@ def incident_refresh_severity(*, incident: Incident, now: datetime) -> None:
     A rise is announced as an incident event: a rule of the channel may page for the new severity when none
     did for the old one. A severity set by hand sticks. The incident row must be locked by the caller.
     """
-    severities = list(
-        Alert.objects.filter(incident=incident, progress=AlertProgress.TRIGGERED).values_list("severity", flat=True)
+    # Which severities its open alerts have, one EXISTS each on the (incident, progress, severity) index: reading
+    # every open alert's severity made each alert of a mass firing or recovery cost more than the one before.
+    open_alerts = Alert.objects.filter(incident=incident, progress=AlertProgress.TRIGGERED)
+    present = (
+        Incident.objects.filter(pk=incident.pk)
+        .values_list(*(Exists(open_alerts.filter(severity=severity)) for severity in Severity.values))
+        .get()
     )
+    severities = [severity for severity, found in zip(Severity.values, present, strict=True) if found]
     if not severities:
         return
     if incident.status == EventStatus.OK:

@@ -501,7 +501,7 @@ def _group_target(channel: Channel, key: str, now: datetime) -> Incident | None:
         .order_by("-start_time", "-pk")
         .first()
     )
-    if candidate is None or candidate.alerts.count() >= MAX_ALERTS_PER_INCIDENT:
+    if candidate is None or candidate.alert_count >= MAX_ALERTS_PER_INCIDENT:
         return None
     return candidate
 
@@ -539,7 +539,10 @@ def _create(*, integration: Integration, channel: Channel, event: NormalizedEven
         last_time=now,
         monitor_time=_monitor_said(event, now),
     )
-    if action == "grouped":
+    incident.alert_count += 1  # its row is ours: locked by _group_target, or made in this transaction
+    if action == "created":
+        incident.save(update_fields=["alert_count"])
+    else:
         timeline_add(
             incident=incident,
             kind=TimelineEntry.Kind.ALERT_ADDED,
@@ -550,7 +553,7 @@ def _create(*, integration: Integration, channel: Channel, event: NormalizedEven
         )
         _touch(incident, now)
         incident_refresh_severity(incident=incident, now=now)
-        incident.save(update_fields=["last_time", "auto_resolve_at", "severity", "status", "end_time"])
+        incident.save(update_fields=["last_time", "auto_resolve_at", "severity", "status", "end_time", "alert_count"])
     return _result(alert, action)
 
 

@@ -430,12 +430,14 @@ def incident_merge(*, incident: Incident, into: Incident, by: User, source: str,
     if incident.merged_into_id:
         raise IllegalTransition(_("Incident #%(n)s was already merged.") % {"n": incident.number})
     moved = Alert.objects.filter(incident=incident).update(incident=into)
+    into.alert_count += moved
+    incident.alert_count = 0
     into.last_time = max(into.last_time, incident.last_time)
     if into.auto_resolve_at is not None:
         # The alerts moved in count as its events: it must not close by itself before they have been quiet too.
         into.auto_resolve_at = max(into.auto_resolve_at, auto_resolve_at(into.channel, into.last_time) or now)
     incident_refresh_severity(incident=into, now=now)
-    into.save(update_fields=["last_time", "auto_resolve_at", "severity", "status", "end_time"])
+    into.save(update_fields=["last_time", "auto_resolve_at", "severity", "status", "end_time", "alert_count"])
     timeline_add(
         incident=into,
         kind=TimelineEntry.Kind.MERGED,
@@ -449,7 +451,7 @@ def incident_merge(*, incident: Incident, into: Incident, by: User, source: str,
     incident.merged_into = into
     incident.snoozed_until = None
     incident.auto_resolve_at = None
-    incident.save(update_fields=["merged_into", "snoozed_until", "auto_resolve_at"])
+    incident.save(update_fields=["merged_into", "snoozed_until", "auto_resolve_at", "alert_count"])
     timeline_add(
         incident=incident,
         kind=TimelineEntry.Kind.MERGED,

@@ -61,11 +61,13 @@ def incident_open(
     group_key: str = "",
     assigned_ids: list[int] | None = None,
     manual_overrides: Sequence[str] = (),
+    alert_count: int = 0,
 ) -> Incident:
     """Create a triggered incident in a channel and announce it (escalation starts once this commits).
 
     `assigned_ids` names people it is assigned to directly, instead of by the channel's escalation rules;
-    `manual_overrides` the fields a person chose, which its alerts then never change.
+    `manual_overrides` the fields a person chose, which its alerts then never change; `alert_count` how many alerts
+    the caller attaches to it in this transaction (the alert that opens it).
     """
     incident = Incident.objects.create(
         channel=channel,
@@ -81,6 +83,7 @@ def incident_open(
         group_key=group_key,
         auto_resolve_at=auto_resolve_at(channel, now),
         manual_overrides=sorted(manual_overrides),
+        alert_count=alert_count,
     )
     timeline_add(
         incident=incident,

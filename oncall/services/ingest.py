@@ -522,6 +522,7 @@ def _create(*, integration: Integration, channel: Channel, event: NormalizedEven
             now=now,
             origin=_("alert from %(integration)s") % {"integration": integration.name},
             group_key=key,
+            alert_count=1,  # the alert below
         )
     alert = Alert.objects.create(
         integration=integration,
@@ -539,10 +540,8 @@ def _create(*, integration: Integration, channel: Channel, event: NormalizedEven
         last_time=now,
         monitor_time=_monitor_said(event, now),
     )
-    incident.alert_count += 1  # its row is ours: locked by _group_target, or made in this transaction
-    if action == "created":
-        incident.save(update_fields=["alert_count"])
-    else:
+    if action == "grouped":
+        incident.alert_count += 1  # its row is ours: locked by _group_target
         timeline_add(
             incident=incident,
             kind=TimelineEntry.Kind.ALERT_ADDED,

@@ -50,11 +50,20 @@ from oncall.selectors import (
     route_cache_clear,
 )
 from oncall.services.contacts import contact_mark_verified, phone_normalize
+from oncall.services.devices import device_unlink
 from oncall.services.tokens import api_token_revoke
+
+
+class DeviceInlineFormSet(forms.BaseInlineFormSet):
+    def delete_existing(self, obj: Device, commit: bool = True) -> None:
+        # Unlinked as its owner would: the app on a lost phone is signed out too, not only its pushes stopped.
+        if commit:
+            device_unlink(device=obj, now=clock.now())
 
 
 class DeviceInline(admin.TabularInline):
     model = Device
+    formset = DeviceInlineFormSet
     extra = 0
     fields = ("platform", "name", "app_version", "token_masked", "created_at", "last_pushed_at")
     readonly_fields = fields
@@ -711,7 +720,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_filter = ("revoked_at",)
     search_fields = ("name", "user__username", "user__email")
     list_select_related = ("user",)
-    readonly_fields = ("user", "name", "hint", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("user", "device", "name", "hint", "created_at", "last_used_at", "revoked_at")
     fields = readonly_fields
     actions = ["revoke"]
 

@@ -16,7 +16,7 @@ from channels_app.providers.webpush import vapid_public_key
 from oncall.api import envelope
 from oncall.api.serializers import envelope_of, errors, items_data, items_of
 from oncall.lib import clock
-from oncall.models import Device
+from oncall.models import ApiToken, Device
 from oncall.services.devices import device_link, device_link_redeem, device_unlink
 
 TAGS = ["me"]
@@ -82,10 +82,13 @@ class DeviceLinkApi(APIView):
     def post(self, request):
         """Link an app or a browser to you for push notifications; linking a known token again updates it (and
         moves it to you if another account had it). A device whose push service reports its token gone is
-        unlinked by itself. At most 20 devices."""
+        unlinked by itself, and the app on it signed out. At most 20 devices. The phone app calls this with its own
+        token when its push service gives it a new push token: the old one is unlinked and the app stays signed
+        in."""
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        device = device_link(person=request.user, now=clock.now(), **serializer.validated_data)
+        api_token = request.auth if isinstance(request.auth, ApiToken) else None
+        device = device_link(person=request.user, now=clock.now(), api_token=api_token, **serializer.validated_data)
         return envelope.ok(request, DeviceSerializer(device).data, status=201)
 
 
@@ -102,12 +105,13 @@ class DeviceUnlinkApi(APIView):
         responses={200: DEVICE_ENVELOPE, **errors(404)},
     )
     def delete(self, request, device_id: int):
-        """Stop pushing to one of your devices. Answers with the device as it was."""
+        """Stop pushing to one of your devices and sign out the app on it (the API token its QR code gave it stops
+        working). Answers with the device as it was."""
         device = Device.objects.filter(person=request.user, pk=device_id).first()
         if device is None:
             raise NotFound(_("You have no device with the id %(id)s.") % {"id": device_id})
         data = DeviceSerializer(device).data
-        device_unlink(device=device)
+        device_unlink(device=device, now=clock.now())
         return envelope.ok(request, data)
 
 

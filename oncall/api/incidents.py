@@ -54,8 +54,11 @@ INCIDENT_ID = OpenApiParameter("incident_id", int, OpenApiParameter.PATH, descri
 
 
 def action_source(request) -> str:
-    """Where an action came from, as the timeline tells it: a script or app with a token, or a browser session."""
-    return Source.API if isinstance(request.auth, ApiToken) else Source.WEB
+    """Where an action came from, as the timeline tells it: the phone app (its token was issued to a linked device
+    by a QR code), a script with a token, or a browser session."""
+    if isinstance(request.auth, ApiToken):
+        return Source.APP if request.auth.device_id is not None else Source.API
+    return Source.WEB
 
 
 def incident_get_or_404(request, incident_id: int) -> Incident:

@@ -117,6 +117,11 @@ class ApiTokenSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     last_used_at = serializers.DateTimeField(allow_null=True)
     revoked_at = serializers.DateTimeField(allow_null=True)
+    device_id = serializers.IntegerField(
+        allow_null=True,
+        help_text="The linked device whose phone app was given this token by a QR code (unlinking the device "
+        "revokes it); null for a token made for scripts.",
+    )
 
 
 class ApiTokenCreatedSerializer(ApiTokenSerializer):

@@ -116,13 +116,28 @@ class ApiTokenQuerySet(models.QuerySet):
 class ApiToken(models.Model):
     """A personal API token for scripts and the mobile app. Shown once when created; only its hash is kept.
 
-    A token acts as its owner: it sees and changes what the owner may, nothing more.
+    A token acts as its owner: it sees and changes what the owner may, nothing more. The phone app's token belongs
+    to the device it was issued for (`device`) and lives only as long as that device stays linked.
     """
 
     PREFIX = "oncall_"
     MAX_PER_PERSON = 5
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens", verbose_name=_("owner"))
+    # The services revoke a device's tokens before they delete it (unlinked, its push token gone, deleted in the
+    # admin); SET_NULL only keeps a token's history readable should a device go some other way.
+    device = models.ForeignKey(
+        "oncall.Device",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="api_tokens",
+        verbose_name=_("device"),
+        help_text=_(
+            "The phone app this token was given to when it linked itself by QR code: unlinking the device revokes "
+            "it. Empty for a token made for scripts."
+        ),
+    )
     name = models.CharField(_("name"), max_length=100)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     token_hint = models.CharField(_("starts with"), max_length=16, editable=False)

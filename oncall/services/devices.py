@@ -15,8 +15,8 @@ from django.utils.translation import gettext as _
 
 from oncall.errors import ApplicationError
 from oncall.lib import secrets
-from oncall.models import Device, DeviceLinkToken, User
-from oncall.services.tokens import NAME_MAX, api_token_create
+from oncall.models import ApiToken, Device, DeviceLinkToken, User
+from oncall.services.tokens import NAME_MAX, api_token_create, api_tokens_of_devices_revoke
 
 MAX_PER_PERSON = 20
 _APNS_TOKEN = re.compile(r"^[0-9a-fA-F]{64,200}$")
@@ -73,11 +73,17 @@ def device_link(
     subscription: object = None,
     name: str = "",
     app_version: str = "",
+    api_token: ApiToken | None = None,
 ) -> Device:
     """Link a device to `person` for push notifications (or refresh it, when it is linked already).
 
     A token is a device, not a person: linking a token another person had moves it to `person` (the app was
-    signed in to another account). At most MAX_PER_PERSON devices per person.
+    signed in to another account), and the app tokens it was given for that person are revoked. At most
+    MAX_PER_PERSON devices per person.
+
+    `api_token`: the token the request came with. When it is a phone app's (issued to a device by a QR code), the
+    app is reporting its new push token (push services renew them): its API token follows to the device linked
+    now and its previous device, the old push token of the same app, is unlinked.
     """
     if platform not in Device.Platform.values:
         raise ApplicationError(
@@ -112,23 +118,44 @@ def device_link(
         "app_version": (app_version or "").strip()[:50],
     }
     if existing is None:
-        return Device.objects.create(token_hash=token_hash, created_at=now, **fields)
-    for key, value in fields.items():
-        setattr(existing, key, value)
-    existing.save()
-    return existing
+        device = Device.objects.create(token_hash=token_hash, created_at=now, **fields)
+    else:
+        if existing.person_id != person.pk:
+            # The phone is another account's now: the app tokens the previous person's app held stop working.
+            api_tokens_of_devices_revoke(device_ids=[existing.pk], now=now)
+        for key, value in fields.items():
+            setattr(existing, key, value)
+        existing.save()
+        device = existing
+    previous_id = api_token.device_id if api_token is not None else None
+    if previous_id is not None and previous_id != device.pk:
+        ApiToken.objects.filter(pk=api_token.pk).update(device=device)
+        api_token.device = device
+        devices_remove(device_ids=[previous_id], now=now)
+    return device
 
 
-def device_unlink(*, device: Device) -> None:
-    """Stop pushing to a device."""
+@transaction.atomic
+def device_unlink(*, device: Device, now: datetime) -> int:
+    """Stop pushing to a device and sign out the app on it: the API tokens it was given stop working at once (a
+    lost phone must not go on acting as its owner). Returns how many tokens were revoked."""
+    # Locked first, so an app redeeming a QR code for this phone at the same moment either has its new token
+    # revoked here or links the phone anew once it is gone: it never keeps a token on a deleted device.
+    Device.objects.select_for_update().filter(pk=device.pk).first()
+    revoked = api_tokens_of_devices_revoke(device_ids=[device.pk], now=now)
     device.delete()
+    return revoked
 
 
-def devices_remove(*, device_ids: Iterable[int]) -> int:
-    """Forget devices whose push service said their token is gone (app uninstalled, subscription expired)."""
+@transaction.atomic
+def devices_remove(*, device_ids: Iterable[int], now: datetime) -> int:
+    """Forget devices whose push service said their token is gone (app uninstalled, subscription expired); the
+    apps' API tokens go with them (an app that is still installed links itself again by a new QR code)."""
     ids = list(device_ids)
     if not ids:
         return 0
+    ids = list(Device.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+    api_tokens_of_devices_revoke(device_ids=ids, now=now)
     return Device.objects.filter(pk__in=ids).delete()[0]
 
 
@@ -167,7 +194,10 @@ def device_link_redeem(
     app_version: str = "",
 ) -> tuple[Device, str]:
     """The app redeems a link token: its device is linked to the token's person and it gets a personal API token
-    (returned once) to act as them. The link token works once and for a few minutes."""
+    (returned once) to act as them, tied to the device. The link token works once and for a few minutes.
+
+    The device keeps one app token: the tokens it was given by earlier links (the app reinstalled, signed in
+    again, set up anew) are revoked, since the app that held them has just been replaced by this one."""
     with transaction.atomic():
         row = (
             DeviceLinkToken.objects.select_for_update()
@@ -190,7 +220,8 @@ def device_link_redeem(
             name=name,
             app_version=app_version,
         )
+        api_tokens_of_devices_revoke(device_ids=[device.pk], now=now)
         # The device's name may take all of a token name's length: the generated name is cut to fit.
         token_name = _("App on %(device)s") % {"device": device.name or device.get_platform_display()}
-        _api_token, value = api_token_create(user=row.person, name=token_name[:NAME_MAX], now=now)
+        _api_token, value = api_token_create(user=row.person, name=token_name[:NAME_MAX], now=now, device=device)
     return device, value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets as pysecrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -10,30 +11,42 @@ from django.utils.translation import gettext as _
 
 from oncall.errors import ApplicationError
 from oncall.lib import secrets
-from oncall.models import ApiToken, User
+from oncall.models import ApiToken, Device, User
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 NAME_MAX = 100
 
 
 @transaction.atomic
-def api_token_create(*, user: User, name: str, now: datetime) -> tuple[ApiToken, str]:
-    """Create a token for `user`; return it and its secret value, which is not stored and not shown again."""
+def api_token_create(*, user: User, name: str, now: datetime, device: Device | None = None) -> tuple[ApiToken, str]:
+    """Create a token for `user`; return it and its secret value, which is not stored and not shown again.
+
+    `device`: the linked phone the token is for (its app redeemed a QR code); the token then lives as long as the
+    device stays linked. At most ApiToken.MAX_PER_PERSON active tokens for scripts per person.
+    """
     name = (name or "").strip()
     if not name:
         raise ApplicationError(_("Give the token a name, so you recognise it later."), field="name")
     if len(name) > NAME_MAX:
         raise ApplicationError(_("A token name is at most %(n)d characters.") % {"n": NAME_MAX}, field="name")
-    # Lock the person's row so two concurrent requests cannot both pass the count.
-    User.objects.select_for_update().filter(pk=user.pk).first()
-    if ApiToken.objects.active().filter(user=user).count() >= ApiToken.MAX_PER_PERSON:
-        raise ApplicationError(
-            _("You already have %(n)d active tokens; revoke one first.") % {"n": ApiToken.MAX_PER_PERSON},
-            field="name",
-        )
+    # A phone's token is not counted: each linked device holds at most one active token (linking it again revokes
+    # the one before, unlinking it revokes it), so those are bounded by the devices a person may link. Replacing
+    # the person's oldest app token instead would sign out another phone of theirs, one that still gets pages.
+    if device is None:
+        # Lock the person's row so two concurrent requests cannot both pass the count.
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        if ApiToken.objects.active().filter(user=user, device__isnull=True).count() >= ApiToken.MAX_PER_PERSON:
+            raise ApplicationError(
+                _("You already have %(n)d active tokens; revoke one first.") % {"n": ApiToken.MAX_PER_PERSON},
+                field="name",
+            )
     value = ApiToken.PREFIX + pysecrets.token_urlsafe(30)
     token = ApiToken.objects.create(
-        user=user, name=name, token_hash=secrets.key_hash(value), token_hint=value[: len(ApiToken.PREFIX) + 4]
+        user=user,
+        device=device,
+        name=name,
+        token_hash=secrets.key_hash(value),
+        token_hint=value[: len(ApiToken.PREFIX) + 4],
     )
     return token, value
 
@@ -44,6 +57,15 @@ def api_token_revoke(*, token: ApiToken, now: datetime) -> ApiToken:
         token.revoked_at = now
         token.save(update_fields=["revoked_at"])
     return token
+
+
+def api_tokens_of_devices_revoke(*, device_ids: Iterable[int], now: datetime) -> int:
+    """Revoke the app tokens of these devices (unlinked, gone, or now another person's): the apps on them are
+    signed out. Returns how many were active."""
+    ids = list(device_ids)
+    if not ids:
+        return 0
+    return ApiToken.objects.active().filter(device_id__in=ids).update(revoked_at=now)
 
 
 def api_token_authenticate(value: str, *, now: datetime) -> ApiToken | None:

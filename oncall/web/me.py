@@ -12,6 +12,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -101,7 +102,9 @@ def _me_context(request: HttpRequest, **extra) -> dict:
         "phone_form": extra.pop("phone_form", None) or PhoneForm(),
         "preferences_form": extra.pop("preferences_form", None) or PreferencesForm(initial=preferences),
         "methods": registry.method_choices(),
-        "devices": Device.objects.filter(person=request.user).order_by("-created_at", "-id"),
+        "devices": Device.objects.filter(person=request.user)
+        .annotate(app_signed_in=Exists(ApiToken.objects.active().filter(device=OuterRef("pk"))))
+        .order_by("-created_at", "-id"),
         "profile_form": extra.pop("profile_form", None)
         or ProfileForm(
             initial={
@@ -244,8 +247,10 @@ def me_device_unlink(request: HttpRequest, device_id: int) -> HttpResponse:
     device = Device.objects.filter(person=request.user, pk=device_id).first()
     if device is None:
         raise Http404(_("No such device of yours."))
-    device_unlink(device=device)
-    messages.success(request, _("Device unlinked: no more push notifications to it."))
+    if device_unlink(device=device, now=clock.now()):
+        messages.success(request, _("Device unlinked: no more push notifications to it, and its app is signed out."))
+    else:
+        messages.success(request, _("Device unlinked: no more push notifications to it."))
     return redirect(f"{reverse('web:me')}#devices")
 
 

@@ -13,7 +13,8 @@ from django.test import Client
 from django.urls import reverse
 
 from escalation.models import EscalationRule
-from oncall.models import Integration
+from oncall.models import Device, Integration
+from oncall.services.devices import device_link_token_create
 from oncall.services.tokens import api_token_authenticate, api_token_create
 from tests.factories import (
     make_bot,
@@ -203,6 +204,36 @@ def test_the_admin_lists_tokens_without_their_secret_and_can_revoke_them(staff_c
     staff_client.post(reverse("admin:oncall_apitoken_changelist"), {"action": "revoke", "_selected_action": [token.pk]})
     token.refresh_from_db()
     assert token.revoked_at is not None
+
+
+def test_deleting_a_phone_in_the_admin_signs_its_app_out(staff_client, clock):
+    erin = make_user("erin")
+    _row, link_token = device_link_token_create(person=erin, now=clock.current)
+    body = {"link_token": link_token, "platform": "android", "token": "fcm-lost-phone", "name": "Lost Pixel"}
+    linked = Client().post("/api/v1/devices/link/", body, content_type="application/json")
+    app_token = linked.json()["data"]["api_token"]
+    phone = Device.objects.get(person=erin)
+    assert "Lost Pixel" in staff_client.get(f"/admin/oncall/user/{erin.pk}/change/").content.decode()
+    response = staff_client.post(
+        f"/admin/oncall/user/{erin.pk}/change/",
+        {
+            "username": erin.username,
+            "email": erin.email,
+            "is_active": "on",
+            "time_zone": "UTC",
+            "devices-TOTAL_FORMS": "1",
+            "devices-INITIAL_FORMS": "1",
+            "devices-0-id": str(phone.pk),
+            "devices-0-person": str(erin.pk),
+            "devices-0-DELETE": "on",
+            "notification_preferences-TOTAL_FORMS": "0",
+            "notification_preferences-INITIAL_FORMS": "0",
+            "_save": "Save",
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    assert not Device.objects.filter(person=erin).exists()
+    assert Client().get("/api/v1/me/", HTTP_AUTHORIZATION=f"Bearer {app_token}").status_code == 401
 
 
 def test_a_person_gets_an_api_token_from_the_command_line(capsys):

@@ -21,8 +21,8 @@ from channels_app.providers import apns, app, fcm
 from channels_app.providers.webpush import vapid_public_key
 from oncall.lib import http
 from oncall.lib.http import http2_transport as real_http2_transport
-from oncall.models import Device, Incident
-from oncall.services.devices import device_link
+from oncall.models import ApiToken, Device, Incident
+from oncall.services.devices import device_link, device_link_token_create
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
 from tests.fakes.apns import FakeApns
 from tests.integration.paging import later
@@ -190,6 +190,18 @@ def test_an_unregistered_token_unlinks_the_device_and_fails_the_push(client, clo
     assert delivery.attempt_log[0]["devices"][0]["outcome"] == "permanent"
     later(clock, minutes=10)
     assert len(fcm_on.received("/fcm/v1/")) == 1
+
+
+def test_a_phone_whose_push_token_is_gone_has_its_app_signed_out(client, clock, fcm_on, ada, key_for):
+    # The app was uninstalled or its data cleared: the API token its QR code gave it goes with the device.
+    _row, link_token = device_link_token_create(person=ada, now=clock.current)
+    body = {"link_token": link_token, "platform": "android", "token": "uninstalled-app", "name": "Pixel"}
+    app_token = client.post("/api/v1/devices/link/", body, content_type="application/json").json()["data"]["api_token"]
+    fcm_on.fcm_unregistered.add("uninstalled-app")
+    push(client, key_for(), event())
+    assert Device.objects.count() == 0
+    assert client.get("/api/v1/me/", HTTP_AUTHORIZATION=f"Bearer {app_token}").status_code == 401
+    assert ApiToken.objects.get(name="App on Pixel").revoked_at is not None
 
 
 def test_fcm_unavailable_is_retried_then_succeeds(client, clock, fcm_on, ada, key_for):

@@ -716,11 +716,11 @@ class IncidentEventAdmin(admin.ModelAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are created by their owners (API, pages or `manage.py create_api_token`); the admin can revoke."""
 
-    list_display = ("name", "user", "hint", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("revoked_at",)
+    list_display = ("name", "user", "for_app", "hint", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("for_app", "revoked_at")
     search_fields = ("name", "user__username", "user__email")
     list_select_related = ("user",)
-    readonly_fields = ("user", "device", "name", "hint", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("user", "for_app", "device", "name", "hint", "created_at", "last_used_at", "revoked_at")
     fields = readonly_fields
     actions = ["revoke"]
 

@@ -28,6 +28,13 @@ class IntegrationGone(ApplicationError):
     code = "Unauthorized"
 
 
+class SignedOut(ApplicationError):
+    """The request's token was revoked while the request ran (the phone app's device was unlinked meanwhile)."""
+
+    status = 401
+    code = "Unauthorized"
+
+
 class IllegalTransition(ApplicationError):
     """The incident is not in a state that allows this action (acknowledge a closed incident, for example)."""
 

@@ -82,9 +82,10 @@ class DeviceLinkApi(APIView):
     def post(self, request):
         """Link an app or a browser to you for push notifications; linking a known token again updates it (and
         moves it to you if another account had it). A device whose push service reports its token gone is
-        unlinked by itself, and the app on it signed out. At most 20 devices. The phone app calls this with its own
-        token when its push service gives it a new push token: the old one is unlinked and the app stays signed
-        in."""
+        unlinked by itself; the app on it stays signed in. At most 20 devices. The phone app calls this with its own
+        token (the one its QR code gave it) whenever its push service gives it a new push token: its token then
+        belongs to the new device and the old one, if still linked, is unlinked. A token made for scripts links a
+        device and changes no token."""
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         api_token = request.auth if isinstance(request.auth, ApiToken) else None

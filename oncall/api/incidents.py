@@ -54,10 +54,10 @@ INCIDENT_ID = OpenApiParameter("incident_id", int, OpenApiParameter.PATH, descri
 
 
 def action_source(request) -> str:
-    """Where an action came from, as the timeline tells it: the phone app (its token was issued to a linked device
-    by a QR code), a script with a token, or a browser session."""
+    """Where an action came from, as the timeline tells it: the phone app (its token was issued by a QR code, even
+    while its push token is being renewed and it has no device), a script with a token, or a browser session."""
     if isinstance(request.auth, ApiToken):
-        return Source.APP if request.auth.device_id is not None else Source.API
+        return Source.APP if request.auth.for_app else Source.API
     return Source.WEB
 
 

@@ -117,10 +117,15 @@ class ApiTokenSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     last_used_at = serializers.DateTimeField(allow_null=True)
     revoked_at = serializers.DateTimeField(allow_null=True)
+    for_app = serializers.BooleanField(
+        help_text="Given to the phone app when it linked itself by QR code; false for a token made for scripts "
+        "(at most 5 of those may be active)."
+    )
     device_id = serializers.IntegerField(
         allow_null=True,
-        help_text="The linked device whose phone app was given this token by a QR code (unlinking the device "
-        "revokes it); null for a token made for scripts.",
+        help_text="The linked device the phone app holding this token pushes to (unlinking it revokes the token). "
+        "Null for a token made for scripts, and for an app whose push service forgot its push token until the app "
+        "links its new one.",
     )
 
 

@@ -116,16 +116,19 @@ class ApiTokenQuerySet(models.QuerySet):
 class ApiToken(models.Model):
     """A personal API token for scripts and the mobile app. Shown once when created; only its hash is kept.
 
-    A token acts as its owner: it sees and changes what the owner may, nothing more. The phone app's token belongs
-    to the device it was issued for (`device`) and lives only as long as that device stays linked.
+    A token acts as its owner: it sees and changes what the owner may, nothing more. The phone app's token
+    (`for_app`) belongs to the device it was issued for (`device`): unlinking that device signs the app out. Its
+    push service forgetting the device's push token does not: the app is still installed and links its new push
+    token with this token (the device is then empty until it does).
     """
 
     PREFIX = "oncall_"
     MAX_PER_PERSON = 5
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens", verbose_name=_("owner"))
-    # The services revoke a device's tokens before they delete it (unlinked, its push token gone, deleted in the
-    # admin); SET_NULL only keeps a token's history readable should a device go some other way.
+    # Unlinking a device (by its owner, in the admin) revokes its tokens first. A device whose push service said
+    # its push token is gone is deleted with its app still signed in (SET_NULL): the app links its new push token
+    # with this token, which then belongs to that device.
     device = models.ForeignKey(
         "oncall.Device",
         on_delete=models.SET_NULL,
@@ -134,9 +137,18 @@ class ApiToken(models.Model):
         related_name="api_tokens",
         verbose_name=_("device"),
         help_text=_(
-            "The phone app this token was given to when it linked itself by QR code: unlinking the device revokes "
-            "it. Empty for a token made for scripts."
+            "The linked device the phone app holding this token pushes to: unlinking it revokes the token. Empty "
+            "for a token made for scripts, and for an app whose push token its push service forgot, until the app "
+            "links its new one."
         ),
+    )
+    # Kept apart from `device`, which is empty for a while when a push token is renewed: the app is still the app
+    # (timeline source, not counted among a person's tokens for scripts, moves to the device it links).
+    for_app = models.BooleanField(
+        _("phone app"),
+        default=False,
+        editable=False,
+        help_text=_("Given to the phone app when it linked itself by QR code (not a token made for scripts)."),
     )
     name = models.CharField(_("name"), max_length=100)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)

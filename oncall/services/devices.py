@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from oncall.errors import ApplicationError
+from oncall.errors import ApplicationError, SignedOut
 from oncall.lib import secrets
 from oncall.models import ApiToken, Device, DeviceLinkToken, User
 from oncall.services.tokens import NAME_MAX, api_token_create, api_tokens_of_devices_revoke
@@ -81,9 +81,10 @@ def device_link(
     signed in to another account), and the app tokens it was given for that person are revoked. At most
     MAX_PER_PERSON devices per person.
 
-    `api_token`: the token the request came with. When it is a phone app's (issued to a device by a QR code), the
-    app is reporting its new push token (push services renew them): its API token follows to the device linked
-    now and its previous device, the old push token of the same app, is unlinked.
+    `api_token`: the token the request came with. When it is the phone app's (`for_app`: issued by a QR code), the
+    app is reporting its new push token (push services renew them): its API token now belongs to the device linked
+    here, and its previous device, the old push token of the same app, is unlinked if it is still there (its push
+    service may have reported it gone already). A script's token links a device and changes no token.
     """
     if platform not in Device.Platform.values:
         raise ApplicationError(
@@ -127,12 +128,26 @@ def device_link(
             setattr(existing, key, value)
         existing.save()
         device = existing
-    previous_id = api_token.device_id if api_token is not None else None
-    if previous_id is not None and previous_id != device.pk:
-        ApiToken.objects.filter(pk=api_token.pk).update(device=device)
-        api_token.device = device
-        devices_remove(device_ids=[previous_id], now=now)
+    if api_token is not None and api_token.for_app and api_token.device_id != device.pk:
+        _app_token_move(api_token=api_token, device=device)
     return device
+
+
+def _app_token_move(*, api_token: ApiToken, device: Device) -> None:
+    """The app's token belongs to `device` from now on; the app's previous device, if any is left, is unlinked."""
+    previous_id = api_token.device_id
+    if previous_id is not None:
+        # Locked before the token, in the order unlinking takes them (the device, then its tokens), so the two
+        # cannot deadlock: an unlink of the previous device at the same moment either signs the app out first
+        # (refused below) or finds the token moved away.
+        Device.objects.select_for_update().filter(pk=previous_id).first()
+    if not ApiToken.objects.active().filter(pk=api_token.pk).update(device=device):
+        # Its owner unlinked the phone (and signed its app out) a moment ago: the new push token is not linked
+        # either, or a lost phone would go on receiving pages.
+        raise SignedOut(_("This app was signed out; link it again by a QR code in your settings."))
+    api_token.device = device
+    if previous_id is not None:
+        Device.objects.filter(pk=previous_id).delete()
 
 
 @transaction.atomic
@@ -148,14 +163,19 @@ def device_unlink(*, device: Device, now: datetime) -> int:
 
 
 @transaction.atomic
-def devices_remove(*, device_ids: Iterable[int], now: datetime) -> int:
-    """Forget devices whose push service said their token is gone (app uninstalled, subscription expired); the
-    apps' API tokens go with them (an app that is still installed links itself again by a new QR code)."""
+def devices_remove(*, device_ids: Iterable[int]) -> int:
+    """Forget devices whose push service said their push token is gone (app uninstalled, its data cleared, the
+    subscription expired, or the push token renewed).
+
+    The apps' API tokens stay valid, tied to no device until the app links its new push token with it: push
+    services renew tokens of apps that stay installed, and a phone that was offline meanwhile would otherwise be
+    signed out, unable to link its new push token, and get no page until its owner links it again by QR code.
+    """
     ids = list(device_ids)
     if not ids:
         return 0
+    # Locked in one order, and before their tokens (emptied by SET_NULL), as unlinking and _app_token_move take them.
     ids = list(Device.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
-    api_tokens_of_devices_revoke(device_ids=ids, now=now)
     return Device.objects.filter(pk__in=ids).delete()[0]
 
 

@@ -21,21 +21,22 @@ NAME_MAX = 100
 def api_token_create(*, user: User, name: str, now: datetime, device: Device | None = None) -> tuple[ApiToken, str]:
     """Create a token for `user`; return it and its secret value, which is not stored and not shown again.
 
-    `device`: the linked phone the token is for (its app redeemed a QR code); the token then lives as long as the
-    device stays linked. At most ApiToken.MAX_PER_PERSON active tokens for scripts per person.
+    `device`: the linked phone whose app the token is for (the app redeemed a QR code): the token is the app's
+    (`for_app`) and unlinking that device revokes it. At most ApiToken.MAX_PER_PERSON active tokens for scripts
+    per person.
     """
     name = (name or "").strip()
     if not name:
         raise ApplicationError(_("Give the token a name, so you recognise it later."), field="name")
     if len(name) > NAME_MAX:
         raise ApplicationError(_("A token name is at most %(n)d characters.") % {"n": NAME_MAX}, field="name")
-    # A phone's token is not counted: each linked device holds at most one active token (linking it again revokes
-    # the one before, unlinking it revokes it), so those are bounded by the devices a person may link. Replacing
-    # the person's oldest app token instead would sign out another phone of theirs, one that still gets pages.
+    # An app's token is not counted: each linked device holds at most one active token (linking it again revokes
+    # the one before, unlinking it revokes it). Refusing it, or replacing the person's oldest app token, would
+    # leave a phone that should get pages without them.
     if device is None:
         # Lock the person's row so two concurrent requests cannot both pass the count.
         User.objects.select_for_update().filter(pk=user.pk).first()
-        if ApiToken.objects.active().filter(user=user, device__isnull=True).count() >= ApiToken.MAX_PER_PERSON:
+        if ApiToken.objects.active().filter(user=user, for_app=False).count() >= ApiToken.MAX_PER_PERSON:
             raise ApplicationError(
                 _("You already have %(n)d active tokens; revoke one first.") % {"n": ApiToken.MAX_PER_PERSON},
                 field="name",
@@ -44,6 +45,7 @@ def api_token_create(*, user: User, name: str, now: datetime, device: Device | N
     token = ApiToken.objects.create(
         user=user,
         device=device,
+        for_app=device is not None,
         name=name,
         token_hash=secrets.key_hash(value),
         token_hint=value[: len(ApiToken.PREFIX) + 4],
@@ -60,8 +62,8 @@ def api_token_revoke(*, token: ApiToken, now: datetime) -> ApiToken:
 
 
 def api_tokens_of_devices_revoke(*, device_ids: Iterable[int], now: datetime) -> int:
-    """Revoke the app tokens of these devices (unlinked, gone, or now another person's): the apps on them are
-    signed out. Returns how many were active."""
+    """Revoke the app tokens of these devices (unlinked, linked again by QR code, or now another person's): the
+    apps on them are signed out. Returns how many were active."""
     ids = list(device_ids)
     if not ids:
         return 0

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from oncall.models import Incident, Responder, User
 from oncall.services import lifecycle
-from oncall.services.devices import device_link_token_create
+from oncall.services.devices import device_link_token_create, devices_remove
 from oncall.services.tokens import api_token_create, api_token_revoke
 from tests.factories import make_channel, make_integration, make_team, make_user, push
 
@@ -137,12 +137,15 @@ def test_token_actions_are_recorded_as_api_and_session_actions_as_web(world, clo
 
 
 def test_actions_from_the_phone_app_are_recorded_as_the_mobile_app(world, clock):
-    # The app's token came from the QR code it scanned, so it belongs to Alice's phone: not a script's action.
+    # The app's token came from the QR code it scanned, so it is Alice's phone app: not a script's action. It stays
+    # the app's while its push service has forgotten its push token and it has no device until it links a new one.
     _row, link_token = device_link_token_create(person=world.alice, now=clock.current)
     body = {"link_token": link_token, "platform": "android", "token": "fcm-alices-pixel", "name": "Pixel"}
     app = APIClient()
-    app.credentials(HTTP_AUTHORIZATION=f"Bearer {app.post(LINK, body, format='json').json()['data']['api_token']}")
+    linked = app.post(LINK, body, format="json").json()["data"]
+    app.credentials(HTTP_AUTHORIZATION=f"Bearer {linked['api_token']}")
     assert app.post(f"{URL}{world.db_down.pk}/acknowledge/").status_code == 200
+    devices_remove(device_ids=[linked["device"]["id"]])
     assert app.post(f"{URL}{world.db_down.pk}/comment/", {"text": "on it"}, format="json").status_code == 201
     entries = timeline(session_client(world.carol), world.db_down)
     sources = [(e["kind"], e["source"]) for e in entries if e["kind"] in ("acknowledged", "comment")]

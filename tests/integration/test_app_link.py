@@ -1,6 +1,6 @@
-"""The phone app linked by its QR code (/api/v1/devices/link/): the API token it gets belongs to the device. Linking
-the phone again replaces that token, unlinking the phone signs its app out, a new push token keeps the app signed
-in, and tokens for scripts keep their own limit."""
+"""The phone app linked by its QR code (/api/v1/devices/link/): the API token it gets is the app's and belongs to the
+device. Linking the phone again replaces that token, unlinking the phone signs its app out, a new push token (or
+the push service forgetting the old one) keeps the app signed in, and tokens for scripts keep their own limit."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from oncall.errors import SignedOut
 from oncall.models import ApiToken, Device
-from oncall.services.devices import device_link_token_create
+from oncall.services.devices import device_link, device_link_token_create, device_unlink, devices_remove
 from oncall.services.tokens import api_token_create
 from tests.factories import make_user
 
@@ -89,9 +90,20 @@ def test_tokens_for_scripts_stay_limited_to_five_and_phones_do_not_count(alice, 
     refused = owner.post(TOKENS, {"name": "one more"}, format="json").json()["error"]
     assert refused["field"] == "name" and "5 active tokens" in refused["message"]
     assert redeem(alice, clock, push_token="fcm-tablet", name="Tablet")["status"] == 201
-    listed = {item["name"]: item["device_id"] for item in owner.get(TOKENS).json()["data"]["items"]}
-    assert listed["App on Tablet"] == Device.objects.get(name="Tablet").pk
-    assert listed["script 0"] is None
+    listed = {item["name"]: (item["for_app"], item["device_id"]) for item in owner.get(TOKENS).json()["data"]["items"]}
+    assert listed["App on Tablet"] == (True, Device.objects.get(name="Tablet").pk)
+    assert listed["script 0"] == (False, None)
+
+
+def test_an_app_whose_push_token_is_gone_is_still_not_counted_among_the_tokens_for_scripts(alice, clock):
+    linked = redeem(alice, clock, push_token="fcm-pixel")["body"]["data"]
+    devices_remove(device_ids=[linked["device"]["id"]])
+    owner = owner_client(alice)
+    created = [owner.post(TOKENS, {"name": f"script {n}"}, format="json").status_code for n in range(6)]
+    assert created == [201] * 5 + [400]
+    listed = {item["name"]: (item["for_app"], item["device_id"]) for item in owner.get(TOKENS).json()["data"]["items"]}
+    assert listed["App on Pixel"] == (True, None)
+    assert signs_in(linked["api_token"])
 
 
 def test_unlinking_the_phone_through_the_api_signs_its_app_out(alice, clock):
@@ -151,3 +163,38 @@ def test_a_script_linking_a_device_keeps_the_other_devices_and_its_token(alice, 
     assert sorted(Device.objects.values_list("token", flat=True)) == ["fcm-pixel", "fcm-tablet"]
     assert ApiToken.objects.get(name="provisioning").device is None
     assert signs_in(value) and signs_in(linked["body"]["data"]["api_token"])
+
+
+def test_an_app_whose_push_token_is_gone_stays_signed_in_and_links_its_new_one(alice, clock):
+    # FCM renewed the push token while the phone was offline, and said the old one was gone when a page went to it.
+    linked = redeem(alice, clock, push_token="fcm-before-renewal")["body"]["data"]
+    assert devices_remove(device_ids=[linked["device"]["id"]]) == 1
+    assert not Device.objects.exists()
+    assert signs_in(linked["api_token"])
+    token = ApiToken.objects.get(name="App on Pixel")
+    assert (token.for_app, token.device, token.revoked_at) == (True, None, None)
+    page = Client()
+    page.force_login(alice)
+    assert "phone app, no device linked" in page.get("/me/").content.decode()
+    app = app_client(linked["api_token"])
+    renewed = app.post(DEVICES, {"platform": "android", "token": "fcm-after-renewal", "name": "Pixel"}, format="json")
+    assert renewed.status_code == 201, renewed.json()
+    [device] = Device.objects.all()
+    assert (device.token, device.person) == ("fcm-after-renewal", alice)
+    assert ApiToken.objects.get(name="App on Pixel").device == device
+    # It belongs to the new device: unlinking that one in the personal center signs the app out.
+    answer = page.post(f"/me/devices/{device.pk}/unlink/", follow=True).content.decode()
+    assert "its app is signed out" in answer
+    assert not signs_in(linked["api_token"])
+
+
+def test_an_app_signed_out_while_linking_its_new_push_token_links_nothing(alice, clock):
+    # Alice unlinks her lost phone at the moment its app reports a new push token: the request authenticated just
+    # before the unlink, but the lost phone must not be linked again and go on receiving pages.
+    linked = redeem(alice, clock, push_token="fcm-lost-phone")["body"]["data"]
+    stale = ApiToken.objects.get(name="App on Pixel")
+    device_unlink(device=Device.objects.get(), now=clock.current)
+    with pytest.raises(SignedOut):
+        device_link(person=alice, platform="android", token="fcm-renewed", now=clock.current, api_token=stale)
+    assert not Device.objects.exists()
+    assert not signs_in(linked["api_token"])

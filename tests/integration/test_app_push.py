@@ -1,6 +1,6 @@
 """App push to every linked device: FCM (Android) and Web Push (the web app) against the fake provider server,
 APNs (iOS) against the fake APNs (HTTP/2 over TLS, tests/fakes/apns.py). Success, each class of error, gone tokens
-unlinking the device, retry then success, exhaustion."""
+unlinking the device (the app on it staying signed in), retry then success, exhaustion."""
 
 from __future__ import annotations
 
@@ -192,16 +192,35 @@ def test_an_unregistered_token_unlinks_the_device_and_fails_the_push(client, clo
     assert len(fcm_on.received("/fcm/v1/")) == 1
 
 
-def test_a_phone_whose_push_token_is_gone_has_its_app_signed_out(client, clock, fcm_on, ada, key_for):
-    # The app was uninstalled or its data cleared: the API token its QR code gave it goes with the device.
+def test_a_phone_whose_push_token_is_gone_stays_signed_in_and_is_pushed_on_its_new_one(
+    client, clock, fcm_on, ada, key_for
+):
+    # FCM renewed the push token while the phone was offline: a page to the old one finds it gone. The app, back
+    # online, must still be able to report its new push token with its own API token, and be paged on it.
     _row, link_token = device_link_token_create(person=ada, now=clock.current)
-    body = {"link_token": link_token, "platform": "android", "token": "uninstalled-app", "name": "Pixel"}
+    body = {"link_token": link_token, "platform": "android", "token": "fcm-before-renewal", "name": "Pixel"}
     app_token = client.post("/api/v1/devices/link/", body, content_type="application/json").json()["data"]["api_token"]
-    fcm_on.fcm_unregistered.add("uninstalled-app")
-    push(client, key_for(), event())
+    as_app = {"HTTP_AUTHORIZATION": f"Bearer {app_token}"}
+    fcm_on.fcm_unregistered.add("fcm-before-renewal")
+    key = key_for()
+    push(client, key, event(key="db"))
     assert Device.objects.count() == 0
-    assert client.get("/api/v1/me/", HTTP_AUTHORIZATION=f"Bearer {app_token}").status_code == 401
-    assert ApiToken.objects.get(name="App on Pixel").revoked_at is not None
+    assert ApiToken.objects.get(name="App on Pixel").revoked_at is None
+    assert client.get("/api/v1/me/", **as_app).status_code == 200
+    renewed = {"platform": "android", "token": "fcm-after-renewal", "name": "Pixel"}
+    answer = client.post("/api/v1/me/devices/", renewed, content_type="application/json", **as_app)
+    assert answer.status_code == 201, answer.json()
+    [device] = Device.objects.all()
+    assert ApiToken.objects.get(name="App on Pixel").device == device
+    push(client, key, event(key="api"))
+    assert [r.json["message"]["token"] for r in fcm_on.received("/fcm/v1/")] == [
+        "fcm-before-renewal",
+        "fcm-after-renewal",
+    ]
+    assert Delivery.objects.filter(status="sent").count() == 1
+    # The token belongs to the new device: unlinking that one signs the app out.
+    assert client.delete(f"/api/v1/me/devices/{device.pk}/", **as_app).status_code == 200
+    assert client.get("/api/v1/me/", **as_app).status_code == 401
 
 
 def test_fcm_unavailable_is_retried_then_succeeds(client, clock, fcm_on, ada, key_for):

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("oncall", "0012_device_apns_token_lowercase"),
+        ("oncall", "0013_incident_alert_count"),
     ]
 
     operations = [

@@ -173,6 +173,8 @@ AXES_CLIENT_IP_CALLABLE = "oncall.lib.client_ip.client_ip"
 # platform's admin site.
 AXES_DISABLE_ACCESS_LOG = True
 AXES_ENABLE_ADMIN = False
+# No banner in the log of every process and management command at start.
+AXES_VERBOSE = False
 
 # Password-reset mails: the form takes any address from anyone, so at most PASSWORD_RESET_PER_EMAIL_PER_HOUR mails
 # go to one address and PASSWORD_RESET_PER_IP_PER_HOUR requests are served per client address. Over a limit no mail

@@ -10,6 +10,7 @@ from channels_app.base import BotProvider, NotificationMethod
 from channels_app.bots.mapping import PLATFORMS
 from channels_app.registry import BOTS, METHODS
 from channels_app.templating import SLOTS, TemplateFailure
+from channels_app.templating.limits import sms_segments
 from channels_app.templating.render import compile_body, default_source
 
 
@@ -87,5 +88,27 @@ def check_send_lease(app_configs, **kwargs) -> list[checks.CheckMessage]:
             "answers slowly is not waited for as long as HTTP_TOTAL_TIMEOUT says.",
             hint="Keep DELIVERY_SEND_LEASE_SECONDS well above HTTP_TOTAL_TIMEOUT (defaults: 45 and 15).",
             id="channels.W001",
+        )
+    ]
+
+
+@checks.register()
+def check_sms_ack_link(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """An SMS keeps its acknowledge link whole or leaves it out (limits.truncate_sms). A link that does not fit in
+    SMS_MAX_SEGMENTS even alone (a long PUBLIC_URL with one segment) is left out of every SMS: say so at startup
+    rather than let people find out at night."""
+    from django.conf import settings
+
+    from channels_app.acklinks import ack_url
+
+    link = ack_url(2**31 - 1)  # an incident id as long as they get
+    if sms_segments(link).segments <= settings.SMS_MAX_SEGMENTS:
+        return []
+    return [
+        checks.Warning(
+            f"An acknowledge link ({len(link)} characters with PUBLIC_URL {settings.PUBLIC_URL}) does not fit in "
+            f"SMS_MAX_SEGMENTS={settings.SMS_MAX_SEGMENTS} SMS segments: SMS are sent without it.",
+            hint="Raise SMS_MAX_SEGMENTS, or serve the platform at a shorter PUBLIC_URL.",
+            id="channels.W002",
         )
     ]

@@ -139,7 +139,7 @@ def render_body(slot: Slot, source: str, context: Mapping[str, Any]) -> tuple[st
         except ValueError as exc:
             raise TemplateFailure(_("The body is not valid JSON: %(error)s") % {"error": exc}) from exc
     try:
-        text, truncated = limits.truncate(text, slot, max_segments=settings.SMS_MAX_SEGMENTS)
+        text, truncated = limits.truncate(text, slot, max_segments=settings.SMS_MAX_SEGMENTS, keep=_links(context))
     except ValueError as exc:
         raise TemplateFailure(str(exc)) from exc
     if slot.html_tags is not None:
@@ -148,6 +148,11 @@ def render_body(slot: Slot, source: str, context: Mapping[str, Any]) -> tuple[st
         if problem:
             raise TemplateFailure(problem)
     return text, truncated
+
+
+def _links(context: Mapping[str, Any]) -> tuple[str, ...]:
+    """The links the platform built, which a cut must keep whole, the one to act with first."""
+    return tuple(link for link in (context.get("ack_url"), context.get("detail_url")) if isinstance(link, str))
 
 
 def _builtin(slot: Slot, context: Mapping[str, Any]) -> str:
@@ -182,7 +187,7 @@ def _builtin(slot: Slot, context: Mapping[str, Any]) -> str:
     text = escape_for(slot.markup, " ".join(xml_safe(text).split()))
     if slot.name not in ("voice", "email_subject", "push_title"):
         text += f" {context.get('detail_url', '')}"
-    return limits.truncate(text, slot, max_segments=settings.SMS_MAX_SEGMENTS)[0]
+    return limits.truncate(text, slot, max_segments=settings.SMS_MAX_SEGMENTS, keep=_links(context))[0]
 
 
 def render_slot(name: str, *, bodies: Mapping[str, str] | None, context: Mapping[str, Any]) -> Rendered:

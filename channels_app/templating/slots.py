@@ -35,6 +35,10 @@ class Unit(StrEnum):
     SMS = "sms"  # SMS segments (GSM-7 or UCS-2), see limits.sms_segments
 
 
+# Characters an SMS body may render to (the sandbox's longest string) before its cut.
+SMS_RENDER_CAP = 100_000
+
+
 @dataclass(frozen=True)
 class Slot:
     name: str
@@ -56,8 +60,11 @@ class Slot:
 
     @property
     def render_cap(self) -> int:
-        """Characters a render may produce before it is stopped (a byte limit is never below its characters)."""
-        return self.limit + 1
+        """Characters a render may produce before it is stopped (a byte limit is never below its characters).
+
+        An SMS renders on past its limit: a link the template writes after a long text (the acknowledge link
+        after the description) is kept whole when the text is cut (limits.truncate_sms), once it is rendered."""
+        return max(self.limit + 1, SMS_RENDER_CAP) if self.unit == Unit.SMS else self.limit + 1
 
     def limit_display(self) -> str:
         if self.unit == Unit.SMS:

@@ -55,3 +55,12 @@ def test_a_send_lease_shorter_than_a_provider_may_take_is_warned_about(settings)
     assert checks.check_send_lease(None) == []  # the defaults: 45 s lease, 15 s deadline
     settings.DELIVERY_SEND_LEASE_SECONDS, settings.HTTP_TOTAL_TIMEOUT = 15, 15.0
     assert ids(checks.check_send_lease(None)) == ["channels.W001"]
+
+
+def test_an_acknowledge_link_too_long_for_an_sms_is_warned_about(settings) -> None:
+    assert checks.check_sms_ack_link(None) == []
+    settings.SMS_MAX_SEGMENTS = 1
+    settings.PUBLIC_URL = "https://oncall.internal.operations.example-corporation.com/platform/tools/on-call/pager"
+    assert ids(checks.check_sms_ack_link(None)) == ["channels.W002"]
+    settings.SMS_MAX_SEGMENTS = 2
+    assert checks.check_sms_ack_link(None) == []

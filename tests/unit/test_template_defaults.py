@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from channels_app.acklinks import ack_url
 from channels_app.templating import EVENTS, SLOTS, MarkupKind, Unit, render, render_slot, sample_context
 from channels_app.templating.limits import sms_segments
 from channels_app.templating.sample import VARIANTS
@@ -135,6 +136,43 @@ def test_a_bot_message_cut_to_its_limit_keeps_its_details_and_acknowledge_links(
     context = sample_context("triggered", variant)
     text = render_slot(name, bodies=None, context=context).text
     assert context["detail_url"] in text and context["ack_url"] in text
+
+
+CHINESE_TITLE = (
+    "数据库磁盘使用率超过百分之九十 主库写入即将失败 请立即处理 "
+    "影响所有账单服务和支付回调以及订单同步任务 值班人员请确认主库状态并扩容磁盘空间 否则批处理会失败"
+)
+
+
+@pytest.mark.parametrize(
+    ("segments", "title"),
+    [
+        (3, CHINESE_TITLE),
+        (3, "Disk usage above 95% on db-primary-eu-west-1 — writes to the billing database will fail within minutes"),
+        (
+            3,
+            "🔥🔥 Checkout latency p99 above 4 seconds on every payment gateway in eu-west-1, us-east-1 and ap-south-1",
+        ),
+        (1, "Disk full on db-1"),
+        (1, CHINESE_TITLE),
+    ],
+    ids=["chinese-80-characters", "em-dash", "emoji", "one-segment-ascii", "one-segment-chinese"],
+)
+def test_the_default_sms_keeps_its_acknowledge_link_whole(segments, title, settings):
+    """One character outside GSM-7 makes the SMS UCS-2 (67 characters a part): the cut then reaches the link on the
+    last line. It takes the title instead; the woken engineer must be able to open the link."""
+    assert len(CHINESE_TITLE) == 80
+    settings.SMS_MAX_SEGMENTS = segments
+    context = sample_context("triggered")
+    context["ack_url"] = ack_url(42)  # a real signed link, as long as the ones sent
+    context["incident"]["title"] = title
+    rendered = render_slot("sms", bodies=None, context=context)
+    assert rendered.truncated and sms_segments(rendered.text).segments <= segments
+    first, ack = rendered.text.split("\n")
+    assert ack == f"Ack: {context['ack_url']}"
+    assert first.startswith("Triggered: [Critical] #42") and first.endswith(("...", "…"))
+    if segments == 3:
+        assert title[:40] in first
 
 
 def big_incident() -> dict:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from channels_app.templating import SLOTS, render_body, sample_context
 from channels_app.templating.limits import _closing_tags, sms_segments, split_blocks, truncate, truncate_sms
@@ -112,6 +116,74 @@ def test_sms_max_segments_comes_from_the_settings(settings):
     long_title = {**CONTEXT, "incident": {**CONTEXT["incident"], "title": "Disk usage above 90% " * 10}}
     text, truncated = render_body(SLOTS["sms"], "{{ incident.title }} {{ incident.title }}", long_title)
     assert truncated and sms_segments(text).segments == 1 and len(text) == 160
+
+
+ACK = "https://oncall.example.com/incidents/42/ack/1xXhfu:IQFRldb8fSWgehic4cvttJg9s_AA1ewlFnyj7ml_qxM/"
+DETAIL = "https://oncall.example.com/incidents/42/"  # the start of ACK: found as itself only where it is alone
+LINKS = (ACK, DETAIL)
+
+
+def test_an_sms_cut_never_ends_inside_a_url():
+    text, truncated = truncate_sms("Disk full. Runbook: https://wiki.example.com/" + "runbooks/" * 40, 1)
+    assert truncated and text == "Disk full. Runbook:..."
+
+
+def test_an_sms_keeps_its_link_lines_whole_and_cuts_the_other_text():
+    text = "Disk full on db-1. " * 20 + f"\nAck: {ACK}\nDetails: {DETAIL}"
+    cut, truncated = truncate_sms(text, 2, LINKS)
+    assert truncated and sms_segments(cut).segments <= 2
+    first, *links = cut.split("\n")
+    assert first.startswith("Disk full on db-1. Disk") and first.endswith("...")
+    assert links == [f"Ack: {ACK}", f"Details: {DETAIL}"]
+
+
+def test_a_link_in_a_long_line_is_taken_out_of_it_and_the_rest_of_the_line_is_cut():
+    text = "Disk full on db-1. " * 10 + f"Acknowledge at {ACK} or open {DETAIL} " + "Runbook steps. " * 10
+    cut, _ = truncate_sms(text, 2, LINKS)
+    assert sms_segments(cut).segments <= 2
+    first, links = cut.split("\n")
+    assert first.startswith("Disk full on db-1.") and first.endswith("...")
+    assert links == f"{ACK} {DETAIL}"
+
+
+def test_the_acknowledge_link_stays_when_both_links_do_not_fit():
+    base = "https://oncall.operations.example-corporation.com/incidents/42/"
+    ack, detail = base + ACK.removeprefix(DETAIL), base
+    assert len(ack) + len(detail) > 160  # not both in one segment, whatever is left out
+    text = f"Disk full on db-1.\nAck: {ack}\nDetails: {detail}"
+    assert truncate_sms(text, 1, (ack, detail)) == (f"Disk full on db-1.\nAck: {ack}", True)
+
+
+def test_a_link_that_cannot_fit_even_alone_is_left_out_whole():
+    """With SMS_MAX_SEGMENTS=1 and a long PUBLIC_URL, an SMS that says which incident it is beats a link that cannot
+    be opened; the system check warns about it at startup (channels.W002)."""
+    long_ack = "https://oncall.internal.operations.example-corporation.com/platform/on-call/" + ACK[27:] + "x" * 40
+    cut, truncated = truncate_sms(f"Triggered: [Critical] #42 Disk full on db-1.\nAck: {long_ack}", 1, (long_ack,))
+    assert truncated and cut == "Triggered: [Critical] #42 Disk full on db-1."
+
+
+WORDS = st.sampled_from(["Disk", "full", "db-1", "—", "数据库", "磁盘", "🔥", "{", "\n", " ", "Ack:", ACK, DETAIL])
+
+
+@hypothesis.given(words=st.lists(WORDS, max_size=300), max_segments=st.integers(1, 4))
+@hypothesis.settings(max_examples=300, deadline=None, derandomize=True)
+def test_whatever_the_text_an_sms_cut_keeps_both_links_whole_and_fits(words, max_segments):
+    text = " ".join("".join(words).split(" "))
+    cut, _ = truncate_sms(text, max_segments, LINKS)
+    assert sms_segments(cut).segments <= max_segments
+    whole = re.sub(f"{re.escape(ACK)}|{re.escape(DETAIL)}", "", cut)
+    assert "https:" not in whole and "oncall.example" not in whole, cut  # no link is left in part
+    for link in LINKS:  # both fit together in one segment, once the rest gives way
+        if re.search(re.escape(link) + ("" if link == ACK else "(?!ack/)"), text):
+            assert link in cut
+
+
+def test_a_custom_sms_keeps_a_link_written_after_a_long_description(settings):
+    """The render goes on past the SMS's 1600 characters, so the link is there to be kept."""
+    context = {**CONTEXT, "ack_url": ACK, "incident": {**CONTEXT["incident"], "description": "Stack trace. " * 600}}
+    text, truncated = render_body(SLOTS["sms"], "{{ incident.description }}\nAck: {{ ack_url }}", context)
+    assert truncated and text.endswith(f"...\nAck: {ACK}")
+    assert sms_segments(text).segments <= settings.SMS_MAX_SEGMENTS
 
 
 def test_slack_text_splits_into_section_blocks_at_line_breaks():

@@ -14,7 +14,8 @@ from django.utils.translation import gettext as _
 
 from channels_app.base import SendResult
 from channels_app.templating import limits
-from channels_app.templating.slots import Unit
+from channels_app.templating.escaping import escape_for
+from channels_app.templating.slots import MarkupKind, Unit
 from channels_app.templating.slots import slot as template_slot
 from oncall.lib import http
 
@@ -85,14 +86,34 @@ def classify_status(response: http.HttpResponse, name: str, *, rate_wait: float 
     return SendResult.permanent(error, detail=info)
 
 
-def title_of(context: Mapping[str, Any], limit: int = 200) -> str:
-    """A message's one-line title: `[Critical] #42 Disk full`, and the event when it is not a trigger."""
+def title_of(context: Mapping[str, Any], limit: int = 200, markup: MarkupKind = MarkupKind.TEXT) -> str:
+    """A message's one-line title: `[Critical] #42 Disk full`, and the event when it is not a trigger; its values
+    escaped for `markup` (for a card that renders the title as markup), at most `limit` characters in all."""
     incident = context.get("incident") or {}
     event = context.get("event")
-    prefix = "" if event in ("triggered", None) else f"[{context.get('event_label', event)}] "
-    title = f"{prefix}[{incident.get('severity')}] #{incident.get('number')} {incident.get('title', '')}"
-    title = " ".join(title.split())
-    return title if len(title) <= limit else title[: limit - 1] + "…"
+    severity, number = (escape_for(markup, incident.get(key)) for key in ("severity", "number"))
+    # As a default template writes it: the brackets and "#" are the platform's, only the values are escaped.
+    head = f"[{severity}] #{number} "
+    if event not in ("triggered", None):
+        head = f"[{escape_for(markup, context.get('event_label', event))}] {head}"
+    return (head + one_line(str(incident.get("title", "")), max(limit - len(head), 1), markup)).strip()
+
+
+def one_line(text: str, limit: int, markup: MarkupKind = MarkupKind.TEXT) -> str:
+    """`text` on one line, escaped for `markup`, cut to at most `limit` characters with "…". The cut is made
+    before escaping, so it never splits an escape (half of `\\*` or `&lt;` would be markup again)."""
+    text = " ".join(text.split())
+    escaped = escape_for(markup, text)
+    if len(escaped) <= limit:
+        return escaped
+    low, high = 0, len(text)
+    while low < high:  # the longest start of the text that fits once escaped, with the marker
+        middle = (low + high + 1) // 2
+        if len(escape_for(markup, text[:middle].rstrip())) + 1 <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return escape_for(markup, text[:low].rstrip()) + "…"
 
 
 def color_name(context: Mapping[str, Any]) -> str:

@@ -14,8 +14,8 @@ from django.utils.translation import gettext_lazy
 
 from channels_app.base import BotMessage, BotProvider, BotTarget, RateLimit, SendResult
 from channels_app.providers import chatbot
-from channels_app.templating.escaping import escape_mrkdwn
 from channels_app.templating.limits import split_blocks
+from channels_app.templating.slots import MarkupKind
 from channels_app.templating.slots import slot as template_slot
 
 MAX_BLOCKS = 50  # what Slack takes in one message
@@ -47,7 +47,7 @@ def build(bot: BotTarget, message: BotMessage) -> chatbot.Request:
     mention_blocks = [_section(piece) for piece in mention_pieces(mentions)]
     text = chatbot.fit(message.text, "", slot="slack", limit=template_slot("slack").limit - len(mentions))
     blocks = [_section(piece) for piece in split_blocks(text, SECTION_LIMIT)][: MAX_BLOCKS - len(mention_blocks)]
-    fallback = escape_mrkdwn(chatbot.title_of(message.context)) + (f" {mentions}" if mentions else "")
+    fallback = chatbot.title_of(message.context, markup=MarkupKind.MRKDWN) + (f" {mentions}" if mentions else "")
     return chatbot.Request(bot.url, {"text": fallback, "blocks": blocks + mention_blocks})
 
 

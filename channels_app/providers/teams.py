@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy
 
 from channels_app.base import BotMessage, BotProvider, BotTarget, RateLimit, SendResult
 from channels_app.providers import chatbot
+from channels_app.templating.slots import MarkupKind
 
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 # What a Workflows webhook takes, the whole message (protocols.md §7: 28 KB).
@@ -77,7 +78,7 @@ def _request(bot: BotTarget, message: BotMessage, message_text: str) -> chatbot.
     body = [
         {
             "type": "TextBlock",
-            "text": chatbot.title_of(context),
+            "text": chatbot.title_of(context, markup=MarkupKind.MARKDOWN),  # a TextBlock renders markdown
             "weight": "Bolder",
             "size": "Medium",
             "wrap": True,

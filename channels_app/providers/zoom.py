@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy
 from channels_app.base import BotMessage, BotProvider, BotTarget, RateLimit, SendResult
 from channels_app.providers import chatbot
 from channels_app.templating.filters import severity_color
+from channels_app.templating.slots import MarkupKind
 
 HEAD_LIMIT = 250
 
@@ -45,9 +46,10 @@ def build(bot: BotTarget, message: BotMessage) -> chatbot.Request:
         body.append({"type": "message", "text": mentions, "is_markdown_support": True})
     content = {
         "settings": {"default_sidebar_color": color},
+        # With is_markdown_support, Zoom renders markdown in the head and sub-head too (protocols.md §5).
         "head": {
-            "text": chatbot.title_of(context, HEAD_LIMIT),
-            "sub_head": {"text": str(context.get("headline", ""))[:HEAD_LIMIT]},
+            "text": chatbot.title_of(context, HEAD_LIMIT, MarkupKind.MARKDOWN),
+            "sub_head": {"text": chatbot.one_line(str(context.get("headline", "")), HEAD_LIMIT, MarkupKind.MARKDOWN)},
         },
         "body": body,
     }

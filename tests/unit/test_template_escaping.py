@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from datetime import UTC, datetime
 
 import pytest
 
+from channels_app.base import BotMessage, BotTarget, Mention
+from channels_app.providers import dingtalk, feishu, slack, teams, wecom, zoom
 from channels_app.templating import SLOTS, render_body, render_slot, sample_context, slot
+from channels_app.templating.context import headline
 from channels_app.templating.escaping import escape_lark_md, escape_markdown, escape_mrkdwn
 
 HOSTILE = (
@@ -119,3 +124,92 @@ def test_the_escape_functions():
     assert escape_mrkdwn("a & <b> *c*") == "a &amp; &lt;b&gt; *c*"
     assert escape_markdown("@all a_b [c](d) <x> me@x.io") == "\uff20all a\\_b \\[c\\](d) &lt;x&gt; me@x.io"
     assert escape_lark_md("<at id=all></at> *b* @here") == "&#60;at id=all&#62;&#60;/at&#62; &#42;b&#42; &#64;here"
+
+
+# Card titles: a bot provider puts the title (and Zoom the headline) into the card itself, beside the template's text.
+SPOOF = "[Click here to acknowledge](https://evil.example/steal-sso) **all clear, ignore**"
+NOW = datetime(2026, 3, 2, 9, 12, tzinfo=UTC)
+TEAMS = BotTarget(1, "Ops", "https://prod-1.westeurope.logic.azure.com/workflows/w/triggers/manual/paths/invoke?sig=S")
+ZOOM = BotTarget(1, "Ops", "https://integrations.zoom.us/chat/webhooks/incomingwebhook/abc", secret="verif")
+DINGTALK = BotTarget(1, "Ops", "https://oapi.dingtalk.com/robot/send?access_token=t")
+
+
+def bot_message(name: str, context, mentions=()) -> BotMessage:
+    return BotMessage(render_slot(name, bodies=None, context=context).text, context, mentions)
+
+
+def teams_title(context) -> str:
+    return teams.build(TEAMS, bot_message("teams", context)).json["attachments"][0]["content"]["body"][0]["text"]
+
+
+def zoom_head(context) -> dict:
+    request = zoom.build(ZOOM, bot_message("zoom", context))
+    assert request.json["is_markdown_support"] is True  # so Zoom renders the head and sub-head as markdown
+    return request.json["content"]["head"]
+
+
+def assert_markdown_neutral(text: str) -> None:
+    assert r"\*bold\* \_it\_ \`code\` \[x\](http://evil)" in text, text
+    assert "@all" not in text and "\uff20all" in text
+    assert "<at" not in text and "<@U1>" not in text and "&lt;\uff20U1&gt;" in text
+    assert "ops@example.com" in text
+
+
+def test_a_teams_card_title_cannot_become_a_link_or_formatting(context):
+    """A TextBlock renders markdown: links, bold, italics."""
+    assert teams_title(context) == "[Critical] #42 " + escape_markdown(HOSTILE)
+    assert_markdown_neutral(teams_title(context))
+    context["incident"]["title"] = SPOOF
+    assert teams_title(context) == (
+        r"[Critical] #42 \[Click here to acknowledge\](https://evil.example/steal-sso) \*\*all clear, ignore\*\*"
+    )
+
+
+def test_a_zoom_head_and_sub_head_cannot_become_a_link_formatting_or_a_mention(context):
+    assert_markdown_neutral(zoom_head(context)["text"])
+    context["incident"]["title"] = SPOOF
+    assert zoom_head(context)["text"].startswith(r"[Critical] #42 \[Click here to acknowledge\](https://evil")
+    acknowledged = sample_context("acknowledged")
+    actor = {"id": 8, "name": "*Bob* [boss](https://evil.example) @all", "email": "bob@example.com"}
+    acknowledged["headline"] = headline(
+        event="acknowledged", actor=actor, level=1, round=0, incident=acknowledged["incident"], time_zone="UTC"
+    )
+    assert zoom_head(acknowledged)["sub_head"]["text"] == (
+        r"\*Bob\* \[boss\](https://evil.example) " + "\uff20all acknowledged this incident."
+    )
+
+
+@pytest.mark.parametrize(
+    ("title", "escaped"),
+    [("*", r"(\\\*)+"), ("<", "(&lt;)+"), ("a_", r"(a\\_)*a?")],
+    ids=["backslash-escape", "entity", "mixed"],
+)
+def test_a_long_card_title_is_cut_before_it_is_escaped_so_no_escape_is_split(context, title, escaped):
+    context["incident"]["title"] = title * 300
+    head = zoom_head(context)["text"]
+    assert len(head) <= zoom.HEAD_LIMIT and head.endswith("…")
+    assert re.fullmatch(escaped, head.removeprefix("[Critical] #42 ").removesuffix("…")), head
+
+
+def test_slacks_notification_text_escapes_the_title_for_mrkdwn(context):
+    request = slack.build(BotTarget(1, "Ops", "https://hooks.slack.com/services/T/B/x"), bot_message("slack", context))
+    text = request.json["text"]
+    assert "<!channel>" not in text and "<@U1>" not in text and "<at" not in text
+    assert text.startswith("[Critical] #42 Disk &lt;b&gt;full&lt;/b&gt; *bold*")
+
+
+def test_plain_text_card_titles_keep_the_title_as_it_is(context):
+    """Feishu's header is plain_text, DingTalk's title is the preview in the chat list, WeCom's mention message is
+    a text message: none of them is markup, so an escape would show as it is."""
+    title = f"[Critical] #42 {HOSTILE}"
+    feishu_bot = BotTarget(1, "Ops", "https://open.feishu.cn/open-apis/bot/v2/hook/x")
+    header = feishu.build(feishu_bot, bot_message("feishu", context), NOW).json["card"]["header"]
+    assert header["title"] == {"tag": "plain_text", "content": title}
+    preview = dingtalk.build(DINGTALK, bot_message("dingtalk", context), NOW).json["markdown"]["title"]
+    assert len(preview) <= 100 and preview == title[: len(preview) - 1] + "…"
+    action_card = dataclasses.replace(DINGTALK, message_format="action_card")
+    assert dingtalk.build(action_card, bot_message("dingtalk", context), NOW).json["actionCard"]["title"] == preview
+    wecom_bot = BotTarget(1, "Ops", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k")
+    by_phone = (Mention(7, "Alice Chen", "alice@example.com", "+8613800000000", ""),)
+    parts = wecom.build(wecom_bot, bot_message("wecom", context, by_phone))
+    assert parts["mentions"].json["text"]["content"] == title

@@ -106,7 +106,11 @@ def device_link(
     token_hash = _token_hash(platform, token)
     User.objects.select_for_update().filter(pk=person.pk).first()
     existing = Device.objects.select_for_update().filter(token_hash=token_hash).first()
-    if existing is None and Device.objects.filter(person=person).count() >= MAX_PER_PERSON:
+    linked = Device.objects.filter(person=person)
+    if api_token is not None and api_token.for_app and api_token.device_id is not None:
+        # The app reports its renewed push token: its old device gives way to the new one, it adds none.
+        linked = linked.exclude(pk=api_token.device_id)
+    if existing is None and linked.count() >= MAX_PER_PERSON:
         raise ApplicationError(
             _("You have %(n)d devices linked already; unlink one first.") % {"n": MAX_PER_PERSON}, field="token"
         )

@@ -8,6 +8,7 @@ sign-in pauses.
 from __future__ import annotations
 
 import logging
+import unicodedata
 
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
@@ -28,8 +29,9 @@ HOUR = 3600
 def password_reset_limited(*, email: str, address: str | None, now: float) -> str | None:
     """Count one reset request against its client address and its email address; name the limit it exceeds.
 
-    The email address is counted lower-cased (the form finds accounts case-insensitively) and keyed, so the cache
-    holds no addresses.
+    The email address is counted in Django's own comparison form (NFKC, case-folded: the reset form finds accounts
+    by a case-insensitive match that also takes a long s, U+017F, for an "s", and mails the address the account
+    has), and keyed, so the cache holds no addresses.
     """
     limits = (
         (f"password-reset-ip:{address}", settings.PASSWORD_RESET_PER_IP_PER_HOUR, "from one client address"),
@@ -43,7 +45,8 @@ def password_reset_limited(*, email: str, address: str | None, now: float) -> st
 
 
 def _email_key(email: str) -> str:
-    return salted_hmac("oncall.web.accounts.password-reset", email.strip().lower(), algorithm="sha256").hexdigest()
+    canonical = unicodedata.normalize("NFKC", email.strip()).casefold()
+    return salted_hmac("oncall.web.accounts.password-reset", canonical, algorithm="sha256").hexdigest()
 
 
 class PasswordResetView(auth_views.PasswordResetView):
@@ -51,9 +54,13 @@ class PasswordResetView(auth_views.PasswordResetView):
     link is on its way if an account has that address), so it tells no one about the address or the limit."""
 
     def form_valid(self, form):
-        exceeded = password_reset_limited(
-            email=form.cleaned_data["email"], address=client_ip(self.request), now=clock.now().timestamp()
-        )
+        email = form.cleaned_data["email"]
+        # The address of the account the mail would go to, when one matches: every spelling that reaches one inbox
+        # shares its count.
+        account = next(iter(form.get_users(email)), None)
+        if account is not None:
+            email = getattr(account, account.get_email_field_name())
+        exceeded = password_reset_limited(email=email, address=client_ip(self.request), now=clock.now().timestamp())
         if exceeded is not None:
             logger.warning("Password-reset mail not sent: over the limit of %s", exceeded)
             return HttpResponseRedirect(self.get_success_url())

@@ -13,14 +13,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils.translation import gettext as _
 
 from channels_app import registry
 from channels_app.base import Outcome, SendResult
 from channels_app.models import Delivery
 from channels_app.templating import Rendered
-from oncall.models import Incident, IncidentEvent, Progress, Responder, TimelineEntry
+from oncall.models import EventStatus, Incident, IncidentEvent, Progress, Responder, TimelineEntry
 from oncall.services.contacts import contact_flag
 from oncall.services.devices import devices_pushed, devices_remove
 from oncall.services.incidents import timeline_add
@@ -54,6 +54,8 @@ def no_longer_needed(delivery: Delivery) -> str:
     Its incident closed; or someone acknowledged it after the page was written (the latest acknowledgement counts:
     after an unacknowledge, a wake or a manual escalation the incident is paged anew, and acknowledging it again
     stops those pages too; a forced escalation pages an acknowledged incident, and that page still counts); or
+    all of its alerts recovered after the page was written, and none fires again (a page a person asked for later,
+    reopening or escalating a recovered incident, still counts); or
     the escalation run that wrote it was superseded (restarted, or escalated by hand: the new run pages anew); or
     the incident was reassigned since (the people it names are paged anew, the others no longer need to be); or,
     for a direct page, a newer page about the incident went to its person by its method since (it replaces this one).
@@ -67,6 +69,8 @@ def no_longer_needed(delivery: Delivery) -> str:
         acknowledged = _last_acknowledged(incident)
         if acknowledged is not None and acknowledged >= delivery.created_at:
             return _("The incident was acknowledged meanwhile.")
+    if _recovered_since(delivery):
+        return _("All of the incident's alerts recovered meanwhile.")
     if delivery.event in TRIGGER_EVENTS and delivery.escalation_run and _run_superseded(delivery):
         return _("The escalation started again since; its new run notifies anew.")
     if _reassigned_since(delivery):
@@ -92,6 +96,15 @@ def _last_acknowledged(incident) -> datetime | None:
     )
 
 
+def _recovered_since(delivery: Delivery) -> bool:
+    """Whether every alert of the incident has recovered, and did so no earlier than the page was written (the
+    incident's `end_time` is when its last alert recovered; it is cleared when one fires again)."""
+    incident = delivery.incident
+    return (
+        incident.status == EventStatus.OK and incident.end_time is not None and incident.end_time >= delivery.created_at
+    )
+
+
 def _run_superseded(delivery: Delivery) -> bool:
     """Whether the incident's escalation has started a later run than the one that wrote the delivery. Read
     through the incident's `escalation` relation (the escalation app's state), not imported from that app."""
@@ -100,11 +113,16 @@ def _run_superseded(delivery: Delivery) -> bool:
 
 def _responders_paged_again_since(delivery: Delivery) -> bool:
     """Whether the incident, in people's hands, was triggered again after a direct page was written: it then
-    pages all its responders anew (escalation's "direct" state), and the earlier page would be a second one."""
+    pages all its responders anew (escalation's "direct" state), and the earlier page would be a second one.
+    Unacknowledged or woken while all its alerts have recovered, it pages nobody: a page written since the recovery
+    (a person reassigned it then) still counts."""
+    again = Q(kind=IncidentEvent.Kind.REOPENED)
+    if delivery.incident.status != EventStatus.OK:
+        again |= Q(kind__in=(IncidentEvent.Kind.UNACKNOWLEDGED, IncidentEvent.Kind.WOKEN))
     return IncidentEvent.objects.filter(
+        again,
         incident_id=delivery.incident_id,
         incident__escalation__status="direct",
-        kind__in=(IncidentEvent.Kind.UNACKNOWLEDGED, IncidentEvent.Kind.WOKEN, IncidentEvent.Kind.REOPENED),
         created_at__gt=delivery.created_at,
     ).exists()
 

@@ -33,8 +33,13 @@ def on_incident_event(sender, *, event: IncidentEvent, incident, now, **kwargs) 
         # Escalated by hand; the escalation's own "escalated" events are announcements, not requests.
         services.escalation_jump(incident=incident, level=event.detail["level"], now=now)
     elif kind in (Kind.UNACKNOWLEDGED, Kind.WOKEN, Kind.REOPENED):
-        # Triggered again: the rule starts over, or the responders of an incident in people's hands are paged.
-        services.escalation_restart(incident=incident, event_id=event.pk, now=now)
+        # Triggered again: the rule starts over, or the responders of an incident in people's hands are paged (not
+        # for an incident whose alerts have all recovered, unless a person reopened it).
+        services.escalation_restart(incident=incident, event_id=event.pk, now=now, reopened=kind == Kind.REOPENED)
+    elif kind == Kind.RECOVERED:
+        services.escalation_recovered(incident=incident, now=now)
+    elif kind == Kind.FIRING_AGAIN:
+        services.escalation_fire_again(incident=incident, event_id=event.pk, now=now)
     elif kind == Kind.CLOSED:
         services.escalation_stop(incident=incident, now=now, status=EscalationState.Status.FINISHED)
     elif kind == Kind.REASSIGNED:

@@ -28,6 +28,7 @@ from channels_app.services import (
 from escalation import engine
 from escalation.bots import level_bots_post
 from escalation.models import EscalationRule, EscalationState, LevelSchedule, Timer
+from escalation.recovery import recovered_during_run, recovery_hold
 from escalation.schedules import schedule_targets_on_call
 from oncall.lib import claims, clock, queue
 from oncall.lib.filters import Subject, parse_saved_filters
@@ -35,6 +36,7 @@ from oncall.lib.logs import log_context
 from oncall.models import (
     Alert,
     Channel,
+    EventStatus,
     Incident,
     IncidentEvent,
     Progress,
@@ -251,11 +253,60 @@ def _begin_run(*, state: EscalationState, step: engine.Step, now: datetime) -> E
     return state
 
 
-def escalation_restart(*, incident: Incident, event_id: int, now: datetime) -> EscalationState | None:
+def escalation_restart(
+    *, incident: Incident, event_id: int, now: datetime, reopened: bool = False
+) -> EscalationState | None:
     """Notify again from the first level (after an unacknowledge, a wake or a reopen, incident event `event_id`),
     with the rule frozen when the incident opened. An incident that never had a rule gets one chosen now; one
-    assigned to people directly notifies its responders again instead, and no rule takes it over."""
+    assigned to people directly notifies its responders again instead, and no rule takes it over.
+
+    An incident whose alerts have all recovered is not notified again when it is unacknowledged or woken: it is
+    when an alert fires in it again (escalation_fire_again). One a person reopens (`reopened`) is: they are asking
+    for it."""
     state = locked_state(incident)
+    if incident.status == EventStatus.OK and not reopened:
+        recovery_hold(incident=incident, state=state, now=now)
+        return state
+    return _start_again(
+        incident=incident,
+        state=state,
+        event_id=event_id,
+        now=now,
+        message=_("Escalation rule %(rule)s starts again from level 1."),
+    )
+
+
+def escalation_fire_again(*, incident: Incident, event_id: int, now: datetime) -> EscalationState | None:
+    """An alert fires in an incident whose alerts had all recovered (it stayed open: its channel does not close
+    incidents with their alerts), incident event `event_id`. It is escalated again as a new incident would be —
+    the frozen rule from level 1, after the rule's delay window; an incident no rule took has the rules tried again,
+    one in people's hands has its responders notified again — unless someone has it (acknowledged, snoozed), an
+    escalation is running (a person escalated it by hand), or it recovered again before this was handled."""
+    state = locked_state(incident)
+    if incident.progress != Progress.TRIGGERED or incident.status == EventStatus.OK:
+        return state
+    if state is not None and state.status == Status.RUNNING:
+        return state
+    return _start_again(
+        incident=incident,
+        state=state,
+        event_id=event_id,
+        now=now,
+        message=_("An alert fires again: escalation rule %(rule)s starts again from level 1."),
+        delayed=True,
+    )
+
+
+def _start_again(
+    *,
+    incident: Incident,
+    state: EscalationState | None,
+    event_id: int,
+    now: datetime,
+    message: str,
+    delayed: bool = False,
+) -> EscalationState | None:
+    """A new run of the frozen rule from level 1, now or (`delayed`) after the rule's delay window."""
     if state is not None and state.status == Status.DIRECT:
         _responders_notify_again(incident=incident, state=state, event_id=event_id, now=now)
         return state
@@ -267,11 +318,21 @@ def escalation_restart(*, incident: Incident, event_id: int, now: datetime) -> E
     timeline_add(
         incident=incident,
         kind=TimelineEntry.Kind.ASSIGNED,
-        message=_("Escalation rule %(rule)s starts again from level 1.") % {"rule": state.snapshot.get("rule_name")},
+        message=message % {"rule": state.snapshot.get("rule_name")},
         now=now,
         detail={"rule_id": state.snapshot.get("rule_id"), "restart": True},
     )
-    return _begin_run(state=state, step=engine.Step("level", 0, 0, now), now=now)
+    snapshot = engine.Snapshot.from_json(state.snapshot)
+    step = engine.first_step(snapshot, started_at=now) if delayed else engine.Step("level", 0, 0, now)
+    return _begin_run(state=state, step=step, now=now)
+
+
+def escalation_recovered(*, incident: Incident, now: datetime) -> None:
+    """Every alert of an incident that stays open has recovered: a running escalation stops (no repeat, no next
+    level, no first notification after the delay window); it starts again if an alert fires in it again."""
+    state = locked_state(incident)
+    if state is not None and state.status == Status.RUNNING:
+        recovery_hold(incident=incident, state=state, now=now)
 
 
 def _responders_notify_again(*, incident: Incident, state: EscalationState, event_id: int, now: datetime) -> None:
@@ -482,6 +543,11 @@ def timer_fire(*, timer_id: int, now: datetime) -> str:
             return "stale"
         if incident.progress == Progress.CLOSED:
             escalation_stop(incident=incident, now=now, status=Status.FINISHED)
+            return "stopped"
+        if recovered_during_run(incident, state):
+            # The recovery's incident event stops the escalation too; a step due before that event is dispatched
+            # (it waits for the rest of its push, or its process died) must not page either.
+            recovery_hold(incident=incident, state=state, now=now)
             return "stopped"
         snapshot = engine.Snapshot.from_json(state.snapshot)
         if timer.kind == Timer.Kind.END:

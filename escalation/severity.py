@@ -25,14 +25,15 @@ from escalation.services import (
     locked_state,
     record_notifications,
 )
-from oncall.models import Incident, Progress, Severity, TimelineEntry
+from oncall.models import EventStatus, Incident, Progress, Severity, TimelineEntry
 
 
 def escalation_severity_raised(
     *, incident: Incident, now: datetime, at: datetime, previous: str | None = None
 ) -> EscalationState | None:
     """An incident's severity rose at `at` (from `previous`). Only a triggered incident is paged for it: an
-    acknowledged one is in someone's hands, and a snoozed or closed one is not paged at all.
+    acknowledged one is in someone's hands, and a snoozed or closed one, or one whose alerts have all recovered,
+    is not paged at all.
 
     No rule matched it so far (unassigned): choose again, for its new severity. Its escalation has notified a level
     (running on it, or finished after the last one): notify that level again for the new severity — only the people
@@ -41,8 +42,8 @@ def escalation_severity_raised(
     notified its first level yet does so for the severity the incident has then. A started escalation keeps its
     rule; a stopped one and an incident in people's hands are left alone."""
     state = locked_state(incident)
-    if state is None or incident.progress != Progress.TRIGGERED:
-        return state
+    if state is None or incident.progress != Progress.TRIGGERED or incident.status == EventStatus.OK:
+        return state  # a rise by hand of an incident whose alerts have all recovered pages nobody either
     if previous is not None and Severity.rank(incident.severity) <= Severity.rank(previous):
         return state  # lowered again before this rise was dispatched: nothing more to page for
     if state.status == Status.UNASSIGNED:

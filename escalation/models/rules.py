@@ -212,6 +212,8 @@ class EscalationState(models.Model):
         RUNNING = "running", _("Running")
         FINISHED = "finished", _("Finished (last level done)")
         STOPPED = "stopped", _("Stopped")
+        # Every alert of the incident recovered while it stayed open: nobody is paged about it until one fires again.
+        RECOVERED = "recovered", _("Stopped: all alerts recovered")
         UNASSIGNED = "unassigned", _("Unassigned (no rule matched)")
         # Assigned to people when created by hand, or reassigned since: no rule escalates it; when it is triggered
         # again (unacknowledged, woken, reopened) its responders are notified again.

@@ -318,6 +318,10 @@ class IncidentEvent(models.Model):
         RESPONDERS_ADDED = "responders_added", _("Responders added")
         MERGED = "merged", _("Merged")
         SEVERITY_RAISED = "severity_raised", _("Severity raised")
+        # Its alerts all recovered and it stays open (the channel does not close incidents with their alerts); and,
+        # later, an alert fires in it again.
+        RECOVERED = "recovered", _("Recovered")
+        FIRING_AGAIN = "firing_again", _("Firing again")
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)

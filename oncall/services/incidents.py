@@ -114,7 +114,8 @@ def auto_resolve_at(channel: Channel, last_event: datetime) -> datetime | None:
 
 def incident_refresh_severity(*, incident: Incident, now: datetime) -> None:
     """Set an open incident's severity to the highest of its open alerts, noting a change in the timeline; one
-    whose alerts had all recovered fires again when a firing alert joins it (status and end_time: save both).
+    whose alerts had all recovered fires again when a firing alert joins it (status and end_time: save both),
+    announced as an incident event: its escalation may start again.
 
     A rise is announced as an incident event: a rule of the channel may page for the new severity when none
     did for the old one. A severity set by hand sticks. The incident row must be locked by the caller.
@@ -133,6 +134,7 @@ def incident_refresh_severity(*, incident: Incident, now: datetime) -> None:
     if incident.status == EventStatus.OK:
         incident.end_time = None
         incident.status = incident.severity
+        incident_event_record(incident=incident, kind=IncidentEvent.Kind.FIRING_AGAIN, now=now)
     if "severity" in incident.manual_overrides:
         return
     highest = max(severities, key=Severity.rank)

@@ -37,6 +37,7 @@ from oncall.models import (
     EventBatch,
     EventStatus,
     Incident,
+    IncidentEvent,
     IngestTask,
     Integration,
     Progress,
@@ -46,7 +47,7 @@ from oncall.models import (
 )
 from oncall.models.intake import group_key_normalise
 from oncall.selectors import channel_ids_by_name, integration_key_cache_clear, route_table_get, route_table_load
-from oncall.services.events import incident_events_dispatch_held, incident_events_held
+from oncall.services.events import incident_event_record, incident_events_dispatch_held, incident_events_held
 from oncall.services.incidents import (
     auto_resolve_at,
     incident_close,
@@ -649,6 +650,11 @@ def _recover(*, alert: Alert, incident: Incident, event: NormalizedEvent, now: d
     incident.status = EventStatus.OK
     incident.end_time = now
     incident.save(update_fields=["last_time", "auto_resolve_at", "status", "end_time"])
-    if incident.channel.close_with_alerts and incident.progress != Progress.CLOSED:
+    if incident.progress == Progress.CLOSED:
+        return _result(alert, "recovered")
+    if incident.channel.close_with_alerts:
         incident_close(incident=incident, now=now, source=Source.MONITOR, reason=_("All of its alerts have recovered."))
+    else:
+        # Kept open for someone to close: nobody is paged about it any more, until an alert fires in it again.
+        incident_event_record(incident=incident, kind=IncidentEvent.Kind.RECOVERED, now=now, source=Source.MONITOR)
     return _result(alert, "recovered")

@@ -22,6 +22,7 @@ from channels_app.models import Delivery
 from escalation.admin.in_use import incidents_responded_by, levels_naming, schedule_places, teams_left_empty
 from escalation.models import EscalationState, Timer
 from oncall.admin_autocomplete import CheckedAutocomplete
+from oncall.admin_json import EmptyJSONBoxes
 from oncall.errors import ApplicationError
 from oncall.lib import clock, secrets
 from oncall.models import (
@@ -303,7 +304,7 @@ class TeamAdmin(CheckedAutocomplete, admin.ModelAdmin):
 
 
 @admin.register(Channel)
-class ChannelAdmin(CheckedAutocomplete, admin.ModelAdmin):
+class ChannelAdmin(EmptyJSONBoxes, CheckedAutocomplete, admin.ModelAdmin):
     list_display = ("name", "team", "time_zone", "grouping", "close_with_alerts", "auto_resolve_minutes")
     list_filter = ("team", "close_with_alerts")
     search_fields = ("name", "description")
@@ -367,9 +368,6 @@ class RoutingRuleForm(forms.ModelForm):
         fields = ("position", "name", "enabled", "filters", "mode", "channels", "name_mapping_label", "fallthrough")
         widgets = {"filters": forms.Textarea(attrs={"rows": 3, "cols": 100, "class": "vLargeTextField"})}
 
-    def clean_filters(self):
-        return self.cleaned_data["filters"] or []  # an empty box is "every event", not SQL NULL
-
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("mode") == RoutingRule.Mode.CHANNELS and not cleaned.get("channels"):
@@ -377,7 +375,7 @@ class RoutingRuleForm(forms.ModelForm):
         return cleaned
 
 
-class RoutingRuleInline(CheckedAutocomplete, admin.StackedInline):
+class RoutingRuleInline(EmptyJSONBoxes, CheckedAutocomplete, admin.StackedInline):
     model = RoutingRule
     form = RoutingRuleForm
     extra = 0

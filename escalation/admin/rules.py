@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from channels_app.registry import method_choices
 from escalation.models import EscalationLevel, EscalationRule, EscalationState, LevelSchedule, Role, Schedule, Timer
 from oncall.admin_autocomplete import CheckedAutocomplete
+from oncall.admin_json import EmptyJSONBoxes
 
 
 class MethodsField(forms.MultipleChoiceField):
@@ -100,7 +101,7 @@ class EscalationLevelForm(forms.ModelForm):
         )
 
 
-class EscalationLevelInline(CheckedAutocomplete, admin.StackedInline):
+class EscalationLevelInline(EmptyJSONBoxes, CheckedAutocomplete, admin.StackedInline):
     model = EscalationLevel
     form = EscalationLevelForm
     extra = 0
@@ -110,7 +111,7 @@ class EscalationLevelInline(CheckedAutocomplete, admin.StackedInline):
 
 
 @admin.register(EscalationRule)
-class EscalationRuleAdmin(CheckedAutocomplete, admin.ModelAdmin):
+class EscalationRuleAdmin(EmptyJSONBoxes, CheckedAutocomplete, admin.ModelAdmin):
     list_display = ("name", "channel", "priority", "enabled", "level_count", "conditions", "updated_at")
     list_filter = ("enabled", "channel")
     search_fields = ("name", "description", "channel__name")

@@ -17,6 +17,7 @@ from escalation.feeds import calendar_feed_create, calendar_feed_revoke, calenda
 from escalation.models import CalendarFeed, Layer, LayerMember, Override, Schedule, ShiftReminder
 from escalation.schedules import TABLE_DAYS, on_call_now, schedule_table
 from oncall.admin_autocomplete import CheckedAutocomplete
+from oncall.admin_json import EmptyJSONBoxes
 from oncall.lib import clock, secrets
 from oncall.lib.ids import id_in_range
 from oncall.models.people import validate_time_zone
@@ -50,7 +51,7 @@ def rotation_summary(layer: Layer) -> str:
     return " → ".join(f"{number}: {', '.join(names)}" for number, names in sorted(groups.items()))
 
 
-class LayerInline(admin.StackedInline):
+class LayerInline(EmptyJSONBoxes, admin.StackedInline):
     model = Layer
     extra = 0
     ordering = ("position", "id")
@@ -173,7 +174,7 @@ class LayerMemberInline(CheckedAutocomplete, admin.TabularInline):
 
 
 @admin.register(Layer)
-class LayerAdmin(CheckedAutocomplete, admin.ModelAdmin):
+class LayerAdmin(EmptyJSONBoxes, CheckedAutocomplete, admin.ModelAdmin):
     list_display = ("name", "schedule", "position", "rotation_display", "start", "end", "restriction_kind")
     list_filter = ("schedule", "rotation_unit", "restriction_kind")
     search_fields = ("name", "schedule__name")

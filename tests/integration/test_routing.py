@@ -470,7 +470,9 @@ def test_the_admin_requires_a_channel_or_a_label_as_the_mode_needs(staff, channe
     integration, _key = make_integration(channel=channels["Fallback"])
     response = staff.post(
         reverse("admin:oncall_integration_change", args=[integration.pk]),
-        integration_form(integration, [{"channels": []}, {"mode": "name_mapping", "name_mapping_label": ""}]),
+        integration_form(
+            integration, [{"name": "Nowhere", "channels": []}, {"mode": "name_mapping", "name_mapping_label": ""}]
+        ),
     )
     assert response.status_code == 200
     page = response.content.decode()

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from channels_app.services import method_address
 from escalation import rotation
 from escalation.models import Role, Schedule, ShiftReminder
-from escalation.schedules import schedule_data, schedules_load
+from escalation.schedules import schedule_data, schedules_load, schedules_load_readable
 from oncall.lib import claims, queue
 
 logger = logging.getLogger(__name__)
@@ -39,9 +39,10 @@ def shift_reminders_plan(*, now: datetime) -> int:
     again. Returns how many were planned."""
     # One cheap query a tick when no schedule reminds anyone.
     ids = list(Schedule.objects.filter(enabled=True, reminder_minutes__gt=0).values_list("pk", flat=True))
-    schedules = schedules_load(ids=ids, since=now) if ids else []
+    # A row no one can read (written around the forms) must not stop the other schedules' reminders.
+    schedules, _unreadable = schedules_load_readable(ids=ids, since=now)
     rows = []
-    for schedule in schedules:
+    for schedule in schedules.values():
         lead = timedelta(minutes=schedule.reminder_minutes)
         try:
             found = rotation.shifts(schedule_data(schedule), now, now + lead + PLAN_AHEAD)

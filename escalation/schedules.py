@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.db import transaction
 from django.db.models import F, Prefetch, Q
 
 from escalation import engine, rotation
@@ -52,6 +53,35 @@ def schedules_load(*, ids: Iterable[int] | None = None, since: datetime, enabled
             ),
         )
     )
+
+
+def schedules_load_readable(*, ids: Iterable[int], since: datetime) -> tuple[dict[int, Schedule], set[int]]:
+    """`schedules_load` that tells which schedules could not be read instead of failing for all of them: the
+    schedules loaded, by id, and the ids of those that could not be. A row written around the forms' validation (a
+    time past year 9999 in UTC, which PostgreSQL stores but no datetime holds) then blanks its own schedule only
+    (logged here), not every schedule loaded with it."""
+    ids = sorted(set(ids))
+    if not ids:
+        return {}, set()
+    try:
+        with transaction.atomic():  # a savepoint: whatever failed leaves the caller's transaction usable
+            return {schedule.pk: schedule for schedule in schedules_load(ids=ids, since=since)}, set()
+    except Exception:
+        if len(ids) == 1:
+            logger.exception("Schedule %s cannot be read", ids[0])
+            return {}, set(ids)
+    loaded, unreadable = {}, set()
+    for schedule_id in ids:  # which one it is
+        try:
+            with transaction.atomic():
+                found = schedules_load(ids=[schedule_id], since=since)
+        except Exception:
+            logger.exception("Schedule %s cannot be read", schedule_id)
+            unreadable.add(schedule_id)
+            continue
+        if found:
+            loaded[schedule_id] = found[0]
+    return loaded, unreadable
 
 
 def _restriction(layer: Layer) -> rotation.Restriction:
@@ -121,11 +151,13 @@ def schedule_targets_on_call(*, targets: Sequence[engine.ScheduleTarget], now: d
     """Who is on call at `now` for each target, in the targets' order. A disabled schedule has nobody."""
     if not targets:
         return []
-    loaded = {s.pk: s for s in schedules_load(ids={t.schedule_id for t in targets}, since=now)}
+    loaded, unreadable = schedules_load_readable(ids={t.schedule_id for t in targets}, since=now)
     answers = []
     for target in targets:
         schedule = loaded.get(target.schedule_id)
-        if schedule is None:
+        if target.schedule_id in unreadable:
+            answers.append(TargetOnCall(target, target.name or f"#{target.schedule_id}", (), broken=True))
+        elif schedule is None:
             answers.append(TargetOnCall(target, target.name or f"#{target.schedule_id}", (), missing=True))
         elif not schedule.enabled:
             answers.append(TargetOnCall(target, schedule.name, (), disabled=True))

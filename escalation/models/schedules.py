@@ -3,6 +3,8 @@ calendar feeds and shift reminders. Who is on call is decided by escalation.rota
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -12,6 +14,26 @@ from django.utils.translation import gettext_lazy as _
 from escalation import rotation
 from oncall.lib import secrets
 from oncall.models.people import validate_time_zone
+
+# The times a schedule keeps (layer starts and ends, overrides), in UTC. A time zone can carry a time entered as
+# "9999-12-31 23:00" (forever) past year 9999 in UTC, or year 1 before it: PostgreSQL stores such a value, but no
+# process can read the row back, and every level paging the schedule would fail. The margin also keeps the
+# rotation's arithmetic (handoffs months apart, local times) inside what a datetime can hold.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9999, 1, 1, tzinfo=UTC)  # exclusive: the last year allowed is 9998
+
+
+def validate_schedule_time(value: datetime) -> None:
+    """Refuse a schedule time outside the years 1970 to 9998, checked in UTC (after the time zone's offset)."""
+    try:
+        moment = value.astimezone(UTC)
+    except OverflowError:  # beyond year 1 or 9999 once in UTC
+        moment = None
+    if moment is None or not EARLIEST_TIME <= moment < LATEST_TIME:
+        raise ValidationError(
+            _("Choose a time between the years 1970 and 9998 (in UTC)."),
+            code="out_of_range",
+        )
 
 
 class Role(models.TextChoices):
@@ -82,12 +104,15 @@ class Layer(models.Model):
     )
     start = models.DateTimeField(
         _("start"),
+        validators=[validate_schedule_time],
         help_text=_(
             "The first group's first shift begins here. For day, week and month rotations its time of day is the "
             "handoff time, in the schedule's time zone."
         ),
     )
-    end = models.DateTimeField(_("end"), null=True, blank=True, help_text=_("Empty: the layer runs on."))
+    end = models.DateTimeField(
+        _("end"), null=True, blank=True, validators=[validate_schedule_time], help_text=_("Empty: the layer runs on.")
+    )
     restriction_kind = models.CharField(
         _("restriction"), max_length=6, choices=RestrictionKind.choices, default=RestrictionKind.NONE
     )
@@ -164,8 +189,8 @@ class Override(models.Model):
     role = models.CharField(
         _("role"), max_length=10, choices=Role.choices, blank=True, help_text=_("Empty: every role.")
     )
-    start = models.DateTimeField(_("start"))
-    end = models.DateTimeField(_("end"))
+    start = models.DateTimeField(_("start"), validators=[validate_schedule_time])
+    end = models.DateTimeField(_("end"), validators=[validate_schedule_time])
     note = models.CharField(_("note"), max_length=200, blank=True)
 
     class Meta:

@@ -3,11 +3,15 @@ target schedules, and calendar feed URLs are shown once."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.apps import apps as django_apps
 from django.contrib import admin
+from django.db import connection
 from django.urls import reverse
 
 from escalation.feeds import calendar_feed_create
@@ -245,3 +249,158 @@ def test_the_schedule_pages_leave_out_a_deactivated_person(staff_client, payment
     assert '<td class="field-on_call">Cy (Backup)</td>' in listing
     page = staff_client.get(reverse("admin:escalation_schedule_change", args=[payments.pk])).content.decode()
     assert "Ann" in page and "Ben" not in page
+
+
+OUT_OF_RANGE = "Choose a time between the years 1970 and 9998 (in UTC)."
+needs_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="only PostgreSQL stores a time past year 9999 in UTC (SQLite cannot)"
+)
+
+
+def schedule_form(team, time_zone: str, **fields) -> dict:
+    """The schedule page's form: one layer, no override (add one with `overrides-0-...` and TOTAL_FORMS)."""
+    return {
+        "name": "Checkout",
+        "team": team.pk,
+        "description": "",
+        "time_zone": time_zone,
+        "enabled": "on",
+        "reminder_minutes": 0,
+        "layers-TOTAL_FORMS": 1,
+        "layers-INITIAL_FORMS": 0,
+        "layers-0-position": 1,
+        "layers-0-name": "Weekdays",
+        "layers-0-rotation_unit": "day",
+        "layers-0-rotation_count": 1,
+        "layers-0-start_0": "2026-03-02",
+        "layers-0-start_1": "09:00:00",
+        "layers-0-restriction_kind": "none",
+        "layers-0-restriction_windows": "[]",
+        "overrides-TOTAL_FORMS": 0,
+        "overrides-INITIAL_FORMS": 0,
+        **fields,
+    }
+
+
+def override_fields(person, start: tuple[str, str], end: tuple[str, str]) -> dict:
+    return {
+        "overrides-TOTAL_FORMS": 1,
+        "overrides-0-person": person.pk,
+        "overrides-0-role": "",
+        "overrides-0-start_0": start[0],
+        "overrides-0-start_1": start[1],
+        "overrides-0-end_0": end[0],
+        "overrides-0-end_1": end[1],
+    }
+
+
+@pytest.mark.parametrize(
+    ("time_zone", "fields"),
+    [
+        # "Until 9999-12-31 23:00" (forever) in New York is 10000-01-01 04:00 in UTC.
+        ("America/New_York", {"override": (("2026-03-01", "00:00:00"), ("9999-12-31", "23:00:00"))}),
+        ("America/New_York", {"layers-0-end_0": "9999-12-31", "layers-0-end_1": "23:00:00"}),
+        ("America/New_York", {"override": (("2026-03-01", "00:00:00"), ("9998-12-31", "20:00:00"))}),  # 9999 in UTC
+        # Year 1 in Tokyo is year 0 in UTC.
+        ("Asia/Tokyo", {"layers-0-start_0": "0001-01-01", "layers-0-start_1": "00:00:00"}),
+        ("UTC", {"override": (("1969-12-31", "23:00:00"), ("2026-03-01", "00:00:00"))}),
+    ],
+)
+def test_a_schedule_time_outside_the_years_1970_to_9998_in_utc_is_refused_with_its_error(
+    staff_client, people, time_zone, fields
+):
+    fields = dict(fields)
+    if "override" in fields:
+        fields.update(override_fields(people["ben"], *fields.pop("override")))
+    response = staff_client.post(
+        reverse("admin:escalation_schedule_add"), schedule_form(make_team("T"), time_zone, **fields)
+    )
+    assert response.status_code == 200
+    assert OUT_OF_RANGE in response.content.decode()
+    assert not Schedule.objects.exists()
+
+
+def test_a_schedule_time_at_the_end_of_9998_in_utc_is_kept(staff_client, people):
+    # 18:59 in New York is 23:59 in UTC, the last minute of 9998.
+    fields = override_fields(people["ben"], ("2026-03-01", "00:00:00"), ("9998-12-31", "18:59:00"))
+    response = staff_client.post(
+        reverse("admin:escalation_schedule_add"), schedule_form(make_team("T"), "America/New_York", **fields)
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert Override.objects.get().end == datetime(9998, 12, 31, 23, 59, tzinfo=UTC)
+    page = staff_client.get(reverse("admin:escalation_schedule_change", args=[Schedule.objects.get().pk]))
+    assert page.status_code == 200
+
+
+def test_the_layer_page_refuses_a_start_before_1970_in_utc(staff_client):
+    schedule = make_schedule("Payments", time_zone="Asia/Tokyo")
+    data = {
+        "schedule": schedule.pk,
+        "position": 1,
+        "name": "Weekdays",
+        "rotation_unit": "day",
+        "rotation_count": 1,
+        "start_0": "0001-01-01",
+        "start_1": "00:00:00",
+        "restriction_kind": "none",
+        "restriction_windows": "[]",
+        "members-TOTAL_FORMS": 0,
+        "members-INITIAL_FORMS": 0,
+    }
+    response = staff_client.post(reverse("admin:escalation_layer_add"), data)
+    assert response.status_code == 200
+    assert OUT_OF_RANGE in response.content.decode()
+    assert not Layer.objects.exists()
+
+
+def _override_past_9999(schedule, person) -> Override:
+    """What the schedule page saved on PostgreSQL before it refused it: no process can read this row back."""
+    new_york = ZoneInfo("America/New_York")
+    return Override.objects.create(
+        schedule=schedule,
+        person=person,
+        start=datetime(2026, 3, 1, tzinfo=new_york),
+        end=datetime(9999, 12, 31, 23, 0, tzinfo=new_york),
+    )
+
+
+@needs_postgresql
+def test_a_schedule_that_cannot_be_read_leaves_the_schedule_list_up_and_says_so(staff_client, payments, people):
+    broken = make_schedule("Checkout", time_zone="America/New_York")
+    _override_past_9999(broken, people["ann"])
+    listing = staff_client.get(reverse("admin:escalation_schedule_changelist")).content.decode()
+    assert '<td class="field-on_call">cannot be read: see the server log</td>' in listing
+    assert '<td class="field-on_call">Ben (Primary); Cy (Backup)</td>' in listing  # the other schedules still answer
+
+
+@needs_postgresql
+def test_schedule_times_saved_past_year_9999_in_utc_are_brought_back_into_range_by_the_upgrade(
+    staff_client, payments, people
+):
+    migration = importlib.import_module("escalation.migrations.0008_schedule_times_in_range")
+    broken = make_schedule(
+        "Checkout",
+        time_zone="America/New_York",
+        layers=[{"start": datetime(2026, 3, 1, tzinfo=UTC), "groups": [[people["ann"]]]}],
+    )
+    override = _override_past_9999(broken, people["ben"])
+    Layer.objects.filter(schedule=broken).update(end=datetime(9999, 12, 31, 23, 0, tzinfo=ZoneInfo("America/New_York")))
+    year_zero = Override.objects.create(  # year 1 in Tokyo: year 0 in UTC
+        schedule=broken,
+        person=people["cy"],
+        start=datetime(1, 1, 1, tzinfo=ZoneInfo("Asia/Tokyo")),
+        end=datetime(2026, 3, 2, tzinfo=UTC),
+    )
+    kept = Override.objects.filter(schedule=payments).values_list("pk", "start", "end").get()
+
+    migration.bring_unreadable_times_into_range(django_apps, None)
+    last = datetime(9998, 12, 31, 23, 59, tzinfo=UTC)
+    assert Override.objects.get(pk=override.pk).end == last
+    assert Layer.objects.get(schedule=broken).end == last
+    assert Override.objects.values_list("start", "end").get(pk=year_zero.pk) == (
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(2026, 3, 2, tzinfo=UTC),
+    )
+    assert Override.objects.filter(schedule=payments).values_list("pk", "start", "end").get() == kept
+    page = staff_client.get(reverse("admin:escalation_schedule_change", args=[broken.pk]))
+    assert page.status_code == 200

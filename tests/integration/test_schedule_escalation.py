@@ -4,8 +4,10 @@ whoever is on call when the level runs is notified."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
 
 from channels_app.models import Delivery
 from escalation.models import EscalationLevel, EscalationRule, LevelSchedule, Override, Schedule
@@ -161,6 +163,30 @@ def test_a_broken_schedule_does_not_stop_the_page_to_the_levels_other_targets(
     assert (
         failed.message
         == "Nobody is on call for schedule Payments (primary). The schedule could not be read; see the server log."
+    )
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="only PostgreSQL stores a time past year 9999 in UTC (SQLite cannot)"
+)
+def test_a_schedule_that_cannot_be_read_does_not_stop_the_page_to_the_levels_other_targets(
+    client, clock, people, rotation, mailoutbox
+):
+    broken = make_schedule("Checkout", time_zone="America/New_York")
+    new_york = ZoneInfo("America/New_York")
+    Override.objects.create(  # written before the schedule page refused it: no process can read this row back
+        schedule=broken,
+        person=people["ed"],
+        start=datetime(2026, 3, 1, tzinfo=new_york),
+        end=datetime(9999, 12, 31, 23, 0, tzinfo=new_york),
+    )
+    channel = make_channel()
+    rule_with_levels(channel, {"schedules": [(broken, ""), (rotation, "primary")], "people": [people["cy"]]})
+    push(client, make_integration(channel=channel)[1], event())
+    assert sorted(paged(mailoutbox)) == ["ann", "cy"]  # the other schedule's primary and the person named directly
+    failed = Incident.objects.get().timeline.get(kind="notify_failed")
+    assert failed.message == (
+        "Nobody is on call for schedule Checkout. The schedule could not be read; see the server log."
     )
 
 

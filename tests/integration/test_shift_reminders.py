@@ -6,6 +6,7 @@ import smtplib
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -257,3 +258,20 @@ def test_no_shift_reminder_for_the_repeated_half_hour_of_the_autumn_night(clock,
     assert [(mail.to[0], mail.subject) for mail in mailoutbox] == [
         ("europe@example.com", "On-call shift in Follow the sun starts Sun 2026-10-25 02:30 CEST")
     ]
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="only PostgreSQL stores a time past year 9999 in UTC (SQLite cannot)"
+)
+def test_a_schedule_that_cannot_be_read_does_not_stop_the_other_schedules_reminders(clock, people, daily, mailoutbox):
+    broken = make_schedule("Checkout", reminder_minutes=30, time_zone="America/New_York")
+    new_york = ZoneInfo("America/New_York")
+    Override.objects.create(  # written before the schedule page refused it: no process can read this row back
+        schedule=broken,
+        person=people["ed"],
+        start=datetime(2026, 3, 1, tzinfo=new_york),
+        end=datetime(9999, 12, 31, 23, 0, tzinfo=new_york),
+    )
+    for minutes in (31, 30, 1):
+        at(clock, HANDOFF - timedelta(minutes=minutes))
+    assert reminded(mailoutbox) == ["ben"]

@@ -9,6 +9,8 @@ from enum import StrEnum
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from oncall.lib import http
+
 
 class Outcome(StrEnum):
     SENT = "sent"  # the provider accepted the message
@@ -52,7 +54,10 @@ class SendResult:
 
 
 def provider_key_of(url: str) -> str:
-    """The bulkhead key of a provider reached at `url`: its host, and its port when the URL names one."""
+    """The bulkhead key of a provider reached at `url`: its host, and its port when the URL names one; "" for a URL
+    no request can be made to (the attempt fails for good without calling anyone: see oncall.lib.http.url_problem)."""
+    if http.url_problem(url) is not None:
+        return ""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     return f"{host}:{parts.port}" if parts.port else host

@@ -155,6 +155,8 @@ class BotForm(forms.ModelForm):
             except forms.ValidationError:
                 self.add_error("url", _("Enter an http(s) URL."))
             else:
+                if http.url_problem(url) is not None:  # what URLValidator lets through: a port of 0 or past 65535
+                    self.add_error("url", _("The port must be a number from 1 to 65535."))
                 if host := http.forbidden_host(url):
                     self.add_error(
                         "url",

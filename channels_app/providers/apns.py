@@ -155,6 +155,8 @@ def push(device, message: PushMessage) -> DeviceResult:
             content=payload,
         )
     except http.HttpError as exc:
+        if exc.permanent:  # APNS_API_URL is not a URL a request can be made to
+            return DeviceResult.permanent(device.pk, PLATFORM, f"APNs: {exc}")
         return DeviceResult.retryable(device.pk, PLATFORM, f"APNs: {exc}")
     body = response.json()
     result = classify(device.pk, response.status, body, response.headers)

@@ -53,6 +53,8 @@ def send(request: Request) -> http.HttpResponse | SendResult:
         # Whether the chat may have the message all the same (no answer after it was sent) decides whether a later
         # attempt that is no longer needed may still post it (channels_app/bots/sending.py).
         none = {"http_status": None, "response": "", "may_have_arrived": exc.may_have_arrived}
+        if exc.permanent:  # a URL no request can be made to: only the admin fixing it helps
+            return SendResult.permanent(str(exc), detail=none)
         return SendResult.retryable(str(exc), detail=none)
 
 

@@ -97,7 +97,7 @@ def access_token(account: ServiceAccount, *, now: float | None = None) -> str:
     try:
         response = http.request("POST", account.token_uri, data=form, headers={"Accept": "application/json"})
     except http.HttpError as exc:
-        raise TokenError(f"FCM access token: {exc}", retryable=True) from exc
+        raise TokenError(f"FCM access token: {exc}", retryable=not exc.permanent) from exc
     data = response.json() if isinstance(response.json(), dict) else {}
     if response.status != 200 or not data.get("access_token"):
         error = (
@@ -205,6 +205,8 @@ def push(device, message: PushMessage) -> DeviceResult:
             "POST", url, json=fcm_message(device.token, message), headers={"Authorization": f"Bearer {token}"}
         )
     except http.HttpError as exc:
+        if exc.permanent:  # FCM_API_URL is not a URL a request can be made to
+            return DeviceResult.permanent(device.pk, PLATFORM, f"FCM: {exc}")
         return DeviceResult.retryable(device.pk, PLATFORM, f"FCM: {exc}")
     if response.status == 401:
         forget_access_token(account)

@@ -123,6 +123,8 @@ def _post(resource: str, form: Mapping[str, Any]) -> tuple[SendResult, Any]:
             headers={"Accept": "application/json"},
         )
     except http.HttpError as exc:
+        if exc.permanent:  # TWILIO_API_URL is not a URL a request can be made to: nothing was sent
+            return SendResult.permanent(f"Twilio: {exc}"), None
         # unanswered: no answer came, which does not mean Twilio lacks the message. A connection reset after the
         # request went is as likely as a timeout to hide a call Twilio placed, and we cannot tell the two from a
         # request that never left. A callback about the attempt settles it (outcomes.delivery_report): it can only

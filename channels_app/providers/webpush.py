@@ -103,5 +103,7 @@ def push(device, message: PushMessage, *, now: float | None = None) -> DeviceRes
     try:
         response = http.request("POST", endpoint, headers=headers, data=body)
     except http.HttpError as exc:
+        if exc.permanent:  # an endpoint no request can be made to
+            return DeviceResult.permanent(device.pk, PLATFORM, f"Web Push: {exc}")
         return DeviceResult.retryable(device.pk, PLATFORM, f"Web Push: {exc}")
     return classify(device.pk, response.status, response.headers)

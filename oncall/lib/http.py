@@ -40,7 +40,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import LocationValueError, NewConnectionError
 
 from oncall.lib import clock
 
@@ -60,12 +60,18 @@ class HttpError(Exception):
 
     `may_have_arrived`: whether the server may have the request all the same (no answer came after it was sent: a
     read timeout, a connection reset, an answer cut off), as opposed to one that surely never left (not called,
-    a forbidden address, a name that does not resolve, a connection refused or never made)."""
+    a forbidden address, a name that does not resolve, a connection refused or never made).
 
-    def __init__(self, message: str, *, timeout: bool = False, may_have_arrived: bool = False) -> None:
+    `permanent`: no request can be made to the URL as written (see `url_problem`), so trying again cannot help;
+    only a corrected URL can. Such a request was never sent."""
+
+    def __init__(
+        self, message: str, *, timeout: bool = False, may_have_arrived: bool = False, permanent: bool = False
+    ) -> None:
         super().__init__(message)
         self.timeout = timeout
         self.may_have_arrived = may_have_arrived
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,31 @@ def forbidden_host(url: str) -> str | None:
         return None if address_allowed(host) else host
     except ValueError:
         return None  # a name, not an address
+
+
+def url_problem(url: str) -> str | None:
+    """Why no request can be made to `url` as written, or None: it cannot be parsed, is not http(s), has no host,
+    or names a port outside 1 to 65535 (which the URL validators of forms let through). Forms refuse such a URL;
+    `request` fails it at once, for good. The reasons never quote the URL (it may carry secrets)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket, characters a host cannot have
+        return "the URL cannot be parsed"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an http(s) URL"
+    try:
+        port = parts.port
+    except ValueError:  # only noticed when read: not a number, or above 65535
+        port = 0
+    if port == 0:
+        return "its port is not a number from 1 to 65535"
+    return None
+
+
+def _refuse_unusable(url: str) -> None:
+    problem = url_problem(url)
+    if problem is not None:
+        raise HttpError(f"{safe_target(url)} was not called: {problem}", permanent=True)
 
 
 def _check_peer(sock: socket.socket) -> None:
@@ -185,7 +216,10 @@ def _session() -> requests.Session:
 
 def safe_target(url: str) -> str:
     """What may be logged of a URL: scheme and host, never path or query."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "?"
     return f"{parts.scheme}://{parts.hostname or '?'}"
 
 
@@ -232,9 +266,7 @@ def request(
     total_timeout: float | None = None,
 ) -> HttpResponse:
     """Send one request and return the response, whatever its status; raise HttpError if there is none."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HttpError(f"not an http(s) URL: {safe_target(url)}")
+    _refuse_unusable(url)
     total_timeout = _time_left(url, total_timeout or settings.HTTP_TOTAL_TIMEOUT)
     connect_timeout = min(connect_timeout or settings.HTTP_CONNECT_TIMEOUT, total_timeout)
     started = time.monotonic()
@@ -283,6 +315,10 @@ def request(
         raise HttpError(
             f"could not reach {safe_target(url)}: {type(exc).__name__}", may_have_arrived=not _never_connected(exc)
         ) from exc
+    except (requests.exceptions.InvalidURL, LocationValueError) as exc:
+        # What requests and urllib3 refuse before sending that url_problem lets through (a host name IDNA cannot
+        # encode, which urllib3 raises as a ValueError when connecting).
+        raise HttpError(f"{safe_target(url)} was not called: the URL is not valid", permanent=True) from exc
     except requests.RequestException as exc:
         raise HttpError(f"could not reach {safe_target(url)}: {type(exc).__name__}", may_have_arrived=True) from exc
     elapsed = time.monotonic() - started
@@ -386,9 +422,7 @@ def request_http2(
     total_timeout: float | None = None,
 ) -> HttpResponse:
     """Like `request`, over HTTP/2 (httpx with h2): same timeouts, address check, size bound and logging."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HttpError(f"not an http(s) URL: {safe_target(url)}")
+    _refuse_unusable(url)
     total_timeout = _time_left(url, total_timeout or settings.HTTP_TOTAL_TIMEOUT)
     connect_timeout = min(connect_timeout or settings.HTTP_CONNECT_TIMEOUT, total_timeout)
     started = time.monotonic()
@@ -411,6 +445,11 @@ def request_http2(
                         may_have_arrived=True,
                     )
                 chunks.append(chunk)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        raise HttpError(f"{safe_target(url)} was not called: the URL is not valid", permanent=True) from exc
+    except UnicodeError as exc:
+        # Raised before anything is sent: a host name IDNA cannot encode (when connecting), a header not in ASCII.
+        raise HttpError(f"{safe_target(url)} was not called: it could not be encoded", permanent=True) from exc
     except httpx.TimeoutException as exc:
         connecting = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
         raise HttpError(

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from oncall.errors import ApplicationError, SignedOut
-from oncall.lib import secrets
+from oncall.lib import http, secrets
 from oncall.models import ApiToken, Device, DeviceLinkToken, User
 from oncall.services.tokens import NAME_MAX, api_token_create, api_tokens_of_devices_revoke
 
@@ -28,13 +28,9 @@ def _token_hash(platform: str, token: str) -> str:
 
 
 def _url_parts(url: str) -> SplitResult | None:
-    """`url` split, or None when it cannot be: an unclosed IPv6 bracket, a port that is not a number in range."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- a bad port is only noticed when read
-    except ValueError:
-        return None
-    return parts
+    """`url` split, or None when no request could be made to it (oncall.lib.http.url_problem): it cannot be
+    parsed, has no http(s) scheme or host, or its port is not a number from 1 to 65535."""
+    return None if http.url_problem(url) else urlsplit(url)
 
 
 def _web_subscription(subscription: object) -> dict:

@@ -121,6 +121,28 @@ def test_each_kind_asks_for_what_it_needs(staff_client):
     assert (bot.url, bot.chat_ids, bot.at_all) == ("", ["-100123", "@ops_room"], False)  # at_all is DingTalk's
 
 
+@pytest.mark.parametrize("port", ["99999", "0"])
+def test_a_webhook_url_whose_port_cannot_exist_is_refused(staff_client, port):
+    add = reverse("admin:channels_app_bot_add")
+    url = f"https://hooks.slack.com:{port}/services/T000/B000/XXXX"
+    response = staff_client.post(add, bot_form(kind="slack", name="S", url=url))
+    assert response.status_code == 200
+    assert "The port must be a number from 1 to 65535." in response.content.decode()
+    assert not Bot.objects.exists()
+    # A bot saved with such a URL before: its test message says why nothing was sent, and its next save is
+    # refused until the URL is fixed.
+    bot = make_bot("slack", url, name="S")
+    page = staff_client.post(reverse("admin:channels_app_bot_test", args=[bot.pk])).content.decode()
+    assert "Not sent" in page and "its port is not a number from 1 to 65535" in page
+    change = reverse("admin:channels_app_bot_change", args=[bot.pk])
+    page = staff_client.post(change, bot_form(kind="slack", name="S")).content.decode()
+    assert "The port must be a number from 1 to 65535." in page
+    fixed = "https://hooks.slack.com:443/services/T000/B000/XXXX"
+    assert staff_client.post(change, bot_form(kind="slack", name="S", url=fixed)).status_code == 302
+    bot.refresh_from_db()
+    assert bot.url == fixed
+
+
 # -- the test message -----------------------------------------------------------------------------------------------
 
 

@@ -145,6 +145,10 @@ def test_another_persons_device_is_404_and_untouched(alice, bob):
             {"platform": "web", "subscription": {**SUBSCRIPTION, "endpoint": "https://push.example.test:x/"}},
             "subscription",
         ),
+        (
+            {"platform": "web", "subscription": {**SUBSCRIPTION, "endpoint": "https://push.example.test:0/"}},
+            "subscription",
+        ),
         ({"platform": "web", "subscription": {**SUBSCRIPTION, "keys": {"p256dh": "x"}}}, "subscription"),
     ],
 )

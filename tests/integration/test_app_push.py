@@ -247,6 +247,16 @@ def test_fcm_retries_stop_after_the_last_attempt(client, clock, fcm_on, ada, key
     assert Device.objects.count() == 1  # a server error says nothing against the device
 
 
+def test_an_fcm_url_whose_port_cannot_exist_fails_the_push_at_once(client, clock, fcm_on, ada, key_for, settings):
+    link(ada, "android", "fcm-token-ada")
+    settings.FCM_API_URL = "https://fcm.googleapis.com:0"
+    push(client, key_for(), event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert "its port is not a number from 1 to 65535" in delivery.error
+    assert Device.objects.count() == 1
+
+
 def test_a_rejected_access_token_is_minted_again(client, clock, fcm_on, ada, key_for):
     link(ada, "android", "fcm-token-ada")
     fcm_on.fail_next(
@@ -359,6 +369,20 @@ def test_a_wrong_vapid_key_fails_without_unlinking(client, clock, webpush_on, ad
     assert (delivery.status, delivery.error) == ("failed", f"web device {Device.objects.get().pk}: Web Push 401")
 
 
+def test_a_browser_endpoint_whose_port_cannot_exist_fails_the_push_at_once(client, clock, webpush_on, ada, key_for):
+    device = device_link(
+        person=ada, platform="web", subscription=browser_subscription(webpush_on, "s"), now=clock.current
+    )
+    endpoint = "https://push.example.test:0/send/s"  # linked before such ports were refused
+    Device.objects.filter(pk=device.pk).update(
+        token=endpoint, subscription={**device.subscription, "endpoint": endpoint}
+    )
+    push(client, key_for(), event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert "its port is not a number from 1 to 65535" in delivery.error
+
+
 # -- APNs --------------------------------------------------------------------------------------------------------
 
 
@@ -462,6 +486,16 @@ def test_a_bad_provider_key_fails_at_once(client, clock, apns_on, ada, key_for):
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("failed", 1)
     assert Device.objects.count() == 1
+
+
+def test_an_apns_url_whose_port_cannot_exist_fails_the_push_at_once(client, clock, apns_on, ada, key_for, settings):
+    link(ada, "ios", "ab" * 32)
+    settings.APNS_API_URL = "https://api.push.apple.com:99999"
+    push(client, key_for(), event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert "its port is not a number from 1 to 65535" in delivery.error
+    assert apns_on.requests == []
 
 
 # -- several devices ---------------------------------------------------------------------------------------------

@@ -481,3 +481,18 @@ def test_no_secret_or_url_token_reaches_the_log(client, clock, fakes, ann, caplo
     logged = caplog.text + "".join(str(d.attempt_log) + d.error for d in bot_deliveries())
     for secret in ("TOKEN-SHOULD-NOT-LEAK", "SECshouldnotleak", "TELEGRAM-TOKEN-NOT-LOGGED"):
         assert secret not in logged
+
+
+@pytest.mark.parametrize("port", ["99999", "0"])
+def test_a_bot_url_with_a_port_no_request_can_use_fails_for_good_at_once_and_says_why(client, clock, fakes, ann, port):
+    """Saved before the form refused such ports: the delivery used to stay "sending" (99999: a ValueError out of
+    the worker) or be retried to no end (0)."""
+    bot = make_bot("slack", f"https://hooks.slack.com:{port}/services/T000/B000/XXXX")
+    fire(client, paging_setup(people=[ann], bots=[bot]))
+    later(clock, minutes=10)
+    delivery = only(bot)
+    assert (delivery.status, delivery.attempts) == (Delivery.Status.FAILED, 1)
+    bot.refresh_from_db()
+    assert bot.last_error == "https://hooks.slack.com was not called: its port is not a number from 1 to 65535"
+    failed = Incident.objects.get().timeline.get(kind=TimelineEntry.Kind.NOTIFY_FAILED)
+    assert "could not post after 1 attempt(s)" in failed.message and "port" in failed.message

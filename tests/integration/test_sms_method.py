@@ -102,6 +102,19 @@ def test_a_configuration_error_fails_without_flagging_anyone(client, clock, twil
     assert sam.phone_flagged == ""
 
 
+def test_a_twilio_url_whose_port_cannot_exist_fails_at_once_without_flagging_anyone(
+    client, clock, twilio, key, sam, settings
+):
+    settings.TWILIO_API_URL = "https://api.twilio.com:99999"
+    push(client, key, event())
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert "its port is not a number from 1 to 65535" in delivery.error
+    assert twilio.received("/twilio/") == []
+    sam.refresh_from_db()
+    assert sam.phone_flagged == ""
+
+
 def test_undelivered_with_a_number_error_fails_and_flags(client, clock, twilio, key, sam):
     push(client, key, event())
     delivery = Delivery.objects.get()

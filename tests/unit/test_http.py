@@ -109,6 +109,41 @@ def test_unreachable_and_non_http_urls_raise(server):
     with pytest.raises(http.HttpError, match="not an http") as bad:
         http.request("POST", "file:///etc/passwd")
     assert not bad.value.may_have_arrived
+    assert bad.value.permanent and not refused.value.permanent, "only a URL no request can be made to is for good"
+
+
+UNUSABLE_URLS = [
+    ("https://hooks.slack.com:99999/services/T0/B0/SECRET", "its port is not a number from 1 to 65535"),
+    ("https://hooks.slack.com:0/services/T0/B0/SECRET", "its port is not a number from 1 to 65535"),
+    ("https://hooks.slack.com:https/services/T0/B0/SECRET", "its port is not a number from 1 to 65535"),
+    ("https://[::1/services/T0/B0/SECRET", "the URL cannot be parsed"),
+    ("https:///services/T0/B0/SECRET", "not an http(s) URL"),
+]
+
+
+@pytest.mark.parametrize(("url", "problem"), UNUSABLE_URLS)
+def test_a_url_no_request_can_be_made_to_fails_for_good_without_calling_anyone(monkeypatch, url, problem):
+    """A port the URL validators let through (0, past 65535) used to escape as a ValueError from deep in the
+    request (a delivery then stayed "sending"); now it is a permanent error, and nothing is sent."""
+    made = []
+    monkeypatch.setattr(http, "_session", lambda: made.append(1))
+    assert http.url_problem(url) == problem
+    with pytest.raises(http.HttpError) as caught:
+        http.request("POST", url, json={})
+    assert problem in str(caught.value) and "SECRET" not in str(caught.value)
+    assert caught.value.permanent and not caught.value.may_have_arrived and not caught.value.timeout
+    assert made == []
+
+
+@pytest.mark.parametrize("url", ["https://hooks.slack.com/x", "http://hooks.slack.com:1/x", "https://h.io:65535/x"])
+def test_a_url_with_a_port_from_1_to_65535_or_none_can_be_requested(url):
+    assert http.url_problem(url) is None
+
+
+def test_a_host_name_requests_cannot_encode_fails_for_good(server):
+    with pytest.raises(http.HttpError, match="the URL is not valid") as caught:
+        http.request("POST", "http://" + "a" * 64 + ".example/x", json={})  # a label past 63 characters
+    assert caught.value.permanent and not caught.value.may_have_arrived
 
 
 def test_a_server_that_hangs_up_after_the_request_may_have_it(server):

@@ -37,5 +37,20 @@ def test_a_slow_server_times_out(fake_providers):
 
 
 def test_only_http_urls_are_requested():
-    with pytest.raises(http.HttpError, match="not an http"):
+    with pytest.raises(http.HttpError, match="not an http") as caught:
         http.request_http2("POST", "file:///etc/passwd")
+    assert caught.value.permanent
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://api.push.apple.com:99999/3/device/abc", "its port is not a number from 1 to 65535"),
+        ("https://api.push.apple.com:0/3/device/abc", "its port is not a number from 1 to 65535"),
+        ("https://" + "a" * 64 + ".example/3/device/abc", "it could not be encoded"),  # a label past 63 characters
+    ],
+)
+def test_a_url_no_request_can_be_made_to_fails_for_good(url, problem):
+    with pytest.raises(http.HttpError, match=problem) as caught:
+        http.request_http2("POST", url, content=b"x")
+    assert caught.value.permanent and not caught.value.may_have_arrived

@@ -15,7 +15,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import escape
+from django.utils.html import escape, format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
@@ -356,6 +356,22 @@ class CsvImportForm(forms.Form):
     )
 
 
+def bots_using(tables) -> list[str]:
+    """One line per bot that @mentions people through one of `tables`, for the admin to refuse deleting them: a
+    deleted table leaves its bots without one (Bot.mapping_table is SET_NULL), and they silently mention nobody."""
+    bots = Bot.objects.filter(mapping_table__in=[table.pk for table in tables]).select_related("mapping_table")
+    return [
+        format_html(
+            '<a href="{}">{}</a>: {}',
+            reverse("admin:channels_app_bot_change", args=[bot.pk]),
+            _("Bot %(bot)s") % {"bot": bot.name},
+            _("mentions people through %(table)s. Choose another table on the bot first.")
+            % {"table": bot.mapping_table.name},
+        )
+        for bot in bots.order_by("name", "pk")
+    ]
+
+
 @admin.register(MappingTable)
 class MappingTableAdmin(admin.ModelAdmin):
     list_display = ("name", "platform", "entry_count", "updated_at")
@@ -374,6 +390,10 @@ class MappingTableAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # The ids in a table are checked for its platform: changing the platform would leave them unchecked.
         return ("platform",) if obj is not None else ()
+
+    def get_deleted_objects(self, objs, request):
+        deleted_objects, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted_objects, model_count, perms_needed, [*protected, *bots_using(objs)]
 
     def get_urls(self):
         extra = [

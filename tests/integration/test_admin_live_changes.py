@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
-from channels_app.models import Bot, Delivery
+from channels_app.models import Bot, Delivery, MappingTable
 from escalation import engine
 from escalation.models import EscalationLevel, EscalationRule, EscalationState, Override, Timer
 from escalation.schedules import schedule_targets_on_call
@@ -20,6 +20,7 @@ from tests.factories import (
     make_bot,
     make_channel,
     make_integration,
+    make_mapping_table,
     make_rule,
     make_schedule,
     make_team,
@@ -194,6 +195,20 @@ def test_a_bot_that_a_level_posts_to_cannot_be_deleted_in_the_admin(staff):
     refused(
         staff, ops, "Escalation rule Databases, Level 2</a>: notifies Ops room. Remove the bot from the level first."
     )
+
+
+def test_a_mapping_table_a_bot_mentions_people_through_cannot_be_deleted_in_the_admin(staff):
+    """Deleted, the table would silently leave the bot (SET_NULL), which would then mention nobody."""
+    table = make_mapping_table("slack", {"ann@example.com": "U012AB3CD"}, name="Slack people")
+    ops = make_bot("slack", "https://hooks.slack.com/services/T000/B000/XXXX", name="Ops room", mapping_table=table)
+    make_bot("slack", "https://hooks.slack.com/services/T000/B000/YYYY", name="Quiet room")  # no table
+    refused(staff, table, "Bot Ops room</a>: mentions people through Slack people. Choose another table on the bot")
+    ops.refresh_from_db()
+    assert ops.mapping_table_id == table.pk
+    # Once the bot uses another table, the old one goes.
+    Bot.objects.filter(pk=ops.pk).update(mapping_table=make_mapping_table("slack", {}, name="New"))
+    response = staff.post(reverse("admin:channels_app_mappingtable_delete", args=[table.pk]), {"post": "yes"})
+    assert response.status_code == 302 and not MappingTable.objects.filter(pk=table.pk).exists()
 
 
 def test_a_person_that_a_level_notifies_cannot_be_deleted_in_the_admin(staff):

@@ -377,7 +377,7 @@ def test_a_schedule_that_cannot_be_read_leaves_the_schedule_list_up_and_says_so(
 def test_schedule_times_saved_past_year_9999_in_utc_are_brought_back_into_range_by_the_upgrade(
     staff_client, payments, people
 ):
-    migration = importlib.import_module("escalation.migrations.0008_schedule_times_in_range")
+    migration = importlib.import_module("escalation.migrations.0009_schedule_times_in_range")
     broken = make_schedule(
         "Checkout",
         time_zone="America/New_York",

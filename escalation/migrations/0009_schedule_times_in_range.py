@@ -34,7 +34,7 @@ def bring_unreadable_times_into_range(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("escalation", "0007_escalationstate_direct"),
+        ("escalation", "0008_escalationstate_recovered"),
     ]
 
     operations = [

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import DataError, transaction
 from django.db.models import F, Prefetch, Q
 
 from escalation import engine, rotation
@@ -55,18 +55,26 @@ def schedules_load(*, ids: Iterable[int] | None = None, since: datetime, enabled
     )
 
 
+# What reading a row written around the forms' validation raises (see schedules_load_readable).
+UNREADABLE = (DataError, ValueError, OverflowError)
+
+
 def schedules_load_readable(*, ids: Iterable[int], since: datetime) -> tuple[dict[int, Schedule], set[int]]:
     """`schedules_load` that tells which schedules could not be read instead of failing for all of them: the
     schedules loaded, by id, and the ids of those that could not be. A row written around the forms' validation (a
     time past year 9999 in UTC, which PostgreSQL stores but no datetime holds) then blanks its own schedule only
-    (logged here), not every schedule loaded with it."""
+    (logged here), not every schedule loaded with it.
+
+    Only what a stored value no datetime holds raises counts (DataError on PostgreSQL, ValueError/OverflowError on
+    SQLite): a passing database error (a lock or statement timeout) goes up, so the level's step rolls back and runs
+    again once its lease ends, late rather than skipping whoever is on call."""
     ids = sorted(set(ids))
     if not ids:
         return {}, set()
     try:
         with transaction.atomic():  # a savepoint: whatever failed leaves the caller's transaction usable
             return {schedule.pk: schedule for schedule in schedules_load(ids=ids, since=since)}, set()
-    except Exception:
+    except UNREADABLE:
         if len(ids) == 1:
             logger.exception("Schedule %s cannot be read", ids[0])
             return {}, set(ids)
@@ -75,7 +83,7 @@ def schedules_load_readable(*, ids: Iterable[int], since: datetime) -> tuple[dic
         try:
             with transaction.atomic():
                 found = schedules_load(ids=[schedule_id], since=since)
-        except Exception:
+        except UNREADABLE:
             logger.exception("Schedule %s cannot be read", schedule_id)
             unreadable.add(schedule_id)
             continue

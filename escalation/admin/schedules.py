@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from escalation.feeds import calendar_feed_create, calendar_feed_revoke, calendar_feed_url
 from escalation.models import CalendarFeed, Layer, LayerMember, Override, Schedule, ShiftReminder
-from escalation.schedules import TABLE_DAYS, on_call_now, schedule_table
+from escalation.schedules import TABLE_DAYS, UNREADABLE, on_call_now, schedule_table
 from oncall.admin_autocomplete import CheckedAutocomplete
 from oncall.admin_json import EmptyJSONBoxes
 from oncall.lib import clock, secrets
@@ -114,7 +114,7 @@ class ScheduleAdmin(CheckedAutocomplete, admin.ModelAdmin):
         try:
             with transaction.atomic():  # a savepoint: the list's other rows are still read
                 slots = on_call_now(schedule=obj, now=clock.now())
-        except Exception:
+        except UNREADABLE:
             # A schedule written around the forms (say, an override past year 9999) must not take the whole list
             # down: the list is where an admin finds it.
             logger.exception("Schedule %s cannot say who is on call", obj.pk)

@@ -20,7 +20,7 @@ from channels_app import registry
 from channels_app.base import Outcome, SendResult
 from channels_app.models import Delivery
 from channels_app.templating import Rendered
-from oncall.models import EventStatus, Incident, IncidentEvent, Progress, Responder, TimelineEntry
+from oncall.models import Incident, IncidentEvent, Progress, Responder, TimelineEntry
 from oncall.services.contacts import contact_flag
 from oncall.services.devices import devices_pushed, devices_remove
 from oncall.services.incidents import timeline_add
@@ -97,12 +97,11 @@ def _last_acknowledged(incident) -> datetime | None:
 
 
 def _recovered_since(delivery: Delivery) -> bool:
-    """Whether every alert of the incident has recovered, and did so no earlier than the page was written (the
-    incident's `end_time` is when its last alert recovered; it is cleared when one fires again)."""
-    incident = delivery.incident
-    return (
-        incident.status == EventStatus.OK and incident.end_time is not None and incident.end_time >= delivery.created_at
-    )
+    """Whether every alert of the incident has recovered (none fired again since, nobody reopened it), and the
+    platform recorded that no earlier than the page was written: a page a timer wrote while the recovery waited in
+    the ingest queue gives way to it too."""
+    recorded = delivery.incident.recovery_recorded_at()
+    return recorded is not None and recorded >= delivery.created_at
 
 
 def _run_superseded(delivery: Delivery) -> bool:
@@ -117,7 +116,7 @@ def _responders_paged_again_since(delivery: Delivery) -> bool:
     Unacknowledged or woken while all its alerts have recovered, it pages nobody: a page written since the recovery
     (a person reassigned it then) still counts."""
     again = Q(kind=IncidentEvent.Kind.REOPENED)
-    if delivery.incident.status != EventStatus.OK:
+    if not delivery.incident.all_alerts_recovered:
         again |= Q(kind__in=(IncidentEvent.Kind.UNACKNOWLEDGED, IncidentEvent.Kind.WOKEN))
     return IncidentEvent.objects.filter(
         again,

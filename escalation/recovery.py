@@ -9,7 +9,7 @@ from datetime import datetime
 from django.utils.translation import gettext as _
 
 from escalation.models import EscalationState, Timer
-from oncall.models import EventStatus, Incident, TimelineEntry
+from oncall.models import Incident, TimelineEntry
 from oncall.services.incidents import timeline_add
 
 Status = EscalationState.Status
@@ -18,7 +18,8 @@ Status = EscalationState.Status
 def recovered_during_run(incident: Incident, state: EscalationState) -> bool:
     """Whether the incident's alerts all recovered since its escalation run began. A run a person began later
     (reopening, or escalating by hand, an incident whose alerts had recovered) is what they asked for."""
-    return incident.status == EventStatus.OK and incident.end_time is not None and incident.end_time >= state.started_at
+    recorded = incident.recovery_recorded_at()
+    return recorded is not None and recorded >= state.started_at
 
 
 def recovery_hold(*, incident: Incident, state: EscalationState | None, now: datetime) -> None:

@@ -36,7 +36,6 @@ from oncall.lib.logs import log_context
 from oncall.models import (
     Alert,
     Channel,
-    EventStatus,
     Incident,
     IncidentEvent,
     Progress,
@@ -264,7 +263,7 @@ def escalation_restart(
     when an alert fires in it again (escalation_fire_again). One a person reopens (`reopened`) is: they are asking
     for it."""
     state = locked_state(incident)
-    if incident.status == EventStatus.OK and not reopened:
+    if incident.all_alerts_recovered and not reopened:
         recovery_hold(incident=incident, state=state, now=now)
         return state
     return _start_again(
@@ -283,7 +282,7 @@ def escalation_fire_again(*, incident: Incident, event_id: int, now: datetime) -
     one in people's hands has its responders notified again — unless someone has it (acknowledged, snoozed), an
     escalation is running (a person escalated it by hand), or it recovered again before this was handled."""
     state = locked_state(incident)
-    if incident.progress != Progress.TRIGGERED or incident.status == EventStatus.OK:
+    if incident.progress != Progress.TRIGGERED or incident.all_alerts_recovered:
         return state
     if state is not None and state.status == Status.RUNNING:
         return state

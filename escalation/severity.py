@@ -25,7 +25,7 @@ from escalation.services import (
     locked_state,
     record_notifications,
 )
-from oncall.models import EventStatus, Incident, Progress, Severity, TimelineEntry
+from oncall.models import Incident, Progress, Severity, TimelineEntry
 
 
 def escalation_severity_raised(
@@ -42,7 +42,7 @@ def escalation_severity_raised(
     notified its first level yet does so for the severity the incident has then. A started escalation keeps its
     rule; a stopped one and an incident in people's hands are left alone."""
     state = locked_state(incident)
-    if state is None or incident.progress != Progress.TRIGGERED or incident.status == EventStatus.OK:
+    if state is None or incident.progress != Progress.TRIGGERED or incident.all_alerts_recovered:
         return state  # a rise by hand of an incident whose alerts have all recovered pages nobody either
     if previous is not None and Severity.rank(incident.severity) <= Severity.rank(previous):
         return state  # lowered again before this rise was dispatched: nothing more to page for

@@ -59,7 +59,10 @@ class IncidentSerializer(serializers.Serializer):
     last_time = serializers.DateTimeField()
     ack_time = serializers.DateTimeField(allow_null=True, help_text="First acknowledgement.")
     close_time = serializers.DateTimeField(allow_null=True)
-    end_time = serializers.DateTimeField(allow_null=True, help_text="When every alert had recovered.")
+    end_time = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When every alert had recovered; null while one fires, and once the incident is reopened.",
+    )
     snoozed_until = serializers.DateTimeField(allow_null=True)
     created_by = PersonRefSerializer(allow_null=True, help_text="Null when a monitor opened it.")
     closed_by = PersonRefSerializer(allow_null=True, help_text="Null when open or closed by the system.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -157,6 +159,28 @@ class Incident(models.Model):
     @property
     def is_snoozed(self) -> bool:
         return self.snoozed_until is not None
+
+    @property
+    def all_alerts_recovered(self) -> bool:
+        """Whether every alert of the incident has recovered and it has not been declared active again since: its
+        status is Ok and it has a recovery time (`end_time`), which an alert firing in it again, or a person
+        reopening it, clears. Nobody is paged about such an incident unless a person asks for it."""
+        return self.status == EventStatus.OK and self.end_time is not None
+
+    def recovery_recorded_at(self) -> datetime | None:
+        """When the platform recorded that every alert had recovered, or None if they have not (no query then: this
+        is on the delivery path). Not `end_time`, when the recovery was received: it may wait in the ingest queue
+        while a level's timer pages, and a page written before the recovery was recorded gives way to it."""
+        if not self.all_alerts_recovered:
+            return None
+        recorded = (
+            self.events.filter(kind=IncidentEvent.Kind.RECOVERED)
+            .order_by("-id")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        # No such event when it recovered before the platform recorded recoveries as events.
+        return max(recorded, self.end_time) if recorded is not None else self.end_time
 
 
 class Responder(models.Model):

@@ -132,9 +132,10 @@ def incident_refresh_severity(*, incident: Incident, now: datetime) -> None:
     if not severities:
         return
     if incident.status == EventStatus.OK:
+        if incident.all_alerts_recovered:  # not reopened by a person since: that escalated it already
+            incident_event_record(incident=incident, kind=IncidentEvent.Kind.FIRING_AGAIN, now=now)
         incident.end_time = None
         incident.status = incident.severity
-        incident_event_record(incident=incident, kind=IncidentEvent.Kind.FIRING_AGAIN, now=now)
     if "severity" in incident.manual_overrides:
         return
     highest = max(severities, key=Severity.rank)

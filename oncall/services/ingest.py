@@ -655,6 +655,11 @@ def _recover(*, alert: Alert, incident: Incident, event: NormalizedEvent, now: d
     if incident.channel.close_with_alerts:
         incident_close(incident=incident, now=now, source=Source.MONITOR, reason=_("All of its alerts have recovered."))
     else:
-        # Kept open for someone to close: nobody is paged about it any more, until an alert fires in it again.
-        incident_event_record(incident=incident, kind=IncidentEvent.Kind.RECOVERED, now=now, source=Source.MONITOR)
+        # Kept open for someone to close: nobody is paged about it any more, until an alert fires in it again. The
+        # event is dated when it is recorded, not when the batch was received (`now`, its end_time): the batch may
+        # have waited in the queue while a level's timer paged, and those pages give way to it (Incident.
+        # recovery_recorded_at). The incident is locked, so no page about it is written while this is.
+        incident_event_record(
+            incident=incident, kind=IncidentEvent.Kind.RECOVERED, now=max(now, clock.now()), source=Source.MONITOR
+        )
     return _result(alert, "recovered")

@@ -179,6 +179,9 @@ def incident_reopen(*, incident: Incident, by: User, reason: str, source: str, n
     incident.closed_by = None
     incident.ack_time = None
     incident.snoozed_until = None
+    # The person declares it active again: it no longer counts as recovered (its status still says what its alerts
+    # last said), so it escalates, and is paged again when unacknowledged or woken, until an alert recovers again.
+    incident.end_time = None
     # Closing cleared it; without it again a reopened incident no event ever comes for would stay open for good.
     incident.auto_resolve_at = auto_resolve_at(incident.channel, now)
     incident.save(
@@ -188,6 +191,7 @@ def incident_reopen(*, incident: Incident, by: User, reason: str, source: str, n
             "closed_by",
             "ack_time",
             "snoozed_until",
+            "end_time",
             "auto_resolve_at",
         ]
     )

@@ -11,6 +11,7 @@ import pytest
 from channels_app.models import Delivery
 from channels_app.preferences import person_preferences_set
 from escalation.models import EscalationLevel, EscalationRule, EscalationState
+from oncall.lib import queue as queue_module
 from oncall.models import Incident, Source
 from oncall.services import events, lifecycle
 from tests.factories import make_channel, make_integration, make_rule, make_user, push
@@ -214,6 +215,87 @@ def test_reopening_a_recovered_incident_pages_and_escalates_as_before(client, cl
     assert paged(mailoutbox) == ["ann", "ann", "ben"]
 
 
+def reopened_after_closing_with_its_alerts(
+    client, clock, ann, ben, *, severity: str = "Critical", critical_only: bool = False
+) -> Incident:
+    """The default channel (close with alerts on): the alert recovers and the incident closes by itself; ann reopens
+    it because the problem is not really gone, which pages level 1 (ann) when the rule takes it."""
+    channel = make_channel()
+    rule = make_rule(channel, [{"people": [ann], "after": 5}, {"people": [ben], "after": 5}], name="Default")
+    if critical_only:
+        EscalationRule.objects.filter(pk=rule.pk).update(
+            filters=[[{"key": "severity", "op": "IN", "values": ["Critical"]}]]
+        )
+    key = make_integration(channel=channel)[1]
+    push(client, key, event("cpu", severity))
+    push(client, key, event("cpu", "Ok"))
+    later(clock, minutes=1)
+    incident = Incident.objects.get()
+    assert incident.progress == "Closed"
+    return lifecycle.incident_reopen(incident=incident, by=ann, reason="still slow", source=WEB, now=clock.current)
+
+
+def test_a_reopened_incident_no_longer_counts_as_recovered(client, clock, mailoutbox, ann, ben):
+    incident = reopened_after_closing_with_its_alerts(client, clock, ann, ben)
+    incident.refresh_from_db()
+    assert (incident.progress, incident.status, incident.end_time) == ("Triggered", "Ok", None)
+    assert not incident.all_alerts_recovered
+
+
+def test_the_end_of_a_snooze_of_a_reopened_incident_pages_level_one_again(client, clock, mailoutbox, ann, ben):
+    """docs/incidents.md: when the snooze is up the incident "notifies from level 1"; a reopened incident is one a
+    person declared active again, not a recovered one."""
+    incident = reopened_after_closing_with_its_alerts(client, clock, ann, ben)
+    assert paged(mailoutbox) == ["ann", "ann"]
+    lifecycle.incident_acknowledge(incident=incident, by=ann, source=WEB, now=clock.current)
+    lifecycle.incident_snooze(incident=incident, by=ann, minutes=30, source=WEB, now=clock.current)
+    later(clock, minutes=30)
+    later(clock, seconds=5)
+    incident.refresh_from_db()
+    assert incident.progress == "Triggered", "the snooze ended"
+    assert paged(mailoutbox) == ["ann", "ann", "ann"]
+    assert not incident.timeline.filter(kind="escalation_ended").exists()
+
+
+def test_unacknowledging_a_reopened_incident_pages_and_escalates_again(client, clock, mailoutbox, ann, ben):
+    incident = reopened_after_closing_with_its_alerts(client, clock, ann, ben)
+    lifecycle.incident_acknowledge(incident=incident, by=ann, source=WEB, now=clock.current)
+    later(clock, minutes=1)
+    lifecycle.incident_unacknowledge(incident=incident, by=ann, source=WEB, now=clock.current)
+    later(clock, seconds=5)
+    assert paged(mailoutbox) == ["ann", "ann", "ann"], "level 1 again"
+    later(clock, minutes=5)
+    assert paged(mailoutbox) == ["ann", "ann", "ann", "ben"], "and level 2 after it"
+
+
+def test_a_severity_raised_by_hand_on_a_reopened_incident_pages(client, clock, mailoutbox, ann, ben):
+    """No rule takes Warning incidents; ann reopens one and raises it to Critical: the Critical rule pages."""
+    incident = reopened_after_closing_with_its_alerts(client, clock, ann, ben, severity="Warning", critical_only=True)
+    assert paged(mailoutbox) == []
+    lifecycle.incident_edit(incident=incident, by=ann, severity="Critical", source=WEB, now=clock.current)
+    later(clock, seconds=5)
+    assert paged(mailoutbox) == ["ann"]
+
+
+def test_unacknowledging_a_reopened_incident_in_peoples_hands_pages_its_responders(client, clock, mailoutbox, ann, ben):
+    channel = make_channel()
+    make_rule(channel, [{"people": [ann]}])
+    key = make_integration(channel=channel)[1]
+    push(client, key, event("cpu"))
+    incident = lifecycle.incident_reassign(
+        incident=Incident.objects.get(), by=ann, people=[ben], source=WEB, now=clock.current
+    )
+    push(client, key, event("cpu", "Ok"))  # closes it
+    later(clock, minutes=1)
+    lifecycle.incident_reopen(incident=incident, by=ben, reason="still slow", source=WEB, now=clock.current)
+    assert paged(mailoutbox) == ["ann", "ben", "ben"]
+    lifecycle.incident_acknowledge(incident=incident, by=ben, source=WEB, now=clock.current)
+    later(clock, minutes=1)
+    lifecycle.incident_unacknowledge(incident=incident, by=ben, source=WEB, now=clock.current)
+    later(clock, seconds=5)
+    assert paged(mailoutbox) == ["ann", "ben", "ben", "ben"]
+
+
 def test_escalating_a_recovered_incident_by_hand_pages_the_level(client, clock, mailoutbox, ann, ben):
     channel, key = kept_open()
     make_rule(channel, [{"people": [ann], "after": 5}, {"people": [ben], "after": 5}])
@@ -309,3 +391,31 @@ def test_a_page_a_person_asked_for_after_the_recovery_is_still_retried(client, c
     later(clock, seconds=30)
     assert len(twilio.received("/twilio/")) == 2
     assert Delivery.objects.get(method="voice").status == "sent"
+
+
+def test_a_call_written_while_the_recovery_waited_in_the_queue_is_not_retried(client, clock, twilio, val, monkeypatch):
+    """Rule delay 60 s. The alert recovers at 59 s, but the ingest worker is busy and takes the recovery's batch a
+    few seconds later. Meanwhile level 1's timer calls val at 60 s (the recovery is not in yet) and the call meets
+    an outage. The recovery is received before the call was written but recorded after it: the retry gives way."""
+    channel, key = kept_open()
+    rule = make_rule(channel, [{"people": [val], "methods": ["voice"]}])
+    EscalationRule.objects.filter(pk=rule.pk).update(delay_seconds=60)
+    push(client, key, event("cpu"))
+    later(clock, seconds=59)
+    with monkeypatch.context() as patch:
+        patch.setattr(queue_module, "enqueue", lambda *args, **kwargs: None)  # the worker is busy
+        assert push(client, key, event("cpu", "Ok")).status_code == 200
+    assert Incident.objects.get().status == "Critical", "the recovery waits in the queue"
+    twilio.fail_next("/twilio", **OUTAGE)
+    later(clock, seconds=1)  # 60 s: level 1's timer calls val; the provider answers 500
+    assert len(twilio.received("/twilio/")) == 1
+    assert Delivery.objects.get().status == "pending"
+    for _ in range(20):  # the ticker hands the waiting batch to the worker; the recovery goes in
+        later(clock, seconds=1)
+    incident = Incident.objects.get()
+    assert (incident.status, incident.escalation.status) == ("Ok", "recovered")
+    assert incident.end_time < Delivery.objects.get().created_at, "dated when it was received"
+    later(clock, seconds=15)  # 95 s: the retry was due at 90 s
+    assert len(twilio.received("/twilio/")) == 1
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.error) == ("cancelled", "All of the incident's alerts recovered meanwhile.")

@@ -6,11 +6,12 @@ import itertools
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from django.test import TestCase
 
 from channels_app.models import Bot, MappingEntry, MappingTable
-from escalation.models import EscalationLevel, EscalationRule, Layer, LayerMember, Schedule
+from escalation.models import EscalationLevel, EscalationRule, Layer, LayerMember, Override, Schedule
 from oncall.models import Channel, Integration, Team, User
 
 _seq = itertools.count(1)
@@ -94,6 +95,20 @@ def make_mapping_table(platform: str, entries: dict[str, str], *, name: str | No
     table = MappingTable.objects.create(name=name or f"{platform} table {next(_seq)}", platform=platform)
     MappingEntry.objects.bulk_create([MappingEntry(table=table, email=e, im_id=i) for e, i in entries.items()])
     return table
+
+
+def make_unreadable_schedule(name: str, *, person: User, **fields) -> Schedule:
+    """A New York schedule with an override until 9999-12-31 23:00 there, past year 9999 in UTC: PostgreSQL stores
+    it (written before the schedule page refused it), no process can read the row back."""
+    schedule = make_schedule(name, time_zone="America/New_York", **fields)
+    new_york = ZoneInfo("America/New_York")
+    Override.objects.create(
+        schedule=schedule,
+        person=person,
+        start=datetime(2026, 3, 1, tzinfo=new_york),
+        end=datetime(9999, 12, 31, 23, 0, tzinfo=new_york),
+    )
+    return schedule
 
 
 def make_schedule(

@@ -4,7 +4,6 @@ whoever is on call when the level runs is notified."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -14,7 +13,15 @@ from escalation.models import EscalationLevel, EscalationRule, LevelSchedule, Ov
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
 from oncall.models import Incident
-from tests.factories import make_channel, make_follow_the_sun_schedule, make_integration, make_schedule, make_user, push
+from tests.factories import (
+    make_channel,
+    make_follow_the_sun_schedule,
+    make_integration,
+    make_schedule,
+    make_unreadable_schedule,
+    make_user,
+    push,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -172,14 +179,7 @@ def test_a_broken_schedule_does_not_stop_the_page_to_the_levels_other_targets(
 def test_a_schedule_that_cannot_be_read_does_not_stop_the_page_to_the_levels_other_targets(
     client, clock, people, rotation, mailoutbox
 ):
-    broken = make_schedule("Checkout", time_zone="America/New_York")
-    new_york = ZoneInfo("America/New_York")
-    Override.objects.create(  # written before the schedule page refused it: no process can read this row back
-        schedule=broken,
-        person=people["ed"],
-        start=datetime(2026, 3, 1, tzinfo=new_york),
-        end=datetime(9999, 12, 31, 23, 0, tzinfo=new_york),
-    )
+    broken = make_unreadable_schedule("Checkout", person=people["ed"])
     channel = make_channel()
     rule_with_levels(channel, {"schedules": [(broken, ""), (rotation, "primary")], "people": [people["cy"]]})
     push(client, make_integration(channel=channel)[1], event())

@@ -6,7 +6,6 @@ import smtplib
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -15,7 +14,7 @@ from escalation import reminders
 from escalation.models import Override, Schedule, ShiftReminder
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
-from tests.factories import make_follow_the_sun_schedule, make_schedule, make_user
+from tests.factories import make_follow_the_sun_schedule, make_schedule, make_unreadable_schedule, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -264,14 +263,7 @@ def test_no_shift_reminder_for_the_repeated_half_hour_of_the_autumn_night(clock,
     connection.vendor != "postgresql", reason="only PostgreSQL stores a time past year 9999 in UTC (SQLite cannot)"
 )
 def test_a_schedule_that_cannot_be_read_does_not_stop_the_other_schedules_reminders(clock, people, daily, mailoutbox):
-    broken = make_schedule("Checkout", reminder_minutes=30, time_zone="America/New_York")
-    new_york = ZoneInfo("America/New_York")
-    Override.objects.create(  # written before the schedule page refused it: no process can read this row back
-        schedule=broken,
-        person=people["ed"],
-        start=datetime(2026, 3, 1, tzinfo=new_york),
-        end=datetime(9999, 12, 31, 23, 0, tzinfo=new_york),
-    )
+    make_unreadable_schedule("Checkout", person=people["ed"], reminder_minutes=30)
     for minutes in (31, 30, 1):
         at(clock, HANDOFF - timedelta(minutes=minutes))
     assert reminded(mailoutbox) == ["ben"]

@@ -3,9 +3,11 @@ exists, and every slot's default template is there and compiles."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
+from channels_app.acklinks import ack_url
 from channels_app.base import BotProvider, NotificationMethod
 from channels_app.bots.mapping import PLATFORMS
 from channels_app.registry import BOTS, METHODS
@@ -77,8 +79,6 @@ def check_send_lease(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """An attempt is leased to its worker for DELIVERY_SEND_LEASE_SECONDS, and its requests end by 80% of the lease
     (so the ticker never takes a live attempt for a dead one and sends it again); a provider may take
     HTTP_TOTAL_TIMEOUT to answer. A lease not above that cuts every slow provider short."""
-    from django.conf import settings
-
     if settings.DELIVERY_SEND_LEASE_SECONDS > settings.HTTP_TOTAL_TIMEOUT:
         return []
     return [
@@ -97,10 +97,6 @@ def check_sms_ack_link(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """An SMS keeps its acknowledge link whole or leaves it out (limits.truncate_sms). A link that does not fit in
     SMS_MAX_SEGMENTS even alone (a long PUBLIC_URL with one segment) is left out of every SMS: say so at startup
     rather than let people find out at night."""
-    from django.conf import settings
-
-    from channels_app.acklinks import ack_url
-
     link = ack_url(2**31 - 1)  # an incident id as long as they get
     if sms_segments(link).segments <= settings.SMS_MAX_SEGMENTS:
         return []

@@ -105,13 +105,13 @@ def test_the_schedule_page_shows_the_next_four_weeks_in_its_time_zone(staff_clie
     assert 'class="on-call-now"' in table and "On call now: Ben (Primary); Cy (Backup)." in re.sub(r"\s+", " ", page)
 
 
-def test_a_schedule_is_created_with_a_layer_whose_times_are_the_schedules(staff_client, people):
-    team = make_team("Payments team")
-    data = {
+def schedule_form(team, time_zone: str, **fields) -> dict:
+    """The schedule page's form: one layer, no override (add one with `overrides-0-...` and TOTAL_FORMS)."""
+    return {
         "name": "Checkout",
         "team": team.pk,
         "description": "",
-        "time_zone": "America/New_York",
+        "time_zone": time_zone,
         "enabled": "on",
         "reminder_minutes": 0,
         "layers-TOTAL_FORMS": 1,
@@ -122,17 +122,37 @@ def test_a_schedule_is_created_with_a_layer_whose_times_are_the_schedules(staff_
         "layers-0-rotation_count": 1,
         "layers-0-start_0": "2026-03-02",
         "layers-0-start_1": "09:00:00",
-        "layers-0-restriction_kind": "daily",
-        "layers-0-restriction_windows": '[{"start": "09:00", "end": "17:00"}]',
-        "overrides-TOTAL_FORMS": 1,
+        "layers-0-restriction_kind": "none",
+        "layers-0-restriction_windows": "[]",
+        "overrides-TOTAL_FORMS": 0,
         "overrides-INITIAL_FORMS": 0,
-        "overrides-0-person": people["cy"].pk,
-        "overrides-0-role": "backup",
-        "overrides-0-start_0": "2026-03-03",
-        "overrides-0-start_1": "20:00:00",
-        "overrides-0-end_0": "2026-03-04",
-        "overrides-0-end_1": "08:00:00",
+        **fields,
     }
+
+
+def override_fields(person, start: tuple[str, str], end: tuple[str, str], role: str = "") -> dict:
+    return {
+        "overrides-TOTAL_FORMS": 1,
+        "overrides-0-person": person.pk,
+        "overrides-0-role": role,
+        "overrides-0-start_0": start[0],
+        "overrides-0-start_1": start[1],
+        "overrides-0-end_0": end[0],
+        "overrides-0-end_1": end[1],
+    }
+
+
+def test_a_schedule_is_created_with_a_layer_whose_times_are_the_schedules(staff_client, people):
+    team = make_team("Payments team")
+    data = schedule_form(
+        team,
+        "America/New_York",
+        **{
+            "layers-0-restriction_kind": "daily",
+            "layers-0-restriction_windows": '[{"start": "09:00", "end": "17:00"}]',
+        },
+        **override_fields(people["cy"], ("2026-03-03", "20:00:00"), ("2026-03-04", "08:00:00"), role="backup"),
+    )
     response = staff_client.post(reverse("admin:escalation_schedule_add"), data)
     assert response.status_code == 302, response.content.decode()[:3000]
     layer = Layer.objects.get(name="Weekdays")
@@ -255,43 +275,6 @@ OUT_OF_RANGE = "Choose a time between the years 1970 and 9998 (in UTC)."
 needs_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="only PostgreSQL stores a time past year 9999 in UTC (SQLite cannot)"
 )
-
-
-def schedule_form(team, time_zone: str, **fields) -> dict:
-    """The schedule page's form: one layer, no override (add one with `overrides-0-...` and TOTAL_FORMS)."""
-    return {
-        "name": "Checkout",
-        "team": team.pk,
-        "description": "",
-        "time_zone": time_zone,
-        "enabled": "on",
-        "reminder_minutes": 0,
-        "layers-TOTAL_FORMS": 1,
-        "layers-INITIAL_FORMS": 0,
-        "layers-0-position": 1,
-        "layers-0-name": "Weekdays",
-        "layers-0-rotation_unit": "day",
-        "layers-0-rotation_count": 1,
-        "layers-0-start_0": "2026-03-02",
-        "layers-0-start_1": "09:00:00",
-        "layers-0-restriction_kind": "none",
-        "layers-0-restriction_windows": "[]",
-        "overrides-TOTAL_FORMS": 0,
-        "overrides-INITIAL_FORMS": 0,
-        **fields,
-    }
-
-
-def override_fields(person, start: tuple[str, str], end: tuple[str, str]) -> dict:
-    return {
-        "overrides-TOTAL_FORMS": 1,
-        "overrides-0-person": person.pk,
-        "overrides-0-role": "",
-        "overrides-0-start_0": start[0],
-        "overrides-0-start_1": start[1],
-        "overrides-0-end_0": end[0],
-        "overrides-0-end_1": end[1],
-    }
 
 
 @pytest.mark.parametrize(

@@ -328,6 +328,9 @@ class ProviderServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Answers leave in one write, as real providers' do: written unbuffered, an answer's body waited for
+            # the client's delayed ACK on a keep-alive connection, 40 ms a request.
+            wbufsize = -1
 
             def do_POST(self):
                 server._handle(self)
@@ -390,6 +393,7 @@ class ProviderServer:
                 handler.send_header(key, value)
             handler.end_headers()
             handler.wfile.write(answer.body)
+            handler.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test)
 

@@ -60,8 +60,10 @@ def bot_delivery_send(*, delivery: Delivery, now: datetime) -> Delivery:
     if not bot.enabled:
         return _bot_disabled(delivery=delivery, bot=bot, now=now)
     label = kind_label(bot.kind)
-    needless = no_longer_needed(delivery)
-    late = bool(needless) and delivery.attempts > 1
+    # Whether the message is still needed matters only to a retry: a first attempt goes out whatever the answer
+    # (see below), so it does not ask.
+    needless = no_longer_needed(delivery) if delivery.attempts > 1 else ""
+    late = bool(needless)
     if late:
         # A first attempt still goes out (the chat then sees the whole story), and so does a retry while nothing
         # can have put the incident in the chat; a message that may be there already is not posted a second time.

@@ -261,7 +261,8 @@ def delivery_record_outcome(
                 message += " " + _("The contact is flagged and receives nothing until it is verified again.")
             _fail_timeline(delivery, message, now, error=result.error[:500], flagged=bool(flagged))
         if updated:
-            devices_remove(device_ids=result.gone_devices)
+            if result.gone_devices:  # devices_remove is atomic: a savepoint and its release for nothing otherwise
+                devices_remove(device_ids=result.gone_devices)
             devices_pushed(device_ids=result.pushed_devices, now=now)
     if updated and not any(hasattr(value, "resolve_expression") for value in fields.values()):
         # What was written is what the row now holds (it was locked): no need to read it back.

@@ -216,6 +216,12 @@ def choose_rule(
     return None
 
 
+def rules_read_integration(rules: Sequence[RuleCandidate]) -> bool:
+    """Whether a condition of any of `rules` looks at the incident's integration: the one part of what a rule is
+    tested on that is read from the incident's alerts rather than from the incident itself."""
+    return any(condition.key == "integration" for rule in rules for group in rule.filters for condition in group)
+
+
 # -- who a level notifies, and how ------------------------------------------------------------------------------
 
 

@@ -94,9 +94,11 @@ def rule_snapshot(rule: EscalationRule) -> engine.Snapshot:
     )
 
 
-def incident_subject(incident: Incident) -> Subject:
-    """An incident as filter conditions see it (its integration: the one of its first alert)."""
-    first = Alert.objects.filter(incident=incident).select_related("integration").order_by("pk").first()
+def incident_subject(incident: Incident, *, integration: bool = True) -> Subject:
+    """An incident as filter conditions see it (its integration: the one of its first alert). Without
+    `integration` (no condition to test looks at it) the integration is left out, and the alert is not read."""
+    alerts = Alert.objects.filter(incident=incident).select_related("integration").order_by("pk")
+    first = alerts.first() if integration else None
     return Subject(
         severity=incident.severity,
         title=incident.title,
@@ -203,7 +205,8 @@ def escalation_start(*, incident: Incident, now: datetime, at: datetime | None =
         )
     tz = _channel_time_zone(incident.channel)
     at = at or now
-    chosen = engine.choose_rule(candidates, incident_subject(incident), at, tz)
+    subject = incident_subject(incident, integration=engine.rules_read_integration(candidates))
+    chosen = engine.choose_rule(candidates, subject, at, tz)
     if state is None:
         state = EscalationState(incident=incident, started_at=now)
     if chosen is None:

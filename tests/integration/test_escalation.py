@@ -112,6 +112,27 @@ def test_a_rule_saved_with_a_severity_in_lower_case_applies(client, clock, peopl
     assert paged(mailoutbox) == ["ann"]
 
 
+def test_rules_filtering_on_the_integration_take_the_incidents_of_its_alerts(client, clock, people, mailoutbox):
+    """By its name, or by its id under Flashduty's key (data_source_id): the integration of the incident's first
+    alert."""
+    channel = make_channel()
+    _, edge_key = make_integration(channel=channel, name="Edge")
+    core, core_key = make_integration(channel=channel, name="Core")
+    by_name = make_rule(channel, [{"people": [people["ann"]]}], priority=1)
+    by_id = make_rule(channel, [{"people": [people["ben"]]}], priority=2)
+    make_rule(channel, [{"people": [people["cy"]]}], priority=3)
+    EscalationRule.objects.filter(pk=by_name.pk).update(
+        filters=[[{"key": "integration", "op": "IN", "values": ["Edge"]}]]
+    )
+    EscalationRule.objects.filter(pk=by_id.pk).update(
+        filters=[[{"key": "data_source_id", "op": "IN", "values": [str(core.pk)]}]]
+    )
+    push(client, edge_key, event("edge"))
+    push(client, core_key, event("core"))
+    push(client, make_integration(channel=channel, name="Other")[1], event("other"))
+    assert paged(mailoutbox) == ["ann", "ben", "cy"]
+
+
 def test_the_delay_window_holds_the_first_page_and_a_close_meanwhile_pages_nobody(client, clock, people, mailoutbox):
     channel = make_channel()
     rule = make_rule(channel, [{"people": [people["ann"]]}])

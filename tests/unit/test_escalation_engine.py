@@ -26,6 +26,7 @@ from escalation.engine import (
     not_yet_reported,
     parse_time_windows,
     plan_level,
+    rules_read_integration,
 )
 from oncall.lib.filters import Subject, parse_filters
 
@@ -63,6 +64,27 @@ def test_a_rule_whose_filter_the_incident_fails_is_passed_over():
     info_only = rule(1, 1, filters=[[{"key": "severity", "op": "IN", "values": ["Info"]}]])
     billing = rule(2, 2, filters=[[{"key": "labels.service", "op": "IN", "values": ["bill*"]}]])
     assert choose_rule([info_only, billing], INCIDENT, NOW, BERLIN).id == 2
+
+
+@pytest.mark.parametrize(
+    ("filters", "reads"),
+    [
+        ([], False),
+        ([[{"key": "labels.integration", "op": "IN", "values": ["edge"]}]], False),
+        (
+            [
+                [{"key": "severity", "op": "IN", "values": ["Info"]}],
+                [{"key": "integration", "op": "IN", "values": ["7"]}],
+            ],
+            True,
+        ),
+        ([[{"key": "data_source_id", "op": "NOTIN", "values": ["7"]}]], True),  # Flashduty's name for it
+    ],
+)
+def test_whether_rules_read_the_incidents_integration(filters, reads):
+    """Only then is the incident's first alert read for its integration when a rule is chosen."""
+    assert rules_read_integration([rule(1), rule(2, filters=filters)]) is reads
+    assert rules_read_integration([]) is False
 
 
 BUSINESS_HOURS = [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00"}]

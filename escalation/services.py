@@ -668,6 +668,8 @@ def level_post(turn: LevelTurn, *, bot_ids, reach: LevelReach, detail: dict) -> 
 
 def _responders_add(*, incident: Incident, notify, now: datetime) -> None:
     notified_ids = sorted({n.person_id for n in notify if n.person_id is not None})
+    if not notified_ids:  # a level that only posts to bots, or reaches nobody
+        return
     existing = set(Responder.objects.filter(incident=incident).values_list("person_id", flat=True))
     Responder.objects.bulk_create(
         [Responder(incident=incident, person_id=pk, assigned_at=now) for pk in notified_ids if pk not in existing]

@@ -527,11 +527,18 @@ def record_notifications(
 
 def timer_fire(*, timer_id: int, now: datetime) -> str:
     """Run one due timer, once. Returns what happened: "ran", "ended", "skipped", "stopped", "stale" or "gone"."""
-    incident_id = Timer.objects.filter(pk=timer_id).values_list("state__incident_id", flat=True).first()
-    if incident_id is None:
-        return "gone"
-    with log_context(incident_id=incident_id), transaction.atomic():
-        incident = Incident.objects.select_for_update(of=("self",)).select_related("channel").get(pk=incident_id)
+    with log_context() as bind, transaction.atomic():
+        # The timer's incident, found through the timer by the statement that locks it (rows are locked incident,
+        # then state, then timer). None: the timer is gone, with its incident or deleted in the admin.
+        incident = (
+            Incident.objects.select_for_update(of=("self",))
+            .select_related("channel")
+            .filter(escalation__timers=timer_id)
+            .first()
+        )
+        if incident is None:
+            return "gone"
+        bind(incident_id=incident.pk)
         # What this timer writes is decided now that it holds the incident, after whatever held it before (an
         # acknowledgement a forced level pages past): its pages must not look older than that.
         now = max(now, clock.now())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import MappingProxyType
@@ -20,13 +20,22 @@ _context: ContextVar[Mapping[str, object]] = ContextVar("oncall_log_context", de
 
 
 @contextmanager
-def log_context(**fields: object) -> Iterator[None]:
-    """Add `fields` (ids) to every record logged inside the block, on top of those bound outside it."""
-    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+def log_context(**fields: object) -> Iterator[Callable[..., None]]:
+    """Add `fields` (ids) to every record logged inside the block, on top of those bound outside it. The block gets
+    a function that adds more for the rest of it, such as an id it reads (`with log_context() as bind:`)."""
+    token = _context.set(_with_bound(fields))
+
+    def bind(**more: object) -> None:
+        _context.set(_with_bound(more))  # undone with the rest when the block ends
+
     try:
-        yield
+        yield bind
     finally:
         _context.reset(token)
+
+
+def _with_bound(fields: Mapping[str, object]) -> Mapping[str, object]:
+    return {**_context.get(), **{k: v for k, v in fields.items() if v is not None}}
 
 
 _QUERY_STRING = re.compile(r"\?[^\s\"]*")

@@ -562,6 +562,26 @@ def test_a_forced_levels_page_decided_while_an_acknowledgement_held_the_incident
     assert paged(mailoutbox) == ["ann", "ben"]
 
 
+def test_a_timer_runs_for_its_own_incident_once_and_one_deleted_since_is_gone(client, clock, people, mailoutbox):
+    """The statement that locks a timer's incident finds it through the timer; a timer deleted after it was handed
+    out (with its incident, or in the admin) is gone."""
+    channel = make_channel()
+    make_rule(channel, [{"people": [people["ann"]], "after": 5}, {"people": [people["ben"]]}])
+    _, key = make_integration(channel=channel)
+    push(client, key, event("api"))
+    push(client, key, event("db"))
+    first, _ = Incident.objects.order_by("pk")
+    timer = Timer.objects.get(state__incident=first, done_at__isnull=True)
+    clock.current = timer.due_at
+
+    assert escalation_services.timer_fire(timer_id=timer.pk, now=timer.due_at) == "ran"
+    assert Delivery.objects.filter(recipient=people["ben"]).get().incident == first
+    assert paged(mailoutbox) == ["ann", "ann", "ben"]
+    assert escalation_services.timer_fire(timer_id=timer.pk, now=timer.due_at) == "stale"
+    Timer.objects.filter(pk=timer.pk).delete()
+    assert escalation_services.timer_fire(timer_id=timer.pk, now=timer.due_at) == "gone"
+
+
 def level_two_page_written_while_a_person_waited(client, clock, monkeypatch) -> tuple[User, Delivery]:
     """Level 1 (ann) times out at T and level 2 pages ben. Someone presses a button at T-200 ms (the request reads
     its time then) while the level-2 timer's worker holds the incident: the timer writes ben's page at T, and no

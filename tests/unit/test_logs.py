@@ -35,6 +35,21 @@ def captured():
 TEXT = logging.Formatter("%(levelname)s %(message)s%(context)s")
 
 
+def test_an_id_bound_inside_a_block_is_carried_for_the_rest_of_it(captured):
+    stream = captured(TEXT)
+    log = logging.getLogger("oncall.test")
+    with log_context(timer_id=3) as bind:
+        log.info("locking")
+        bind(incident_id=7, delivery_id=None)
+        log.info("locked")
+    log.info("outside")
+    assert stream.getvalue().splitlines() == [
+        "INFO locking timer_id=3",
+        "INFO locked incident_id=7 timer_id=3",
+        "INFO outside",
+    ]
+
+
 def test_text_lines_carry_the_bound_ids_and_lose_them_outside_the_block(captured):
     stream = captured(TEXT)
     log = logging.getLogger("oncall.test")

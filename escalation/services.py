@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Prefetch, Q, prefetch_related_objects
+from django.db.models import CharField, Count, Max, Q, Value
 from django.utils.translation import gettext as _
 
 from channels_app.models import Delivery
@@ -27,7 +27,7 @@ from channels_app.services import (
 )
 from escalation import engine
 from escalation.bots import level_bots_post
-from escalation.models import EscalationRule, EscalationState, LevelSchedule, Timer
+from escalation.models import EscalationLevel, EscalationRule, EscalationState, LevelSchedule, Timer
 from escalation.recovery import recovered_during_run, recovery_hold
 from escalation.schedules import schedule_targets_on_call
 from oncall.lib import claims, clock, queue
@@ -56,21 +56,18 @@ logger = logging.getLogger(__name__)
 def rule_snapshot(rule: EscalationRule) -> engine.Snapshot:
     """Freeze a rule and its levels into plain data."""
     levels = []
-    targets = Prefetch("schedule_targets", queryset=LevelSchedule.objects.select_related("schedule").order_by("id"))
     if "levels" in getattr(rule, "_prefetched_objects_cache", {}):
         rule_levels = sorted(rule.levels.all(), key=lambda level: (level.position, level.pk))  # read with the rule
     else:
         rule_levels = list(rule.levels.order_by("position", "id"))
-    prefetch_related_objects(rule_levels, "people", "teams", "bots", targets)
+    targets = _level_targets([level.pk for level in rule_levels])
     for level in rule_levels:
+        named = targets.get(level.pk, _LevelTargets())
         levels.append(
             engine.LevelPlan(
-                people=tuple(sorted(person.pk for person in level.people.all())),
-                teams=tuple(sorted(team.pk for team in level.teams.all())),
-                schedules=tuple(
-                    engine.ScheduleTarget(target.schedule_id, target.role or None, target.schedule.name)
-                    for target in level.schedule_targets.all()
-                ),
+                people=tuple(sorted(named.people)),
+                teams=tuple(sorted(named.teams)),
+                schedules=tuple(target for _, target in sorted(named.schedules)),
                 emails=tuple(level.emails),
                 follow_preferences=level.follow_preferences,
                 methods={
@@ -82,7 +79,7 @@ def rule_snapshot(rule: EscalationRule) -> engine.Snapshot:
                 force_escalate=level.force_escalate,
                 repeat_times=level.repeat_times,
                 repeat_every=timedelta(minutes=level.repeat_every_minutes),
-                bots=tuple(sorted(bot.pk for bot in level.bots.all())),
+                bots=tuple(sorted(named.bots)),
             )
         )
     return engine.Snapshot(
@@ -92,6 +89,51 @@ def rule_snapshot(rule: EscalationRule) -> engine.Snapshot:
         delay=timedelta(seconds=rule.delay_seconds),
         template_set_id=rule.template_set_id,
     )
+
+
+@dataclass
+class _LevelTargets:
+    """The ids a level names (its schedule targets with the LevelSchedule id, for their order)."""
+
+    people: list[int] = field(default_factory=list)
+    teams: list[int] = field(default_factory=list)
+    bots: list[int] = field(default_factory=list)
+    schedules: list[tuple[int, engine.ScheduleTarget]] = field(default_factory=list)
+
+
+def _level_targets(level_ids: list[int]) -> dict[int, _LevelTargets]:
+    """Whom and what each level names, read in one statement: the ids of its people, teams and bots (the rows of
+    its many-to-many tables; no model instances) and its schedule targets with their schedule's name."""
+    if not level_ids:
+        return {}
+    text = CharField()
+
+    def named(through, column: str, kind: str):
+        return through.objects.filter(escalationlevel_id__in=level_ids).values_list(
+            "escalationlevel_id",
+            Value(kind, output_field=text),
+            column,
+            Value("", output_field=text),
+            Value("", output_field=text),
+            "id",
+        )
+
+    rows = named(EscalationLevel.people.through, "user_id", "people").union(
+        named(EscalationLevel.teams.through, "team_id", "teams"),
+        named(EscalationLevel.bots.through, "bot_id", "bots"),
+        LevelSchedule.objects.filter(level_id__in=level_ids)
+        .order_by()
+        .values_list("level_id", Value("schedules", output_field=text), "schedule_id", "role", "schedule__name", "id"),
+        all=True,
+    )
+    targets: dict[int, _LevelTargets] = {}
+    for level_id, kind, target_id, role, name, row_id in rows:
+        found = targets.setdefault(level_id, _LevelTargets())
+        if kind == "schedules":
+            found.schedules.append((row_id, engine.ScheduleTarget(target_id, role or None, name)))
+        else:
+            getattr(found, kind).append(target_id)
+    return targets
 
 
 def incident_subject(incident: Incident, *, integration: bool = True) -> Subject:
@@ -180,10 +222,11 @@ def escalation_start(*, incident: Incident, now: datetime, at: datetime | None =
     state = locked_state(incident)
     if state is not None and (state.run > 0 or state.status == Status.DIRECT):
         return state  # already started, or in people's hands
+    # Only how many levels each rule has matters to the choice: the chosen rule's are read when it is frozen.
     rules = list(
         EscalationRule.objects.filter(channel_id=incident.channel_id)
+        .annotate(level_count=Count("levels"))
         .order_by("priority", "id")
-        .prefetch_related("levels")
     )
     candidates = []
     for rule in rules:
@@ -198,7 +241,7 @@ def escalation_start(*, incident: Incident, now: datetime, at: datetime | None =
                 name=rule.name,
                 priority=rule.priority,
                 enabled=rule.enabled,
-                level_count=len(rule.levels.all()),
+                level_count=rule.level_count,
                 windows=windows,
                 filters=filters,
             )

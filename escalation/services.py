@@ -637,15 +637,15 @@ class LevelReach:
 
 def level_reach(*, incident: Incident, plan: engine.LevelPlan, now: datetime) -> LevelReach:
     team_members: dict[int, list[int]] = {}
-    for team_id, person_id in Team.members.through.objects.filter(team_id__in=plan.teams).values_list(
-        "team_id", "user_id"
-    ):
-        team_members.setdefault(team_id, []).append(person_id)
+    if plan.teams:  # a level naming no team (people, schedules, only bots) builds no query for their members
+        members = Team.members.through.objects.filter(team_id__in=plan.teams).values_list("team_id", "user_id")
+        for team_id, person_id in members:
+            team_members.setdefault(team_id, []).append(person_id)
     # Schedules answer for this moment: whoever is on call when the level runs (or repeats) is notified.
     schedule_answers = schedule_targets_on_call(targets=plan.schedules, now=now)
     on_call = {answer.target.key: answer.people for answer in schedule_answers}
     person_ids = engine.level_people(plan, team_members, on_call)
-    users = {user.pk: user for user in User.objects.filter(pk__in=person_ids)}
+    users = {user.pk: user for user in User.objects.filter(pk__in=person_ids)} if person_ids else {}
     people = {pk: engine.Person(pk, user.display_name, user.is_active) for pk, user in users.items()}
     if plan.follow_preferences:
         methods = {pk: tuple(person_methods(person=user, severity=incident.severity)) for pk, user in users.items()}
@@ -687,6 +687,8 @@ class LevelTurn:
 def level_page(turn: LevelTurn, notify) -> None:
     """Write the level's deliveries to the people in `notify` (handed to the worker on commit); they become
     responders."""
+    if not notify:  # a level that only posts to bots, or reaches nobody: nothing to write, nobody to add
+        return
     deliveries_create(
         incident=turn.incident,
         run=turn.run,
@@ -753,21 +755,24 @@ def _run_level(
     else:
         message = _("Level %(level)d notified %%(who)s.") % {"level": level + 1}
     detail = {"rule_id": snapshot.rule_id, "level": level, "round": round}
-    record_notifications(
-        incident=incident,
-        notify=notify,
-        skips=skips,
-        names=reach.people,
-        now=now,
-        message=message,
-        detail={
-            **detail,
-            "schedules": [
-                {"schedule_id": a.target.schedule_id, "role": a.target.role, "on_call": list(a.people)}
-                for a in schedule_answers
-            ],
-        },
-    )
+    # A level that names nobody to page (no people, teams, schedules or addresses) and only posts to bots says so
+    # by its bots' lines alone; one that names someone says whom it reached, or that it reached nobody.
+    if plan.people or plan.teams or plan.schedules or plan.emails or not plan.bots:
+        record_notifications(
+            incident=incident,
+            notify=notify,
+            skips=skips,
+            names=reach.people,
+            now=now,
+            message=message,
+            detail={
+                **detail,
+                "schedules": [
+                    {"schedule_id": a.target.schedule_id, "role": a.target.role, "on_call": list(a.people)}
+                    for a in schedule_answers
+                ],
+            },
+        )
     _record_empty_schedules(incident=incident, answers=schedule_answers, now=now, detail=detail)
     # Nobody to notify directly does not end the level: its timer runs on, and its bots still post (about the
     # level's people, whom they mention and remind should the bot fail).

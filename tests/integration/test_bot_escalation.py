@@ -192,7 +192,9 @@ def test_a_level_with_nobody_to_page_still_posts_to_its_bots(client, clock, fake
     fire(client, key)
     (request,) = fakes.received("/dingtalk")
     assert request.json["at"]["atMobiles"] == []
-    assert "Level 1 notified nobody." in timeline()
+    assert "Posted to DingTalk bot Ops DingTalk." in timeline()
+    # The level names nobody to page: its bot's line says what it did, without a "notified nobody" beside it.
+    assert not [message for message in timeline() if "notified nobody" in message]
 
 
 def test_escalation_posts_to_the_next_levels_bots_and_tells_the_first_levels_bots_once(

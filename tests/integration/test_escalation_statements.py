@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # The dispatch (lock the incident, read its events, choose and freeze the rule, schedule level 1) and the level
 # (lock the incident, its escalation state and the timer, post to the bot, schedule the end), each in its own
 # transaction, BEGIN and COMMIT included; as many on SQLite as on PostgreSQL.
-STATEMENTS = 26
+STATEMENTS = 25
 
 
 @pytest.fixture

@@ -22,12 +22,13 @@ def incident_detail_url(incident_id: int) -> str:
     return settings.PUBLIC_URL + reverse("web:incident-detail", args=[incident_id])
 
 
-def responder_im_ids(person_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+def responder_im_ids(people: Sequence[User]) -> dict[int, dict[str, str]]:
     """Each person's user id on each IM platform ({"feishu": "ou_…", "slack": "U…"}), from the user mapping
-    tables (matched by email, case-insensitively). With several tables for one platform, the oldest table wins."""
-    emails = {
-        pk: email.lower() for pk, email in User.objects.filter(pk__in=person_ids).values_list("pk", "email") if email
-    }
+    tables (matched by email, case-insensitively). With several tables for one platform, the oldest table wins.
+
+    `people` are loaded already (the message's responders and the people it is about): their emails are taken
+    from them rather than read again."""
+    emails = {person.pk: person.email.lower() for person in people if person.email}
     if not emails:
         return {}
     by_email: dict[str, dict[str, str]] = {}
@@ -95,7 +96,7 @@ def message_context(
     responder_rows = list(
         Responder.objects.filter(incident=incident).select_related("person").order_by("assigned_at", "id")
     )
-    im_ids = responder_im_ids([row.person_id for row in responder_rows] + [person.pk for person in people])
+    im_ids = responder_im_ids([row.person for row in responder_rows] + list(people))
     responders = [
         {
             **person_card(row.person, im_ids.get(row.person_id)),

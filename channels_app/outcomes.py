@@ -263,7 +263,8 @@ def delivery_record_outcome(
         if updated:
             if result.gone_devices:  # devices_remove is atomic: a savepoint and its release for nothing otherwise
                 devices_remove(device_ids=result.gone_devices)
-            devices_pushed(device_ids=result.pushed_devices, now=now)
+            if result.pushed_devices:  # only app pushes name any: no update to build for nothing otherwise
+                devices_pushed(device_ids=result.pushed_devices, now=now)
     if updated and not any(hasattr(value, "resolve_expression") for value in fields.values()):
         # What was written is what the row now holds (it was locked): no need to read it back.
         for name, value in fields.items():

@@ -243,6 +243,8 @@ def _timeline(delivery: Delivery, bot: Bot, message: str, why: str, now: datetim
 
 def _people(delivery: Delivery) -> list[User]:
     ids = list(delivery.state.get("people", []))
+    if not ids:
+        return []  # a level that pages nobody directly: no query to build for nothing
     users = {user.pk: user for user in User.objects.filter(pk__in=ids)}
     return [users[pk] for pk in ids if pk in users]
 

@@ -121,6 +121,12 @@ class LevelPlan:
     repeat_every: timedelta = timedelta(minutes=10)
     bots: tuple[int, ...] = ()  # bot ids, each posting by its own filters
 
+    @property
+    def pages_only_bots(self) -> bool:
+        """Whether the level names nobody to page (no people, teams, schedules or addresses) and only posts to bots:
+        its timeline then tells what its bots did, and no "notified nobody" line stands beside that."""
+        return bool(self.bots) and not (self.people or self.teams or self.schedules or self.emails)
+
     def to_json(self) -> dict:
         return {
             "people": list(self.people),

@@ -755,9 +755,9 @@ def _run_level(
     else:
         message = _("Level %(level)d notified %%(who)s.") % {"level": level + 1}
     detail = {"rule_id": snapshot.rule_id, "level": level, "round": round}
-    # A level that names nobody to page (no people, teams, schedules or addresses) and only posts to bots says so
-    # by its bots' lines alone; one that names someone says whom it reached, or that it reached nobody.
-    if plan.people or plan.teams or plan.schedules or plan.emails or not plan.bots:
+    # A level that names someone says whom it reached, or that it reached nobody; one that only posts to bots says
+    # what it did by its bots' lines alone.
+    if not plan.pages_only_bots:
         record_notifications(
             incident=incident,
             notify=notify,

@@ -82,17 +82,18 @@ def _level_notify_for_severity(
         "round": round,
         "severity_raised": {"from": previous, "to": incident.severity},
     }
-    record_notifications(
-        incident=incident,
-        notify=notify,
-        skips=skips,
-        names=reach.people,
-        now=now,
-        message=_("Level %(level)d notified again because the severity rose to %(severity)s: %%(who)s.")
-        % {"level": level + 1, "severity": incident.severity},
-        nobody=_("nobody it had not notified that way already"),
-        detail=detail,
-    )
+    if not plan.pages_only_bots:  # a level that only posts to bots says what it did by its bots' lines alone
+        record_notifications(
+            incident=incident,
+            notify=notify,
+            skips=skips,
+            names=reach.people,
+            now=now,
+            message=_("Level %(level)d notified again because the severity rose to %(severity)s: %%(who)s.")
+            % {"level": level + 1, "severity": incident.severity},
+            nobody=_("nobody it had not notified that way already"),
+            detail=detail,
+        )
     bot_ids = _bots_taking_the_new_severity(incident=incident, bot_ids=plan.bots, previous=previous, event=event)
     if bot_ids:
         level_post(turn, bot_ids=bot_ids, reach=reach, detail=detail)

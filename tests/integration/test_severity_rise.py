@@ -307,6 +307,27 @@ def test_only_a_bot_that_left_out_the_old_severity_posts_on_a_rise_and_only_once
     assert pages(twilio, mailoutbox) == [(ANN_PHONE, "sms"), ("ann@example.com", "email")]
 
 
+def test_a_level_that_only_posts_to_bots_says_on_a_rise_only_what_its_bots_did(client, clock, twilio):
+    """As when it first ran: a level naming nobody to page has no "notified nobody" line beside its bots' lines."""
+    twilio.dingtalk_tokens["CRIT"] = "SECcrit"
+    critical = make_bot(
+        "dingtalk",
+        twilio.url("/dingtalk/robot/send?access_token=CRIT"),
+        name="Critical room",
+        secret="SECcrit",
+        severities=["Critical"],
+    )
+    channel = make_channel(group_keys=["service"])
+    rule_with_levels(channel, {"bots": [critical]})
+    _, key = make_integration(channel=channel)
+    push(client, key, event("a", "Warning", service="api"))
+    push(client, key, event("b", "Critical", service="api"))
+
+    assert len(posts(twilio, "CRIT")) == 1
+    assert "Posted to DingTalk bot Critical room." in timeline()
+    assert [line for line in timeline() if "nobody" in line] == []
+
+
 def critical_when_level_two_is_due(client, clock, patch, ann, ben) -> None:
     """Level 1 emails ann for Warning (texts for Critical), level 2 after 5 minutes does the same for ben: a Warning
     alert, then at level 2's time the alert turns Critical, its rise not dispatched yet (`patch` holds dispatch

@@ -20,7 +20,8 @@ from bench.common import Row, django_env, percentile
 from bench.procs import Platform, task_stats
 from channels_app.models import Delivery
 from escalation.models import EscalationLevel, EscalationRule, EscalationState, Timer
-from escalation.services import rule_snapshot, timer_fire
+from escalation.services import timer_fire
+from escalation.snapshots import rule_snapshot
 from oncall.models import Channel, Incident, User
 
 

@@ -18,7 +18,7 @@ from channels_app.base import BotMessage, BotTarget, Mention, Outcome
 from channels_app.providers import chatbot, dingtalk, feishu, slack, teams, telegram, webhook, wecom, zoom
 from channels_app.templating import Unit, render_slot, sample_context
 from oncall.lib.http import HttpResponse
-from tests.fakes.provider_server import dingtalk_sign, feishu_sign
+from tests.fakes.provider_rules import dingtalk_sign, feishu_sign
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "bots"
 NOW = datetime(2026, 3, 2, 9, 12, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import requests
 
-from tests.fakes.provider_server import dingtalk_sign, feishu_sign
+from tests.fakes.provider_rules import dingtalk_sign, feishu_sign
 
 
 def test_signature_helpers_match_the_reference_vectors():

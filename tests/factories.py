@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+from django.db import connection
 from django.test import TestCase
 
 from channels_app.models import Bot, MappingEntry, MappingTable
@@ -95,6 +97,12 @@ def make_mapping_table(platform: str, entries: dict[str, str], *, name: str | No
     table = MappingTable.objects.create(name=name or f"{platform} table {next(_seq)}", platform=platform)
     MappingEntry.objects.bulk_create([MappingEntry(table=table, email=e, im_id=i) for e, i in entries.items()])
     return table
+
+
+# make_unreadable_schedule's row can be stored on PostgreSQL only: SQLite refuses a time past year 9999 in UTC.
+needs_postgresql_past_9999 = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="only PostgreSQL stores a time past year 9999 in UTC (SQLite cannot)"
+)
 
 
 def make_unreadable_schedule(name: str, *, person: User, **fields) -> Schedule:

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.apps import apps as django_apps
 from django.contrib import admin
-from django.db import connection
 from django.urls import reverse
 
 from escalation.feeds import calendar_feed_create
@@ -26,7 +25,7 @@ from escalation.models import (
     ShiftReminder,
 )
 from escalation.ticker import tick
-from tests.factories import make_channel, make_rule, make_schedule, make_team, make_user
+from tests.factories import make_channel, make_rule, make_schedule, make_team, make_user, needs_postgresql_past_9999
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -272,9 +271,6 @@ def test_the_schedule_pages_leave_out_a_deactivated_person(staff_client, payment
 
 
 OUT_OF_RANGE = "Choose a time between the years 1970 and 9998 (in UTC)."
-needs_postgresql = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="only PostgreSQL stores a time past year 9999 in UTC (SQLite cannot)"
-)
 
 
 @pytest.mark.parametrize(
@@ -347,7 +343,7 @@ def _override_past_9999(schedule, person) -> Override:
     )
 
 
-@needs_postgresql
+@needs_postgresql_past_9999
 def test_a_schedule_that_cannot_be_read_leaves_the_schedule_list_up_and_says_so(staff_client, payments, people):
     broken = make_schedule("Checkout", time_zone="America/New_York")
     _override_past_9999(broken, people["ann"])
@@ -356,7 +352,7 @@ def test_a_schedule_that_cannot_be_read_leaves_the_schedule_list_up_and_says_so(
     assert '<td class="field-on_call">Ben (Primary); Cy (Backup)</td>' in listing  # the other schedules still answer
 
 
-@needs_postgresql
+@needs_postgresql_past_9999
 def test_schedule_times_saved_past_year_9999_in_utc_are_brought_back_into_range_by_the_upgrade(
     staff_client, payments, people
 ):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
 
 from channels_app.models import Delivery
 from escalation.models import EscalationLevel, EscalationRule, LevelSchedule, Override, Schedule
@@ -20,6 +19,7 @@ from tests.factories import (
     make_schedule,
     make_unreadable_schedule,
     make_user,
+    needs_postgresql_past_9999,
     push,
 )
 
@@ -173,9 +173,7 @@ def test_a_broken_schedule_does_not_stop_the_page_to_the_levels_other_targets(
     )
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="only PostgreSQL stores a time past year 9999 in UTC (SQLite cannot)"
-)
+@needs_postgresql_past_9999
 def test_a_schedule_that_cannot_be_read_does_not_stop_the_page_to_the_levels_other_targets(
     client, clock, people, rotation, mailoutbox
 ):

@@ -14,7 +14,13 @@ from escalation import reminders
 from escalation.models import Override, Schedule, ShiftReminder
 from escalation.ticker import tick
 from oncall.lib import clock as clock_module
-from tests.factories import make_follow_the_sun_schedule, make_schedule, make_unreadable_schedule, make_user
+from tests.factories import (
+    make_follow_the_sun_schedule,
+    make_schedule,
+    make_unreadable_schedule,
+    make_user,
+    needs_postgresql_past_9999,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -259,9 +265,7 @@ def test_no_shift_reminder_for_the_repeated_half_hour_of_the_autumn_night(clock,
     ]
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="only PostgreSQL stores a time past year 9999 in UTC (SQLite cannot)"
-)
+@needs_postgresql_past_9999
 def test_a_schedule_that_cannot_be_read_does_not_stop_the_other_schedules_reminders(clock, people, daily, mailoutbox):
     make_unreadable_schedule("Checkout", person=people["ed"], reminder_minutes=30)
     for minutes in (31, 30, 1):

@@ -272,20 +272,25 @@ def test_a_level_that_follows_preferences_reaches_people_their_way_for_the_new_s
     assert sorted(pages(twilio, mailoutbox)) == [(ANN_PHONE, "voice"), (BEN_PHONE, "sms"), ("ann@example.com", "email")]
 
 
-def test_only_a_bot_that_left_out_the_old_severity_posts_on_a_rise_and_only_once(
-    client, clock, twilio, ann, mailoutbox
-):
-    """A bot that posted the Warning trigger already has the incident; a Critical-only bot hears of it now."""
-    twilio.dingtalk_tokens["ALL"] = "SECall"
+def critical_room(twilio):
+    """A DingTalk bot that takes Critical incidents only."""
     twilio.dingtalk_tokens["CRIT"] = "SECcrit"
-    everything = make_bot("dingtalk", twilio.url("/dingtalk/robot/send?access_token=ALL"), secret="SECall")
-    critical = make_bot(
+    return make_bot(
         "dingtalk",
         twilio.url("/dingtalk/robot/send?access_token=CRIT"),
         name="Critical room",
         secret="SECcrit",
         severities=["Critical"],
     )
+
+
+def test_only_a_bot_that_left_out_the_old_severity_posts_on_a_rise_and_only_once(
+    client, clock, twilio, ann, mailoutbox
+):
+    """A bot that posted the Warning trigger already has the incident; a Critical-only bot hears of it now."""
+    twilio.dingtalk_tokens["ALL"] = "SECall"
+    everything = make_bot("dingtalk", twilio.url("/dingtalk/robot/send?access_token=ALL"), secret="SECall")
+    critical = critical_room(twilio)
     channel = make_channel(group_keys=["service"])
     rule_with_levels(
         channel, {"people": [ann], "warning": ["email"], "critical": ["sms"], "bots": [everything, critical]}
@@ -309,14 +314,7 @@ def test_only_a_bot_that_left_out_the_old_severity_posts_on_a_rise_and_only_once
 
 def test_a_level_that_only_posts_to_bots_says_on_a_rise_only_what_its_bots_did(client, clock, twilio):
     """As when it first ran: a level naming nobody to page has no "notified nobody" line beside its bots' lines."""
-    twilio.dingtalk_tokens["CRIT"] = "SECcrit"
-    critical = make_bot(
-        "dingtalk",
-        twilio.url("/dingtalk/robot/send?access_token=CRIT"),
-        name="Critical room",
-        secret="SECcrit",
-        severities=["Critical"],
-    )
+    critical = critical_room(twilio)
     channel = make_channel(group_keys=["service"])
     rule_with_levels(channel, {"bots": [critical]})
     _, key = make_integration(channel=channel)
